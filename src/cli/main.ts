@@ -1,0 +1,3 @@
+#!/usr/bin/env node
+// TODO: placeholder until the CLI lands.
+process.exitCode = 2;

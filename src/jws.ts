@@ -1,0 +1,123 @@
+/**
+ * Compact JWS assembly for ES256 (RFC 7515 §7.1, RFC 7518 §3.4), with the package's single
+ * verify-after-sign step: no token leaves `signJwt` until its signature has been checked
+ * against the signer's public key.
+ */
+import { verify, type KeyObject } from 'node:crypto';
+import { base64urlEncode } from './base64url.js';
+import { KeyError, SignatureError } from './errors.js';
+import { isTrustedLocalSigner } from './internal.js';
+import { emitEvent, type RuntimeOptions, type Signer } from './signer.js';
+
+/** A JOSE header for ES256. Extra fields such as `kid`, `typ` or `id` are emitted as given. */
+export interface JwsHeader {
+  alg: 'ES256';
+  [field: string]: unknown;
+}
+
+/** The header and claims of a token to sign. */
+export interface JwtParts {
+  header: JwsHeader;
+  payload: Record<string, unknown>;
+}
+
+const signatureLength = 64;
+
+/**
+ * Signs a JWT as a compact JWS and verifies the signature before returning it. When the first
+ * check fails, the public key is fetched once more with `refresh: true` and checked again.
+ *
+ * @example
+ * const token = await signJwt(signer, {
+ *   header: { alg: 'ES256', kid: 'ABC123DEFG' },
+ *   payload: { iss: 'DEF123GHIJ', iat: 1700000000 },
+ * });
+ */
+export async function signJwt(
+  signer: Signer,
+  parts: JwtParts,
+  options: RuntimeOptions = {},
+): Promise<string> {
+  assertParts(parts);
+  options.signal?.throwIfAborted();
+
+  const signingInput = `${base64urlEncode(JSON.stringify(parts.header))}.${base64urlEncode(JSON.stringify(parts.payload))}`;
+  const inputBytes = Buffer.from(signingInput, 'ascii');
+  const signature = await signer.sign(inputBytes, { signal: options.signal });
+  assertSignatureShape(signature, signer);
+
+  if (!isTrustedLocalSigner(signer)) await verifyAfterSign(signer, inputBytes, signature, options);
+  return `${signingInput}.${base64urlEncode(signature)}`;
+}
+
+function assertParts(parts: JwtParts): void {
+  if (typeof parts !== 'object' || parts === null) {
+    throw new TypeError('signJwt expects { header, payload }.');
+  }
+  if (typeof parts.payload !== 'object' || parts.payload === null || Array.isArray(parts.payload)) {
+    throw new TypeError('signJwt expects payload to be a plain object of claims.');
+  }
+  if (parts.header?.alg !== 'ES256') {
+    throw new TypeError(
+      `signJwt signs ES256 only, but header.alg is ${JSON.stringify(parts.header?.alg)}.`,
+    );
+  }
+}
+
+function assertSignatureShape(signature: unknown, signer: Signer): asserts signature is Uint8Array {
+  if (!(signature instanceof Uint8Array) || signature.length !== signatureLength) {
+    const size = signature instanceof Uint8Array ? `${signature.length} bytes` : typeof signature;
+    throw new SignatureError(
+      'ERR_SIGNATURE_LENGTH',
+      `Signer ${signer.keyId} returned a signature of ${size}, but ES256 needs exactly 64 bytes ` +
+        '(r || s, RFC 7518 §3.4). A DER signature must go through derToJose first.',
+      { details: { keyId: signer.keyId } },
+    );
+  }
+}
+
+async function verifyAfterSign(
+  signer: Signer,
+  signingInput: Buffer,
+  signature: Uint8Array,
+  options: RuntimeOptions,
+): Promise<void> {
+  const publicKey = await signer.getPublicKey({ signal: options.signal });
+  if (isValidSignature(publicKey, signingInput, signature, signer)) return;
+
+  emitEvent(options, { type: 'refresh', reason: 'verify-failed', keyId: signer.keyId });
+  const refreshed = await signer.getPublicKey({ refresh: true, signal: options.signal });
+  if (isValidSignature(refreshed, signingInput, signature, signer)) return;
+
+  throw new SignatureError(
+    'ERR_SIGNATURE_VERIFY_FAILED',
+    `The signature from ${signer.keyId} does not verify against its public key, even after ` +
+      'fetching the key again. Likely causes: the reference names a different key than the one ' +
+      'that signed, the backend hashed an already hashed input (send the digest with a ' +
+      'digest-type flag), or the DER-to-JOSE conversion is wrong. No token was returned.',
+    { details: { keyId: signer.keyId } },
+  );
+}
+
+/** Checks an ES256 signature with node:crypto, after asserting that the key is P-256. */
+export function isValidSignature(
+  publicKey: KeyObject,
+  signingInput: Uint8Array,
+  signature: Uint8Array,
+  signer?: Signer,
+): boolean {
+  assertP256PublicKey(publicKey, signer?.keyId ?? 'the signer');
+  return verify('sha256', signingInput, { key: publicKey, dsaEncoding: 'ieee-p1363' }, signature);
+}
+
+function assertP256PublicKey(publicKey: KeyObject, keyId: string): void {
+  const curve = publicKey?.asymmetricKeyDetails?.namedCurve;
+  if (publicKey?.asymmetricKeyType === 'ec' && curve === 'prime256v1') return;
+  const found =
+    publicKey?.asymmetricKeyType === 'ec' ? `EC ${curve}` : String(publicKey?.asymmetricKeyType);
+  throw new KeyError(
+    'ERR_KEY_NOT_P256',
+    `The public key of ${keyId} is ${found}, but ES256 needs a P-256 (prime256v1) key.`,
+    { details: { keyId, found } },
+  );
+}

@@ -1,0 +1,2 @@
+// TODO: placeholder until the Redis token store lands.
+export {};
