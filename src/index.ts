@@ -36,3 +36,4 @@ export {
   type ImportResult,
   type ReferenceAttributes,
 } from './key-uri.js';
+export type { RefreshPolicy, BeforeExpiryPolicy, ByAgePolicy } from './token-policy.js';
