@@ -37,3 +37,4 @@ export {
   type ReferenceAttributes,
 } from './key-uri.js';
 export type { RefreshPolicy, BeforeExpiryPolicy, ByAgePolicy } from './token-policy.js';
+export { publicKeyToJwk, jwkThumbprint, type P256PublicJwk } from './jwk.js';
