@@ -1,0 +1,229 @@
+/**
+ * A one-token cache file for cron jobs and shell scripts, such as `kms-jwt client-secret --cache
+ * FILE`. It reuses the cached token until the refresh policy makes it due, and mints otherwise.
+ *
+ * The file contains a secret, so it is handled like one:
+ * - It is written with mode 0600 to a temporary file in the same folder, then renamed over the
+ *   old one (rename(2) is atomic within a file system), so a reader never sees half a file.
+ * - It is opened with O_NOFOLLOW and checked on the open descriptor: a symbolic link, a file that
+ *   is not a regular file, a file owned by another user, or a file with any group or other
+ *   permission bit is rejected with `ERR_CACHE_FILE_UNSAFE`. The cache does not repair the mode,
+ *   because a token that others could read may already have leaked.
+ */
+import { randomBytes } from 'node:crypto';
+import { constants, promises as fs, type Stats } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { KmsJwtError } from '../errors.js';
+import type { SignerEvent } from '../signer.js';
+import { assertRefreshPolicy, computeRefreshWindow, type RefreshPolicy } from '../token-policy.js';
+import { assertMintedToken, pickMintedToken, type MintedToken } from '../token-record.js';
+
+/** Options for {@link getOrMintWithFileCache}. */
+export interface FileCacheOptions {
+  /** The cache file. Its folder must exist. */
+  path: string;
+  /** Names the token, for example `client-secret:TEAM:KEY:CLIENT`. A different key re-mints. */
+  cacheKey: string;
+  /** When a cached token is due for a new one. */
+  policy: RefreshPolicy;
+  /** Clock in milliseconds since the epoch. Defaults to `Date.now`. */
+  now?: () => number;
+  /** Mints a new token. */
+  mint: () => Promise<MintedToken>;
+  /** Receives `cache-corrupt` and `failure` events. They never carry the token. */
+  onEvent?: (event: SignerEvent) => void;
+}
+
+/** The token returned by {@link getOrMintWithFileCache}. */
+export interface FileCacheResult extends MintedToken {
+  /** True when the token came from the file rather than from `mint`. */
+  reused: boolean;
+}
+
+const fileFormatVersion = 1;
+const unsafeModeBits = 0o077;
+// As in the provider, a cached iat this far ahead of the clock means one of the clocks is wrong.
+const maxFutureIatSeconds = 300;
+
+/**
+ * Returns the cached token from `path` while the policy does not make it due, and otherwise
+ * mints a new one and writes it to `path` atomically with mode 0600. When a due token is still
+ * usable and the mint fails, the cached token is returned and a `failure` event is reported.
+ *
+ * @example
+ * const { token, reused } = await getOrMintWithFileCache({
+ *   path: '/var/lib/app/apple-secret.json',
+ *   cacheKey: 'client-secret:DEF123GHIJ:ABC123DEFG:com.example.web',
+ *   policy: { type: 'before-expiry', refreshAtFraction: 0.5, minRemainingSeconds: 7 * 86400 },
+ *   mint: async () => {
+ *     const secret = await createAppleClientSecret({ signer, teamId, clientId, keyId });
+ *     return { token: secret.token, iat: secret.claims.iat, exp: secret.claims.exp };
+ *   },
+ * });
+ */
+export async function getOrMintWithFileCache(options: FileCacheOptions): Promise<FileCacheResult> {
+  assertOptions(options);
+  const now = options.now ?? Date.now;
+
+  const cached = await readCacheFile(options);
+  const nowSeconds = Math.floor(now() / 1000);
+  const state = cached === undefined ? 'missing' : classify(cached, options.policy, nowSeconds);
+  if (state === 'fresh') return { ...cached!, reused: true };
+
+  try {
+    const minted = await mintChecked(options.mint);
+    await writeCacheFile(options.path, options.cacheKey, minted);
+    return { ...minted, reused: false };
+  } catch (error) {
+    if (state !== 'due-usable') throw error;
+    emit(options, { type: 'failure', operation: 'mint', code: codeOf(error), servedCached: true });
+    return { ...cached!, reused: true };
+  }
+}
+
+type CacheState = 'missing' | 'fresh' | 'due-usable' | 'unusable';
+
+function classify(cached: MintedToken, policy: RefreshPolicy, nowSeconds: number): CacheState {
+  if (cached.iat > nowSeconds + maxFutureIatSeconds) return 'unusable';
+
+  const window = computeRefreshWindow(policy, cached);
+  if (nowSeconds >= window.usableUntil) return 'unusable';
+  return nowSeconds >= window.refreshAt ? 'due-usable' : 'fresh';
+}
+
+async function mintChecked(mint: () => Promise<MintedToken>): Promise<MintedToken> {
+  const result = await mint();
+  assertMintedToken(result, 'the mint function');
+  return pickMintedToken(result);
+}
+
+function assertOptions(options: FileCacheOptions): void {
+  if (typeof options !== 'object' || options === null) {
+    throw new TypeError('getOrMintWithFileCache expects an options object.');
+  }
+  if (typeof options.path !== 'string' || options.path === '') {
+    throw new TypeError('getOrMintWithFileCache needs path, the cache file to use.');
+  }
+  if (typeof options.cacheKey !== 'string' || options.cacheKey === '') {
+    throw new TypeError('getOrMintWithFileCache needs cacheKey, a non-empty string.');
+  }
+  if (typeof options.mint !== 'function') {
+    throw new TypeError('getOrMintWithFileCache needs mint, a function returning a token.');
+  }
+  assertRefreshPolicy(options.policy);
+}
+
+/** Reads the cached token, or undefined when the file is missing, corrupt or for another key. */
+async function readCacheFile(options: FileCacheOptions): Promise<MintedToken | undefined> {
+  const text = await readSafely(options.path);
+  if (text === undefined) return undefined;
+
+  const entry = parseEntry(text);
+  if (entry === undefined) {
+    emit(options, { type: 'cache-corrupt', path: options.path });
+    return undefined;
+  }
+  return entry.cacheKey === options.cacheKey ? pickMintedToken(entry) : undefined;
+}
+
+async function readSafely(path: string): Promise<string | undefined> {
+  let handle: fs.FileHandle;
+  try {
+    handle = await fs.open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    if (code === 'ELOOP') throw unsafeFile(path, 'it is a symbolic link');
+    throw new KmsJwtError('ERR_CACHE_FILE_IO', `Cannot read the cache file ${path}: ${code}.`, {
+      cause: error,
+      details: { path },
+    });
+  }
+
+  try {
+    assertSafeStats(path, await handle.stat());
+    return await handle.readFile('utf8');
+  } finally {
+    await handle.close();
+  }
+}
+
+function assertSafeStats(path: string, stats: Stats): void {
+  if (!stats.isFile()) throw unsafeFile(path, 'it is not a regular file');
+
+  const uid = process.getuid?.();
+  if (uid !== undefined && stats.uid !== uid) {
+    throw unsafeFile(path, `it is owned by user ${stats.uid}, not by this process (${uid})`);
+  }
+  if ((stats.mode & unsafeModeBits) !== 0) {
+    const mode = (stats.mode & 0o777).toString(8).padStart(4, '0');
+    throw unsafeFile(path, `its mode is ${mode}, so other users may read the token`);
+  }
+}
+
+function unsafeFile(path: string, reason: string): KmsJwtError {
+  return new KmsJwtError(
+    'ERR_CACHE_FILE_UNSAFE',
+    `The cache file ${path} is not used because ${reason}. Delete it (and consider the token ` +
+      'in it exposed), or point --cache at a regular file of your own with mode 0600.',
+    { details: { path } },
+  );
+}
+
+interface CacheEntry extends MintedToken {
+  cacheKey: string;
+}
+
+function parseEntry(text: string): CacheEntry | undefined {
+  let value: Partial<CacheEntry & { version: number }>;
+  try {
+    value = JSON.parse(text) as typeof value;
+  } catch {
+    return undefined;
+  }
+  if (value?.version !== fileFormatVersion || typeof value.cacheKey !== 'string') return undefined;
+
+  try {
+    assertMintedToken(value, 'the cache file');
+  } catch {
+    return undefined;
+  }
+  return value as CacheEntry;
+}
+
+async function writeCacheFile(path: string, cacheKey: string, token: MintedToken): Promise<void> {
+  const body = JSON.stringify({ version: fileFormatVersion, cacheKey, ...token }) + '\n';
+  const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+
+  try {
+    // 'wx' is O_CREAT | O_EXCL: the name is new, so no existing file or link is reused.
+    const handle = await fs.open(temporary, 'wx', 0o600);
+    try {
+      await handle.writeFile(body, 'utf8');
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await fs.rename(temporary, path);
+  } catch (error) {
+    await fs.rm(temporary, { force: true });
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new KmsJwtError('ERR_CACHE_FILE_IO', `Cannot write the cache file ${path}: ${code}.`, {
+      cause: error,
+      details: { path },
+    });
+  }
+}
+
+function emit(options: FileCacheOptions, event: SignerEvent): void {
+  try {
+    options.onEvent?.(event);
+  } catch {
+    // A faulty callback must not break the cache.
+  }
+}
+
+function codeOf(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}

@@ -1,0 +1,206 @@
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { getOrMintWithFileCache } from '../../src/stores/file-cache.js';
+import type { SignerEvent } from '../../src/signer.js';
+import { apnsPolicy, clientSecretPolicy, makeToken } from '../provider/fixtures.js';
+
+const day = 86_400;
+const start = 1_760_000_000;
+
+let folder: string;
+let path: string;
+
+beforeEach(() => {
+  folder = mkdtempSync(join(tmpdir(), 'kms-jwt-cache-'));
+  path = join(folder, 'secret.json');
+});
+
+afterEach(() => {
+  rmSync(folder, { recursive: true, force: true });
+});
+
+function clock(seconds: number) {
+  return () => seconds * 1000;
+}
+
+function secretMint(iat: number) {
+  return vi.fn(async () => makeToken(iat, iat + 180 * day));
+}
+
+async function run(nowSeconds: number, mint: () => Promise<ReturnType<typeof makeToken>>) {
+  return getOrMintWithFileCache({
+    path,
+    cacheKey: 'client-secret:DEF123GHIJ:ABC123DEFG:com.example.web',
+    policy: clientSecretPolicy,
+    now: clock(nowSeconds),
+    mint,
+  });
+}
+
+describe('getOrMintWithFileCache', () => {
+  it('mints on a cold cache and writes mode 0600', async () => {
+    const mint = secretMint(start);
+    const result = await run(start, mint);
+
+    expect(result.reused).toBe(false);
+    expect(mint).toHaveBeenCalledTimes(1);
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    const stored = JSON.parse(readFileSync(path, 'utf8'));
+    expect(stored.token).toBe(result.token);
+    expect(stored.exp).toBe(start + 180 * day);
+  });
+
+  it('reuses a token that is not yet due', async () => {
+    const first = await run(start, secretMint(start));
+    const mint = secretMint(start + 10 * day);
+    const second = await run(start + 89 * day, mint);
+
+    expect(second.reused).toBe(true);
+    expect(second.token).toBe(first.token);
+    expect(mint).not.toHaveBeenCalled();
+  });
+
+  it('mints again once the policy makes it due', async () => {
+    const first = await run(start, secretMint(start));
+    const mint = secretMint(start + 90 * day);
+    const second = await run(start + 90 * day, mint);
+
+    expect(second.reused).toBe(false);
+    expect(second.token).not.toBe(first.token);
+    expect(JSON.parse(readFileSync(path, 'utf8')).token).toBe(second.token);
+  });
+
+  it('never returns a token past its usable end', async () => {
+    await run(start, secretMint(start));
+    const failing = vi.fn(async () => {
+      throw Object.assign(new Error('KMS down'), { code: 'ERR_BACKEND_DOWN' });
+    });
+
+    // 10 minutes before exp is inside the one-day minimum remaining time.
+    await expect(run(start + 180 * day - 600, failing)).rejects.toMatchObject({
+      code: 'ERR_BACKEND_DOWN',
+    });
+  });
+
+  it('serves a due but usable token when the mint fails', async () => {
+    const first = await run(start, secretMint(start));
+    const events: SignerEvent[] = [];
+    const result = await getOrMintWithFileCache({
+      path,
+      cacheKey: 'client-secret:DEF123GHIJ:ABC123DEFG:com.example.web',
+      policy: clientSecretPolicy,
+      now: clock(start + 100 * day),
+      mint: async () => {
+        throw Object.assign(new Error('throttled'), { code: 'ERR_BACKEND_THROTTLED' });
+      },
+      onEvent: (event) => events.push(event),
+    });
+
+    expect(result.token).toBe(first.token);
+    expect(result.reused).toBe(true);
+    expect(events).toEqual([
+      { type: 'failure', operation: 'mint', code: 'ERR_BACKEND_THROTTLED', servedCached: true },
+    ]);
+  });
+
+  it('re-mints for another cache key', async () => {
+    await run(start, secretMint(start));
+    const mint = secretMint(start + 1);
+    const result = await getOrMintWithFileCache({
+      path,
+      cacheKey: 'client-secret:DEF123GHIJ:ABC123DEFG:com.example.other',
+      policy: clientSecretPolicy,
+      now: clock(start + 1),
+      mint,
+    });
+
+    expect(result.reused).toBe(false);
+    expect(mint).toHaveBeenCalledTimes(1);
+  });
+
+  it('replaces a corrupt file and reports it', async () => {
+    writeFileSync(path, '{"version":1,"cacheKey":"x","token":', { mode: 0o600 });
+    const events: SignerEvent[] = [];
+    const result = await getOrMintWithFileCache({
+      path,
+      cacheKey: 'x',
+      policy: clientSecretPolicy,
+      now: clock(start),
+      mint: secretMint(start),
+      onEvent: (event) => events.push(event),
+    });
+
+    expect(result.reused).toBe(false);
+    expect(events).toEqual([{ type: 'cache-corrupt', path }]);
+    expect(JSON.parse(readFileSync(path, 'utf8')).token).toBe(result.token);
+  });
+
+  it('rejects a file that others may read', async () => {
+    await run(start, secretMint(start));
+    chmodSync(path, 0o644);
+
+    await expect(run(start + 1, secretMint(start + 1))).rejects.toMatchObject({
+      code: 'ERR_CACHE_FILE_UNSAFE',
+      message: expect.stringContaining('0644'),
+    });
+    expect(statSync(path).mode & 0o777).toBe(0o644);
+  });
+
+  it('rejects a symbolic link', async () => {
+    const target = join(folder, 'target.json');
+    writeFileSync(target, '{}', { mode: 0o600 });
+    symlinkSync(target, path);
+
+    await expect(run(start, secretMint(start))).rejects.toMatchObject({
+      code: 'ERR_CACHE_FILE_UNSAFE',
+      message: expect.stringContaining('symbolic link'),
+    });
+    expect(readFileSync(target, 'utf8')).toBe('{}');
+  });
+
+  it('rejects a bad mint result and keeps the old file', async () => {
+    await run(start, secretMint(start));
+    const before = readFileSync(path, 'utf8');
+    const bad = async () => ({ token: 'a.b.c', iat: start * 1000, exp: start * 1000 + 10 });
+
+    await expect(run(start + 179 * day, bad)).rejects.toMatchObject({ code: 'ERR_TOKEN_INVALID' });
+    expect(readFileSync(path, 'utf8')).toBe(before);
+  });
+
+  it('keeps the token out of every message', async () => {
+    await run(start, secretMint(start));
+    const { token } = JSON.parse(readFileSync(path, 'utf8'));
+    chmodSync(path, 0o640);
+
+    const error = (await run(start, secretMint(start)).catch((caught: unknown) => caught)) as Error;
+    expect(error.message).not.toContain(token);
+    expect(JSON.stringify((error as unknown as { details: unknown }).details)).not.toContain(token);
+  });
+
+  it('applies a by-age policy without exp', async () => {
+    const mint = vi.fn(async () => makeToken(start, undefined));
+    const policyRun = (now: number) =>
+      getOrMintWithFileCache({ path, cacheKey: 'apns', policy: apnsPolicy, now: clock(now), mint });
+
+    await policyRun(start);
+    expect((await policyRun(start + 2699)).reused).toBe(true);
+    expect((await policyRun(start + 2700)).reused).toBe(false);
+    expect(mint).toHaveBeenCalledTimes(2);
+  });
+
+  it('survives concurrent writers with one whole file', async () => {
+    let iat = start;
+    const runs = Array.from({ length: 25 }, () =>
+      run(start, async () => makeToken(iat++, iat + day * 180)),
+    );
+    const results = await Promise.all(runs);
+
+    const stored = JSON.parse(readFileSync(path, 'utf8'));
+    expect(results.map((result) => result.token)).toContain(stored.token);
+    expect(readdirSync(folder)).toEqual(['secret.json']);
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+  });
+});
