@@ -43,8 +43,11 @@ export async function signJwt(
 
   const signingInput = `${base64urlEncode(JSON.stringify(parts.header))}.${base64urlEncode(JSON.stringify(parts.payload))}`;
   const inputBytes = Buffer.from(signingInput, 'ascii');
-  const signature = await signer.sign(inputBytes, { signal: options.signal });
-  assertSignatureShape(signature, signer);
+  const returned = await signer.sign(inputBytes, { signal: options.signal });
+  assertSignatureShape(returned, signer);
+  // Copy at once, so that a signer reusing its output buffer cannot change the bytes between the
+  // check below and the encoding: the token carries exactly the signature that verified.
+  const signature = Buffer.from(returned);
 
   if (!isTrustedLocalSigner(signer)) await verifyAfterSign(signer, inputBytes, signature, options);
   return `${signingInput}.${base64urlEncode(signature)}`;
@@ -82,8 +85,12 @@ async function verifyAfterSign(
   signature: Uint8Array,
   options: RuntimeOptions,
 ): Promise<void> {
+  // A cached key of another type or curve is treated like a stale key: it gets the one refresh,
+  // and only the refreshed key must be P-256.
   const publicKey = await signer.getPublicKey({ signal: options.signal });
-  if (isValidSignature(publicKey, signingInput, signature, signer)) return;
+  if (isP256PublicKey(publicKey) && isValidSignature(publicKey, signingInput, signature, signer)) {
+    return;
+  }
 
   emitEvent(options, { type: 'refresh', reason: 'verify-failed', keyId: signer.keyId });
   const refreshed = await signer.getPublicKey({ refresh: true, signal: options.signal });
@@ -99,7 +106,14 @@ async function verifyAfterSign(
   );
 }
 
-/** Checks an ES256 signature with node:crypto, after asserting that the key is P-256. */
+/**
+ * Checks a 64-byte ES256 signature with node:crypto, after asserting that the key is P-256
+ * (`ERR_KEY_NOT_P256` otherwise).
+ *
+ * @example
+ * const [header, payload, signature] = token.split('.');
+ * isValidSignature(publicKey, Buffer.from(`${header}.${payload}`), base64urlDecode(signature)!);
+ */
 export function isValidSignature(
   publicKey: KeyObject,
   signingInput: Uint8Array,
@@ -110,9 +124,16 @@ export function isValidSignature(
   return verify('sha256', signingInput, { key: publicKey, dsaEncoding: 'ieee-p1363' }, signature);
 }
 
+function isP256PublicKey(publicKey: KeyObject): boolean {
+  return (
+    publicKey?.asymmetricKeyType === 'ec' &&
+    publicKey.asymmetricKeyDetails?.namedCurve === 'prime256v1'
+  );
+}
+
 function assertP256PublicKey(publicKey: KeyObject, keyId: string): void {
+  if (isP256PublicKey(publicKey)) return;
   const curve = publicKey?.asymmetricKeyDetails?.namedCurve;
-  if (publicKey?.asymmetricKeyType === 'ec' && curve === 'prime256v1') return;
   const found =
     publicKey?.asymmetricKeyType === 'ec' ? `EC ${curve}` : String(publicKey?.asymmetricKeyType);
   throw new KeyError(
