@@ -27,7 +27,7 @@ export interface AdapterOptions extends RuntimeOptions {
   [option: string]: unknown;
 }
 
-/** What `importKey` receives: the private key from a `.p8` and where to put it. */
+/** The request `importKey` receives: the private key from a `.p8` and where to put it. */
 export interface ImportRequest {
   privateKey: KeyObject;
   target: KeyReference;
@@ -88,8 +88,14 @@ function registry(): Map<string, AdapterLoader> {
  * registerKeyScheme('vault', async () => ({ name: 'vault', createSigner: createVaultSigner }));
  */
 export function registerKeyScheme(scheme: string, loader: AdapterLoader): void {
-  if (!schemePattern.test(scheme) || scheme.length < 2) {
-    throw new TypeError(`Key scheme "${scheme}" must be a letter followed by letters or digits.`);
+  if (typeof scheme !== 'string' || !schemePattern.test(scheme) || scheme.length < 2) {
+    throw new TypeError(
+      `Key scheme ${JSON.stringify(scheme)} is invalid. A scheme is a letter followed by at least ` +
+        'one more letter, digit, "+", "." or "-" (RFC 3986 §3.1), because one letter is a drive.',
+    );
+  }
+  if (typeof loader !== 'function') {
+    throw new TypeError(`The loader for key scheme "${scheme}" must be a function.`);
   }
   registry().set(scheme.toLowerCase(), loader);
 }
@@ -101,10 +107,11 @@ export function listKeySchemes(): string[] {
 
 /**
  * Splits a reference into scheme and rest. A reference with no valid scheme, or a one-letter
- * scheme (a Windows drive such as `C:`), is a file path.
+ * scheme (a Windows drive such as `C:`), is a file path. An empty reference, or a scheme with
+ * nothing after it, raises `ERR_KEY_REFERENCE_INVALID`.
  *
  * @example
- * parseKeyReference('awskms:alias/apple-siwa'); // { scheme: 'awskms', rest: 'alias/apple-siwa', ... }
+ * parseKeyReference('AWSKMS:alias/siwa'); // { scheme: 'awskms', rest: 'alias/siwa', ... }
  */
 export function parseKeyReference(reference: string): KeyReference {
   if (typeof reference !== 'string') throw new TypeError('A key reference must be a string.');
@@ -120,7 +127,17 @@ export function parseKeyReference(reference: string): KeyReference {
   if (scheme.length < 2 || !schemePattern.test(scheme)) {
     return { scheme: 'file', rest: reference, raw: reference };
   }
-  return { scheme: scheme.toLowerCase(), rest: reference.slice(colon + 1), raw: reference };
+
+  const rest = reference.slice(colon + 1);
+  if (rest.trim() === '') {
+    throw new KmsJwtError(
+      'ERR_KEY_REFERENCE_INVALID',
+      `The key reference "${scheme}:" names no key: write the path, variable name or key ` +
+        `identifier after "${scheme}:".`,
+      { details: { scheme: scheme.toLowerCase() } },
+    );
+  }
+  return { scheme: scheme.toLowerCase(), rest, raw: reference };
 }
 
 /** Finds the adapter for a parsed reference, loading its module on first use. */
