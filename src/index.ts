@@ -38,3 +38,4 @@ export {
 } from './key-uri.js';
 export type { RefreshPolicy, BeforeExpiryPolicy, ByAgePolicy } from './token-policy.js';
 export { publicKeyToJwk, jwkThumbprint, type P256PublicJwk } from './jwk.js';
+export * from './apple/index.js';

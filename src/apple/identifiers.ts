@@ -1,0 +1,207 @@
+/**
+ * Shapes of the identifiers that Apple issues. Apple calls Team IDs and portal key IDs
+ * "10-character" identifiers; every value Apple shows is upper-case letters and digits, but no
+ * Apple page says so outright. So the length and the letters-and-digits alphabet are enforced,
+ * while lower case only warns. Issuer IDs and Business/School Manager key IDs are UUIDs.
+ */
+
+/** One way a value misses its shape. */
+export interface ShapeIssue {
+  severity: 'error' | 'warning';
+  rule: string;
+  /** What is wrong, as a clause that follows the field name ("must be ..."). */
+  problem: string;
+  fix: string;
+}
+
+/** Checks a string against an identifier shape. */
+export type ShapeCheck = (value: string) => ShapeIssue | undefined;
+
+const tenCharacterPattern = /^[A-Za-z0-9]{10}$/;
+const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+// CFBundleIdentifier: letters A-Z and a-z, digits, hyphens and periods.
+const bundleIdPattern = /^[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*$/;
+const reverseDnsPattern = /^[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$/;
+const businessClientIdPattern =
+  /^(?:BUSINESSAPI|SCHOOLAPI)\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const webOriginPattern = /^https?:\/\/[^\s/?#]+$/;
+
+/** Quotes a value for a message, shortened so that a pasted blob cannot fill the screen. */
+export function quote(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 64 ? `${text.slice(0, 60)}…" (${text.length} characters)` : text;
+}
+
+/** A 10-character Apple identifier: a Team ID or a developer-portal key ID. */
+export function tenCharacterId(label: string, where: string): ShapeCheck {
+  return (value) => {
+    if (uuidPattern.test(value)) {
+      return {
+        severity: 'error',
+        rule: 'team-or-key-id-shape',
+        problem: `must be a 10-character ${label}, but ${quote(value)} is a UUID, the shape of an App Store Connect issuer ID`,
+        fix: `Use the ${label} shown ${where}`,
+      };
+    }
+    if (!tenCharacterPattern.test(value)) {
+      return {
+        severity: 'error',
+        rule: 'team-or-key-id-shape',
+        problem: `must be a 10-character ${label} of letters and digits, but is ${quote(value)}`,
+        fix: `Copy the ${label} exactly as shown ${where}`,
+      };
+    }
+    if (/[a-z]/.test(value)) {
+      return {
+        severity: 'warning',
+        rule: 'team-or-key-id-case',
+        problem: `is ${quote(value)}, with lower-case letters, but every ${label} Apple issues is upper case`,
+        fix: `Copy the ${label} exactly as shown ${where}`,
+      };
+    }
+    return undefined;
+  };
+}
+
+/** A UUID, such as an App Store Connect issuer ID or a Business Manager key ID. */
+export function uuid(label: string, where: string): ShapeCheck {
+  return (value) => {
+    if (!uuidPattern.test(value)) {
+      const hint = tenCharacterPattern.test(value) ? ', and looks like a Team ID or key ID' : '';
+      return {
+        severity: 'error',
+        rule: 'uuid-shape',
+        problem: `must be the ${label}, a UUID such as 57246542-96fe-1a63-e053-0824d011072a, but is ${quote(value)}${hint}`,
+        fix: `Copy the ${label} from ${where}`,
+      };
+    }
+    if (/[A-F]/.test(value)) {
+      return {
+        severity: 'warning',
+        rule: 'uuid-case',
+        problem: `is ${quote(value)}, with upper-case hex digits, but Apple shows the ${label} in lower case`,
+        fix: `Copy the ${label} exactly as shown in ${where}`,
+      };
+    }
+    return undefined;
+  };
+}
+
+/**
+ * The `client_id` of Sign in with Apple: an App ID (bundle ID) or a Services ID. Apple compares
+ * it case-sensitively, so it is never changed, only checked.
+ */
+export const signInClientId: ShapeCheck = (value) => {
+  if (value.length === 0 || /[\s\p{Cc}]/u.test(value)) {
+    return {
+      severity: 'error',
+      rule: 'client-id-shape',
+      problem: `must be the App ID or Services ID, without spaces or control characters, but is ${quote(value)}`,
+      fix: 'Pass the identifier exactly as registered; Apple compares it case-sensitively',
+    };
+  }
+  if (tenCharacterPattern.test(value)) {
+    return {
+      severity: 'warning',
+      rule: 'client-id-shape',
+      problem: `is ${quote(value)}, which looks like a Team ID or key ID, not an App ID or Services ID`,
+      fix: 'Use the bundle ID for native apps, or the Services ID for web sign-in',
+    };
+  }
+  if (!reverseDnsPattern.test(value)) {
+    return {
+      severity: 'warning',
+      rule: 'client-id-shape',
+      problem: `is ${quote(value)}, which is not a reverse-DNS identifier like com.example.web`,
+      fix: 'Check that it is the App ID or Services ID exactly as registered',
+    };
+  }
+  return undefined;
+};
+
+/** A bundle ID as CFBundleIdentifier allows it. */
+export const bundleId: ShapeCheck = (value) => {
+  if (!bundleIdPattern.test(value)) {
+    return {
+      severity: 'error',
+      rule: 'bundle-id-shape',
+      problem: `must be a bundle ID of letters, digits, hyphens and periods, but is ${quote(value)}`,
+      fix: "Use the app's bundle ID, such as com.example.app",
+    };
+  }
+  if (!value.includes('.')) {
+    return {
+      severity: 'warning',
+      rule: 'bundle-id-shape',
+      problem: `is ${quote(value)}, which is not reverse-DNS like com.example.app`,
+      fix: "Check that it is the app's bundle ID",
+    };
+  }
+  return undefined;
+};
+
+/** A WeatherKit Service ID, which Apple registers as a reverse-DNS string. */
+export const serviceId: ShapeCheck = (value) => {
+  if (reverseDnsPattern.test(value)) return undefined;
+  const hint = tenCharacterPattern.test(value) ? ', and looks like a Team ID or key ID' : '';
+  return {
+    severity: 'error',
+    rule: 'service-id-shape',
+    problem: `must be the registered Service ID, a reverse-DNS string such as com.example.weather, but is ${quote(value)}${hint}`,
+    fix: 'Use the Service ID from Certificates, Identifiers & Profiles → Identifiers → Services IDs',
+  };
+};
+
+/** The client ID of the Apple School Manager or Apple Business Manager API. */
+export const businessClientId: ShapeCheck = (value) => {
+  if (businessClientIdPattern.test(value)) return undefined;
+  return {
+    severity: 'error',
+    rule: 'client-id-shape',
+    problem: `must be BUSINESSAPI.<uuid> or SCHOOLAPI.<uuid>, but is ${quote(value)}`,
+    fix: 'Copy the client ID shown next to the API key in Apple Business Manager or Apple School Manager',
+  };
+};
+
+/** A value that must be present and free of spaces, such as `jti`. */
+export function nonBlank(label: string): ShapeCheck {
+  return (value) => {
+    if (value.length > 0 && !/\s/.test(value)) return undefined;
+    return {
+      severity: 'error',
+      rule: 'value-blank',
+      problem: `must be a non-empty ${label} without spaces, but is ${quote(value)}`,
+      fix: `Pass a ${label}, or leave it out to get the default`,
+    };
+  };
+}
+
+/** One entry of MusicKit's `origin` array: a web origin such as https://music.example.com. */
+export const webOrigin: ShapeCheck = (value) => {
+  if (value.length === 0 || /\s/.test(value)) {
+    return {
+      severity: 'error',
+      rule: 'origin-shape',
+      problem: `must list web origins without spaces, but has ${quote(value)}`,
+      fix: 'Give each origin as scheme://host[:port], such as https://music.example.com',
+    };
+  }
+  if (webOriginPattern.test(value) || value.includes('*')) return undefined;
+  return {
+    severity: 'warning',
+    rule: 'origin-shape',
+    problem: `has ${quote(value)}, which is not a web origin (scheme://host[:port])`,
+    fix: "Match the browser's Origin header, such as https://music.example.com",
+  };
+};
+
+/** MapKit JS's `origin`: one domain, possibly with a wildcard, matched to the Origin header. */
+export const mapsOrigin: ShapeCheck = (value) => {
+  if (value.length > 0 && !/\s/.test(value)) return undefined;
+  return {
+    severity: 'error',
+    rule: 'origin-shape',
+    problem: `must be one domain without spaces, such as *.example.com, but is ${quote(value)}`,
+    fix: 'Pass the domain that serves the map, or leave origin out',
+  };
+};

@@ -1,0 +1,181 @@
+/**
+ * Inspection of an Apple token someone already has: decodes the header and claims, works out
+ * the kind from them (or takes it), and checks them with the same profile rules that minting
+ * enforces. Each problem names the Apple error it would cause. Messages never contain token
+ * text; claim values such as `iss` may appear, since they are identifiers, not secrets.
+ */
+import { base64urlDecode } from '../base64url.js';
+import { ClaimsError } from '../errors.js';
+import { profileDefinitions } from './profiles.js';
+import { checkToken, makeFinding, type Finding, type ProfileDefinition } from './rules.js';
+import type { AppleTokenKind, AppleTokenProblem } from './types.js';
+
+/** Options of {@link inspectAppleToken}. */
+export interface InspectAppleTokenOptions {
+  /** Check against this kind instead of working it out from the claims. */
+  kind?: AppleTokenKind;
+  /** Clock in milliseconds since the epoch. Defaults to `Date.now`. */
+  now?: () => number;
+}
+
+/** The decoded parts of a token and the problems found in them. */
+export interface AppleTokenInspection {
+  /** The kind checked against, or undefined when the claims match no kind. */
+  kind: AppleTokenKind | undefined;
+  header: Record<string, unknown>;
+  claims: Record<string, unknown>;
+  /** Bytes in the decoded signature: 64 for a JOSE ES256 signature, 70 to 72 for DER. */
+  signatureLength: number;
+  problems: AppleTokenProblem[];
+}
+
+const joseSignatureLength = 64;
+
+/**
+ * Decodes an Apple token and lists every rule it breaks, errors first. An empty `problems`
+ * list means the token passes every check that can be made without Apple's servers; the
+ * signature itself is not verified (use `kms-jwt verify` or jose with the public key for that).
+ *
+ * @example
+ * const { kind, problems } = inspectAppleToken(token);
+ * for (const problem of problems) console.error(`${problem.severity}: ${problem.message}`);
+ */
+export function inspectAppleToken(
+  token: string,
+  options: InspectAppleTokenOptions = {},
+): AppleTokenInspection {
+  if (typeof token !== 'string') throw new TypeError('inspectAppleToken expects a string token.');
+  const parts = token.trim().split('.');
+  if (parts.length !== 3) {
+    throw malformed(`has ${parts.length} dot-separated parts, but a compact JWS has 3`);
+  }
+
+  const header = decodeJson(parts[0]!, 'header');
+  const claims = decodeJson(parts[1]!, 'claims');
+  const signature = base64urlDecode(parts[2]!);
+  const signatureLength = signature?.length ?? -1;
+  const nowSeconds = Math.floor((options.now ?? Date.now)() / 1000);
+
+  const detected = options.kind === undefined ? detectKind(header, claims) : { kind: options.kind };
+  const profile = detected.kind === undefined ? undefined : profileOf(detected.kind);
+  const findings = profile
+    ? [
+        ...checkToken(profile, { header, claims, nowSeconds }),
+        ...checkSignature(profile, signatureLength),
+        ...guessWarnings(profile, detected.guess),
+      ]
+    : [unknownKind(header, claims)];
+  return { kind: detected.kind, header, claims, signatureLength, problems: sortProblems(findings) };
+}
+
+function malformed(problem: string): ClaimsError {
+  return new ClaimsError(
+    'ERR_APPLE_TOKEN_MALFORMED',
+    `The token ${problem}. Pass the whole token, header.claims.signature, as Apple receives it.`,
+    { details: { rule: 'compact-jws' } },
+  );
+}
+
+function decodeJson(part: string, name: string): Record<string, unknown> {
+  const bytes = base64urlDecode(part);
+  if (!bytes) throw malformed(`${name} part is not base64url without padding`);
+  let value: unknown;
+  try {
+    value = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    throw malformed(`${name} part is not JSON`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw malformed(`${name} part is not a JSON object`);
+  }
+  return value as Record<string, unknown>;
+}
+
+function profileOf(kind: AppleTokenKind): ProfileDefinition {
+  if (Object.hasOwn(profileDefinitions, kind)) return profileDefinitions[kind];
+  throw new ClaimsError(
+    'ERR_APPLE_KIND_UNKNOWN',
+    `Unknown Apple token kind ${JSON.stringify(kind)}. Use one of: ${Object.keys(profileDefinitions).join(', ')}.`,
+    { details: { kind: String(kind) } },
+  );
+}
+
+/** Works out the kind from the audience, then from the fields only one kind has. */
+function detectKind(
+  header: Record<string, unknown>,
+  claims: Record<string, unknown>,
+): { kind: AppleTokenKind | undefined; guess?: string } {
+  const aud = claims.aud;
+  if (aud === 'https://appleid.apple.com') return { kind: 'client-secret' };
+  if (aud === 'https://account.apple.com/auth/oauth2/v2/token') return { kind: 'business-manager' };
+  if (aud === 'appstoreconnect-v1') {
+    return { kind: claims.bid === undefined ? 'app-store-connect' : 'app-store-server' };
+  }
+  if (aud !== undefined) return { kind: undefined };
+  if (header.id !== undefined || claims.sub !== undefined) return { kind: 'weatherkit' };
+  if (claims.exp === undefined) {
+    return { kind: 'apns', guess: 'APNs and DeviceCheck tokens have the same shape' };
+  }
+  if (Array.isArray(claims.origin)) return { kind: 'musickit' };
+  if (typeof claims.origin === 'string' || claims.scope !== undefined || header.typ === 'JWT') {
+    return { kind: 'mapkit' };
+  }
+  return { kind: 'musickit', guess: 'MusicKit and MapKit tokens without origin look alike' };
+}
+
+function guessWarnings(profile: ProfileDefinition, guess: string | undefined): Finding[] {
+  if (!guess) return [];
+  const issue = {
+    severity: 'warning' as const,
+    rule: 'kind-guessed',
+    problem: `was worked out from the claims, but ${guess}`,
+    fix: 'Pass the kind to check against the right rules',
+  };
+  return [makeFinding(profile, { field: 'kind' }, issue, 'ERR_APPLE_KIND_UNKNOWN')];
+}
+
+function unknownKind(header: Record<string, unknown>, claims: Record<string, unknown>): Finding {
+  const aud = claims.aud === undefined ? 'no aud' : `aud ${JSON.stringify(claims.aud)}`;
+  const fields = `header ${Object.keys(header).join(', ')}; claims ${Object.keys(claims).join(', ')}`;
+  return {
+    severity: 'error',
+    field: 'kind',
+    rule: 'kind-known',
+    message:
+      `The token matches no Apple token kind (${aud}; ${fields}). Pass the kind it is meant ` +
+      "to be, or fix aud to the service's audience.",
+    code: 'ERR_APPLE_KIND_UNKNOWN',
+  };
+}
+
+function checkSignature(profile: ProfileDefinition, length: number): Finding[] {
+  if (length === joseSignatureLength) return [];
+  const where = { field: 'signature' };
+  const problem =
+    length < 0
+      ? 'is not base64url without padding'
+      : length === 0
+        ? 'is empty, so the token is unsigned'
+        : length >= 70 && length <= 72
+          ? `is ${length} bytes, the size of a DER-encoded ECDSA signature, but ES256 needs the 64-byte r || s of RFC 7518 §3.4`
+          : `is ${length} bytes, but ES256 needs exactly 64 bytes (r || s, RFC 7518 §3.4)`;
+  const issue = {
+    severity: 'error' as const,
+    rule: 'signature-jose-64',
+    problem,
+    fix: 'Sign with a JOSE library or convert DER with derToJose before building the token',
+  };
+  return [makeFinding(profile, where, issue, 'ERR_SIGNATURE_LENGTH')];
+}
+
+function sortProblems(findings: Finding[]): AppleTokenProblem[] {
+  const ordered = [
+    ...findings.filter((finding) => finding.severity === 'error'),
+    ...findings.filter((finding) => finding.severity === 'warning'),
+  ];
+  return ordered.map(({ severity, field, rule, message, appleError }) =>
+    appleError === undefined
+      ? { severity, field, rule, message }
+      : { severity, field, rule, message, appleError },
+  );
+}

@@ -1,0 +1,421 @@
+/**
+ * The rule engine behind every Apple token kind. A profile declares its header fields, claims,
+ * identifier shapes and lifetime cap; `checkToken` runs those rules over a header and claims set.
+ * Minting runs it on the token it is about to sign and `inspectAppleToken` on a decoded token,
+ * so both report the same problem in the same words.
+ */
+import type { AppleTokenProblem, AppleTokenProfile } from './types.js';
+import { quote, type ShapeCheck, type ShapeIssue } from './identifiers.js';
+
+/** One header field or claim of a profile. */
+export interface FieldSpec {
+  name: string;
+  /** The option that sets it, named in messages. */
+  option?: string;
+  required: boolean;
+  type: 'string' | 'string-list' | 'time';
+  /** A value the field must have, such as `aud`. */
+  value?: string;
+  shape?: ShapeCheck;
+  /** Builds the value from the options and times; by default `options[option]`, or `value`. */
+  build?: (options: Readonly<Record<string, unknown>>, times: MintTimes) => unknown;
+}
+
+/** The times of a token being minted, in whole seconds. */
+export interface MintTimes {
+  iat: number;
+  exp: number | undefined;
+}
+
+/** A lifetime cap counted as `exp - iat`. */
+export interface SpanCap {
+  maxSeconds: number;
+  inclusive: boolean;
+  marginSeconds: number;
+  /** Why this cap applies, appended to messages. */
+  reason: string;
+}
+
+/** A header and claims set under check, with the clock it is checked against. */
+export interface TokenView {
+  header: Readonly<Record<string, unknown>>;
+  claims: Readonly<Record<string, unknown>>;
+  /** The local clock, in whole seconds. */
+  nowSeconds: number;
+  /** Present while minting, so that messages can name the options that caused a problem. */
+  minting?: { lifetimeSeconds: number | undefined; iatSkewSeconds: number };
+}
+
+/** A problem with its error code, for minting to throw. */
+export interface Finding extends AppleTokenProblem {
+  code: string;
+  option?: string;
+}
+
+/** A kind-specific rule that the generic field checks cannot express. */
+export type KindCheck = (view: TokenView, profile: ProfileDefinition) => Finding[];
+
+/** A profile with the rules behind its public summary. */
+export interface ProfileDefinition extends AppleTokenProfile {
+  header: readonly FieldSpec[];
+  claims: readonly FieldSpec[];
+  /** Severity of a claim outside the profile's set. */
+  extraClaimSeverity: 'error' | 'warning';
+  /** Picks the `exp - iat` cap from the claims, for kinds whose cap depends on them. */
+  spanCap?: (claims: Readonly<Record<string, unknown>>) => SpanCap;
+  checks: readonly KindCheck[];
+}
+
+// Apple documents no skew tolerance. Reports show `iat` a little ahead of Apple's clock
+// rejected, so more than a minute ahead warns.
+const futureIatWarningSeconds = 60;
+// A time claim above this is almost certainly milliseconds (it is the year 5138 in seconds).
+const millisecondsThreshold = 1e11;
+const headerOnlyFields = new Set(['alg', 'kid', 'typ', 'id']);
+
+/** Builds a finding whose message names the kind, the field, the rule and the fix. */
+export function makeFinding(
+  profile: ProfileDefinition,
+  where: { field: string; option?: string | undefined },
+  issue: ShapeIssue,
+  code: string,
+  appleError: string | undefined = issue.severity === 'error' ? profile.appleError : undefined,
+): Finding {
+  const option = where.option ? ` (option ${where.option})` : '';
+  const message =
+    `${profile.kind} token: ${where.field}${option} ${issue.problem} ` +
+    `(rule ${issue.rule}). ${issue.fix}.`;
+  const finding: Finding = {
+    severity: issue.severity,
+    field: where.field,
+    rule: issue.rule,
+    message,
+    code,
+  };
+  if (appleError) finding.appleError = appleError;
+  if (where.option) finding.option = where.option;
+  return finding;
+}
+
+/** Runs every rule of `profile` over `view` and returns what it finds, errors first. */
+export function checkToken(profile: ProfileDefinition, view: TokenView): Finding[] {
+  const findings = [
+    ...checkAlgorithm(profile, view),
+    ...profile.header.flatMap((spec) => checkField(profile, spec, 'header', view.header)),
+    ...checkExtraHeader(profile, view),
+    ...profile.claims.flatMap((spec) => checkField(profile, spec, 'claims', view.claims)),
+    ...checkExtraClaims(profile, view),
+    ...checkTimes(profile, view),
+    ...profile.checks.flatMap((check) => check(view, profile)),
+  ];
+  return [
+    ...findings.filter((finding) => finding.severity === 'error'),
+    ...findings.filter((finding) => finding.severity === 'warning'),
+  ];
+}
+
+function checkAlgorithm(profile: ProfileDefinition, view: TokenView): Finding[] {
+  if (view.header.alg === 'ES256') return [];
+  const issue: ShapeIssue = {
+    severity: 'error',
+    rule: 'alg-es256',
+    problem: `must be "ES256", but is ${quote(view.header.alg)}`,
+    fix: 'Sign with ES256 (ECDSA P-256 and SHA-256), as every Apple developer token requires',
+  };
+  return [makeFinding(profile, { field: 'header.alg' }, issue, 'ERR_APPLE_FIELD_INVALID')];
+}
+
+function checkField(
+  profile: ProfileDefinition,
+  spec: FieldSpec,
+  part: 'header' | 'claims',
+  fields: Readonly<Record<string, unknown>>,
+): Finding[] {
+  const where = { field: `${part}.${spec.name}`, option: spec.option };
+  const value = fields[spec.name];
+  if (value === undefined) return spec.required ? [missing(profile, where, spec)] : [];
+  if (spec.type === 'time') return [];
+
+  const issue = fieldIssue(spec, value);
+  if (!issue) return [];
+  return [makeFinding(profile, where, issue, 'ERR_APPLE_FIELD_INVALID')];
+}
+
+function missing(
+  profile: ProfileDefinition,
+  where: { field: string; option?: string | undefined },
+  spec: FieldSpec,
+): Finding {
+  const fix = spec.option ? `Pass the ${spec.option} option` : `Add ${spec.name}`;
+  const issue: ShapeIssue = {
+    severity: 'error',
+    rule: 'field-required',
+    problem: `is missing, but Apple requires it in every ${profile.kind} token`,
+    fix,
+  };
+  return makeFinding(profile, where, issue, 'ERR_APPLE_FIELD_MISSING');
+}
+
+function fieldIssue(spec: FieldSpec, value: unknown): ShapeIssue | undefined {
+  if (spec.value !== undefined && value !== spec.value) {
+    return {
+      severity: 'error',
+      rule: 'field-value',
+      problem: `must be ${quote(spec.value)}, but is ${quote(value)}`,
+      fix: `Set ${spec.name} to ${quote(spec.value)}`,
+    };
+  }
+  if (spec.type === 'string-list') return listIssue(spec, value);
+  if (typeof value !== 'string') {
+    return {
+      severity: 'error',
+      rule: 'field-type',
+      problem: `must be a string, but is ${quote(value)}`,
+      fix: `Pass ${spec.name} as a string`,
+    };
+  }
+  return spec.shape?.(value);
+}
+
+function listIssue(spec: FieldSpec, value: unknown): ShapeIssue | undefined {
+  if (!Array.isArray(value) || value.length === 0 || value.some((v) => typeof v !== 'string')) {
+    return {
+      severity: 'error',
+      rule: 'field-type',
+      problem: `must be a non-empty array of strings, but is ${quote(value)}`,
+      fix: `Pass ${spec.name} as an array of strings, or leave it out`,
+    };
+  }
+  for (const entry of value as string[]) {
+    const issue = spec.shape?.(entry);
+    if (issue) return issue;
+  }
+  return undefined;
+}
+
+function checkExtraHeader(profile: ProfileDefinition, view: TokenView): Finding[] {
+  const extras = Object.keys(view.header).filter((name) => !profile.headerFields.includes(name));
+  return extras.map((name) => {
+    const documented = profile.headerFields.join(', ');
+    const issue: ShapeIssue = {
+      severity: 'warning',
+      rule: name === 'typ' ? 'typ-undocumented' : 'header-field-extra',
+      problem: `is not in Apple's documented ${profile.kind} header (${documented})`,
+      fix: `Emit only ${documented}`,
+    };
+    return makeFinding(profile, { field: `header.${name}` }, issue, 'ERR_APPLE_FIELD_UNEXPECTED');
+  });
+}
+
+function checkExtraClaims(profile: ProfileDefinition, view: TokenView): Finding[] {
+  const extras = Object.keys(view.claims).filter((name) => !profile.claimFields.includes(name));
+  return extras.map((name) => {
+    const headerOnly = headerOnlyFields.has(name) ? ', and is a header field' : '';
+    const issue: ShapeIssue = {
+      severity: profile.extraClaimSeverity,
+      rule: 'claim-extra',
+      problem: `is not a ${profile.kind} claim${headerOnly}; the claims are ${profile.claimFields.join(', ')}`,
+      fix: `Remove ${name} from the claims`,
+    };
+    return makeFinding(profile, { field: `claims.${name}` }, issue, 'ERR_APPLE_FIELD_UNEXPECTED');
+  });
+}
+
+function checkTimes(profile: ProfileDefinition, view: TokenView): Finding[] {
+  const timeFindings = (['iat', 'exp'] as const).flatMap((name) =>
+    checkTimeValue(profile, view, name),
+  );
+  if (timeFindings.some((finding) => finding.severity === 'error')) return timeFindings;
+
+  const iat = view.claims.iat;
+  const exp = view.claims.exp;
+  if (typeof iat !== 'number') return timeFindings;
+  const findings = [...timeFindings, ...checkIatAge(profile, view, iat)];
+  if (typeof exp !== 'number' || !profile.lifetime) return findings;
+  return [...findings, ...checkExpiry(profile, view, iat, exp)];
+}
+
+function checkTimeValue(
+  profile: ProfileDefinition,
+  view: TokenView,
+  name: 'iat' | 'exp',
+): Finding[] {
+  const value = view.claims[name];
+  if (value === undefined) return [];
+  const where = { field: `claims.${name}` };
+  const issue = timeValueIssue(name, value);
+  if (!issue) return [];
+  return [makeFinding(profile, where, issue, 'ERR_APPLE_TIME_INVALID')];
+}
+
+function timeValueIssue(name: string, value: unknown): ShapeIssue | undefined {
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
+    return {
+      severity: 'error',
+      rule: 'time-integer-seconds',
+      problem: `must be a NumericDate in integer seconds, but is ${quote(value)}`,
+      fix: `Write ${name} as a JSON number of seconds since the epoch, not a string`,
+    };
+  }
+  if (value > millisecondsThreshold) {
+    return {
+      severity: 'error',
+      rule: 'time-integer-seconds',
+      problem: `is ${value}, which is milliseconds, but must be seconds since the epoch`,
+      fix: `Divide ${name} by 1000 and round down`,
+    };
+  }
+  if (!Number.isInteger(value)) {
+    return {
+      severity: 'warning',
+      rule: 'time-integer-seconds',
+      problem: `is ${value}, a fraction; RFC 7519 allows it, but Apple's services are reported to expect integer seconds`,
+      fix: `Round ${name} down to whole seconds`,
+    };
+  }
+  return undefined;
+}
+
+function checkIatAge(profile: ProfileDefinition, view: TokenView, iat: number): Finding[] {
+  const where = { field: 'claims.iat', option: 'iatSkewSeconds' };
+  const ahead = iat - view.nowSeconds;
+  const maxAge = profile.maxIatAgeSeconds;
+  if (maxAge !== undefined && ahead > maxAge) {
+    const issue: ShapeIssue = {
+      severity: 'error',
+      rule: 'iat-within-hour',
+      problem: `is ${ahead} s ahead of the clock, but Apple accepts an iat at most ${maxAge} s from its current time`,
+      fix: 'Stamp iat from a clock synchronised with NTP',
+    };
+    return [makeFinding(profile, where, issue, 'ERR_APPLE_TIME_INVALID')];
+  }
+  if (maxAge !== undefined && -ahead > maxAge) {
+    const issue: ShapeIssue = {
+      severity: 'error',
+      rule: 'iat-within-hour',
+      problem: `is ${-ahead} s old, but Apple rejects a token whose iat is more than ${maxAge} s old`,
+      fix: 'Mint a new token; refresh it every 20 to 60 minutes',
+    };
+    return [makeFinding(profile, where, issue, 'ERR_APPLE_TIME_INVALID')];
+  }
+  if (ahead > futureIatWarningSeconds) {
+    const issue: ShapeIssue = {
+      severity: 'warning',
+      rule: 'iat-future',
+      problem: `is ${ahead} s ahead of the clock; Apple is reported to reject tokens issued in its future`,
+      fix: 'Stamp iat from a clock synchronised with NTP, backdated by 30 s',
+    };
+    return [makeFinding(profile, where, issue, 'ERR_APPLE_TIME_INVALID', profile.appleError)];
+  }
+  return [];
+}
+
+function checkExpiry(
+  profile: ProfileDefinition,
+  view: TokenView,
+  iat: number,
+  exp: number,
+): Finding[] {
+  const where = { field: 'claims.exp', option: 'lifetime' };
+  if (exp <= iat) {
+    const issue: ShapeIssue = {
+      severity: 'error',
+      rule: 'exp-after-iat',
+      problem: `is ${exp}, not after iat ${iat}`,
+      fix: 'Use a positive lifetime',
+    };
+    return [makeFinding(profile, where, issue, 'ERR_APPLE_LIFETIME_INVALID')];
+  }
+  if (exp <= view.nowSeconds) {
+    const issue: ShapeIssue = {
+      severity: 'error',
+      rule: 'not-expired',
+      problem: `is ${exp}, ${view.nowSeconds - exp} s in the past, so the token has expired`,
+      fix: 'Mint a new token',
+    };
+    return [makeFinding(profile, where, issue, 'ERR_APPLE_LIFETIME_INVALID')];
+  }
+  return profile.lifetime?.countsFrom === 'iat'
+    ? checkSpan(profile, view, iat, exp)
+    : checkRemaining(profile, view, exp);
+}
+
+function checkSpan(
+  profile: ProfileDefinition,
+  view: TokenView,
+  iat: number,
+  exp: number,
+): Finding[] {
+  const cap = spanCapOf(profile, view);
+  if (!cap) return [];
+  const span = exp - iat;
+  const over = cap.inclusive ? span > cap.maxSeconds : span >= cap.maxSeconds;
+  const where = { field: 'claims.exp', option: 'lifetime' };
+  if (over) {
+    const issue: ShapeIssue = {
+      severity: 'error',
+      rule: 'lifetime-max',
+      problem: `gives exp - iat = ${span} s${spanCause(view)}, but Apple ${cap.inclusive ? 'accepts at most' : 'needs less than'} ${cap.maxSeconds} s${cap.reason}`,
+      fix: spanFix(view, cap),
+    };
+    return [makeFinding(profile, where, issue, 'ERR_APPLE_LIFETIME_TOO_LONG')];
+  }
+  if (span > cap.maxSeconds - cap.marginSeconds) {
+    const issue: ShapeIssue = {
+      severity: 'warning',
+      rule: 'lifetime-margin',
+      problem: `gives exp - iat = ${span} s, within ${cap.marginSeconds} s of Apple's ${cap.maxSeconds} s cap; tokens this close to the cap are reported to fail when clocks differ`,
+      fix: `Keep exp - iat at most ${cap.maxSeconds - cap.marginSeconds} s`,
+    };
+    return [makeFinding(profile, where, issue, 'ERR_APPLE_LIFETIME_TOO_LONG')];
+  }
+  return [];
+}
+
+function spanCapOf(profile: ProfileDefinition, view: TokenView): SpanCap | undefined {
+  if (profile.spanCap) return profile.spanCap(view.claims);
+  const lifetime = profile.lifetime;
+  if (lifetime?.maxSeconds === undefined) return undefined;
+  return {
+    maxSeconds: lifetime.maxSeconds,
+    inclusive: lifetime.maxInclusive,
+    marginSeconds: lifetime.marginSeconds,
+    reason: '',
+  };
+}
+
+function spanCause(view: TokenView): string {
+  const minting = view.minting;
+  if (!minting || minting.iatSkewSeconds === 0 || minting.lifetimeSeconds === undefined) return '';
+  return ` (a lifetime of ${minting.lifetimeSeconds} s plus ${minting.iatSkewSeconds} s of iat backdating)`;
+}
+
+function spanFix(view: TokenView, cap: SpanCap): string {
+  const limit = cap.inclusive ? cap.maxSeconds : cap.maxSeconds - 1;
+  const skew = view.minting?.iatSkewSeconds ?? 0;
+  if (!view.minting) return `Mint the token with exp - iat of at most ${limit} s`;
+  const lower = skew > 0 ? `, or lower iatSkewSeconds` : '';
+  return `Use a lifetime of at most ${limit - skew} s${lower}`;
+}
+
+function checkRemaining(profile: ProfileDefinition, view: TokenView, exp: number): Finding[] {
+  const lifetime = profile.lifetime;
+  if (lifetime?.maxSeconds === undefined) return [];
+  const remaining = exp - view.nowSeconds;
+  const limit = lifetime.maxSeconds - lifetime.marginSeconds;
+  if (remaining <= limit) return [];
+  const issue: ShapeIssue = {
+    severity: 'error',
+    rule: 'lifetime-max',
+    problem: `is ${remaining} s from now, at or near Apple's cap of ${lifetime.maxSeconds} s, which Apple measures from its own clock`,
+    fix: `Use a lifetime of at most ${limit} s (such as "180d"), which keeps ${lifetime.marginSeconds} s of margin for clock differences`,
+  };
+  return [
+    makeFinding(
+      profile,
+      { field: 'claims.exp', option: 'lifetime' },
+      issue,
+      'ERR_APPLE_LIFETIME_TOO_LONG',
+    ),
+  ];
+}

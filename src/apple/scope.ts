@@ -1,0 +1,71 @@
+/**
+ * The `scope` claim of App Store Connect API tokens: a list of requests such as
+ * `GET /v1/apps?filter[platform]=IOS`. Apple accepts a lifetime beyond 20 minutes only when every
+ * entry is a GET on a resource from its long-lived list (Generating Tokens for API Requests,
+ * https://developer.apple.com/documentation/appstoreconnectapi/generating-tokens-for-api-requests).
+ */
+import { quote, type ShapeIssue } from './identifiers.js';
+
+// Apple lists these resources by name: Build Actions, Build Runs, Git References, Issues, macOS
+// Versions, Products, Providers, Power and Performance Metrics and Logs, Pull Requests,
+// Repositories, Test Results, Workflows and Xcode Versions.
+// NOTE: the mapping from those names to API path segments below is ours, not Apple's wording.
+const longLivedResourceTypes = new Set([
+  'ciBuildActions',
+  'ciBuildRuns',
+  'scmGitReferences',
+  'ciIssues',
+  'ciMacOsVersions',
+  'ciProducts',
+  'scmProviders',
+  'perfPowerMetrics',
+  'diagnosticSignatures',
+  'diagnosticLogs',
+  'logs',
+  'scmPullRequests',
+  'scmRepositories',
+  'ciTestResults',
+  'ciWorkflows',
+  'ciXcodeVersions',
+]);
+
+const entryPattern = /^([A-Z]+) (\/v\d+\/[^\s?]+)(\?\S*)?$/;
+
+/** Checks one scope entry's format: an upper-case method, one space and a `/v1/...` path. */
+export function checkScopeEntry(entry: unknown): ShapeIssue | undefined {
+  if (typeof entry === 'string' && entryPattern.test(entry)) return undefined;
+  return {
+    severity: 'error',
+    rule: 'scope-entry-shape',
+    problem: `has ${quote(entry)}, but each entry must be METHOD /v1/path[?query], such as "GET /v1/apps?filter[platform]=IOS"`,
+    fix: 'Write each scope entry as the request method, one space and the request path',
+  };
+}
+
+/**
+ * Returns why a scope does not qualify for the long lifetime, or undefined when it does: every
+ * entry must be a GET on a long-lived resource.
+ */
+export function longLivedScopeShortfall(scope: unknown): string | undefined {
+  if (!Array.isArray(scope) || scope.length === 0) return 'the token has no scope';
+  for (const entry of scope) {
+    const match = typeof entry === 'string' ? entryPattern.exec(entry) : null;
+    if (!match) return `scope entry ${quote(entry)} is malformed`;
+    if (match[1] !== 'GET') return `scope entry ${quote(entry)} is not a GET`;
+    const resource = resourceTypeOf(match[2]!);
+    if (!longLivedResourceTypes.has(resource)) {
+      return `scope entry ${quote(entry)} reads ${resource}, which is not on Apple's long-lived list`;
+    }
+  }
+  return undefined;
+}
+
+/** Finds the resource type a path reads: the collection, or the one an ID in last place names. */
+function resourceTypeOf(path: string): string {
+  const segments = path
+    .split('/')
+    .slice(2)
+    .filter((segment) => segment !== 'relationships');
+  const last = segments.length - 1;
+  return (segments.length % 2 === 1 ? segments[last] : segments[last - 1]) ?? '';
+}
