@@ -1,4 +1,7 @@
-/** Loads an optional peer dependency on first use, with a coded error naming the package when it is missing. */
+/**
+ * Loads an optional peer dependency on first use, with a coded error naming the package when it
+ * is missing.
+ */
 import { KmsJwtError } from './errors.js';
 
 /**

@@ -5,7 +5,10 @@
  */
 import { createHash, type KeyObject } from 'node:crypto';
 
-/** An event reported to the caller's `onEvent` callback. It never carries key material, PINs or token text. */
+/**
+ * An event reported to the caller's `onEvent` callback. It never carries key material, PINs or
+ * token text.
+ */
 export interface SignerEvent {
   /** What happened, for example `retry`, `refresh`, `error` or `warning`. */
   type: string;
@@ -13,9 +16,9 @@ export interface SignerEvent {
   [field: string]: unknown;
 }
 
-/** Runtime concerns for a signer or one call. Backend settings live in the key reference instead. */
+/** Runtime concerns for a signer or one call. Backend settings live in the key reference. */
 export interface RuntimeOptions {
-  /** Aborts the call. A remote signer rejects with the signal's reason, wrapped in a coded error. */
+  /** Aborts the call. A remote signer rejects with a coded error whose `cause` is the reason. */
   signal?: AbortSignal;
   /** Deadline for one remote call, in milliseconds. Each backend documents its default. */
   timeoutMs?: number;
