@@ -1,0 +1,124 @@
+/**
+ * Loading local keys: read the source once, normalise the text, parse it with node:crypto and
+ * check that it is a consistent P-256 key. The raw input is wiped when it is a Buffer this module
+ * read itself; strings cannot be wiped, so none is kept.
+ */
+import type { KeyObject } from 'node:crypto';
+import { emitEvent } from '../../src/signer.js';
+import type { KeyOrigin } from './errors.js';
+import { readJwk } from './jwk-input.js';
+import { normaliseKeyInput, type Repair } from './normalise.js';
+import { parsePrivateBlocks } from './private-key.js';
+import { parsePublicBlocks } from './public-key.js';
+import {
+  assertPassphraseOptions,
+  assertPemSource,
+  readSource,
+  resolvePassphrase,
+  type PemSignerOptions,
+  type PemSource,
+} from './source.js';
+
+/** A loaded private key with the facts the signer reports. */
+export interface LoadedPrivateKey {
+  privateKey: KeyObject;
+  publicKey: KeyObject;
+  origin: KeyOrigin;
+  repairs: Repair[];
+  /** The absolute path, for file sources. */
+  path?: string;
+}
+
+/**
+ * Loads an Apple `.p8` (PKCS#8) or SEC1 P-256 private key from a file, an environment variable
+ * or inline text, repairing mangled text that is still unambiguous.
+ *
+ * @example
+ * const privateKey = await loadPrivateKey({ path: 'AuthKey_ABC123DEFG.p8' });
+ */
+export async function loadPrivateKey(
+  source: PemSource,
+  options: PemSignerOptions = {},
+): Promise<KeyObject> {
+  assertPemSource(source, 'loadPrivateKey');
+  assertPassphraseOptions(options, 'loadPrivateKey');
+  return (await readPrivateKey(source, options)).privateKey;
+}
+
+/** Loads a private key from a checked source and reports repairs through `onEvent`. */
+export async function readPrivateKey(
+  source: PemSource,
+  options: PemSignerOptions,
+): Promise<LoadedPrivateKey> {
+  const { input, origin, path } = await readSource(source);
+  const ownsInput = !('pem' in source);
+  try {
+    const passphrase = passphraseProvider(options, origin);
+    const normalised = normaliseKeyInput(input, origin);
+    const parsed =
+      normalised.kind === 'jwk'
+        ? { ...readJwk(normalised.value, origin, 'private'), encrypted: false }
+        : await parsePrivateBlocks(normalised.blocks, passphrase.get, origin, normalised.repairs);
+
+    reportLoad(options, origin, normalised.repairs, passphrase.given && !parsed.encrypted);
+    const privateKey = parsed.privateKey as KeyObject;
+    return { privateKey, publicKey: parsed.publicKey, origin, repairs: normalised.repairs, path };
+  } finally {
+    if (ownsInput && Buffer.isBuffer(input)) input.fill(0);
+  }
+}
+
+/**
+ * Loads a P-256 public key for verifying: an SPKI `PUBLIC KEY` PEM, an X.509 certificate, an EC
+ * JWK (or a JWK Set of one key), or the public half of a private key.
+ *
+ * @example
+ * const publicKey = await loadPublicKey({ path: 'apple-siwa.pub.pem' });
+ */
+export async function loadPublicKey(
+  source: PemSource,
+  options: PemSignerOptions = {},
+): Promise<KeyObject> {
+  assertPemSource(source, 'loadPublicKey');
+  assertPassphraseOptions(options, 'loadPublicKey');
+
+  const { input, origin } = await readSource(source);
+  const ownsInput = !('pem' in source);
+  try {
+    const normalised = normaliseKeyInput(input, origin);
+    const passphrase = passphraseProvider(options, origin);
+    const publicKey =
+      normalised.kind === 'jwk'
+        ? readJwk(normalised.value, origin, 'public').publicKey
+        : await parsePublicBlocks(normalised.blocks, passphrase.get, origin, normalised.repairs);
+    reportLoad(options, origin, normalised.repairs, false);
+    return publicKey;
+  } finally {
+    if (ownsInput && Buffer.isBuffer(input)) input.fill(0);
+  }
+}
+
+function passphraseProvider(options: PemSignerOptions, origin: KeyOrigin) {
+  const given = options.passphrase !== undefined || options.passphraseEnv !== undefined;
+  // Resolved only for an encrypted key, so an unset passphrase variable cannot break a plain key.
+  return { given, get: () => resolvePassphrase(options, origin) };
+}
+
+function reportLoad(
+  options: PemSignerOptions,
+  origin: KeyOrigin,
+  repairs: Repair[],
+  passphraseUnused: boolean,
+): void {
+  if (repairs.length > 0) {
+    emitEvent(options, { type: 'key-normalised', keyId: origin.keyId, repairs: [...repairs] });
+  }
+  if (passphraseUnused) {
+    emitEvent(options, {
+      type: 'warning',
+      reason: 'passphrase-unused',
+      keyId: origin.keyId,
+      message: `A passphrase was given, but ${origin.description} is not encrypted.`,
+    });
+  }
+}

@@ -1,0 +1,224 @@
+/**
+ * Key sources: a file path, an environment variable or inline text. This module checks the
+ * source argument, reads the raw key input once and resolves the passphrase option. It keeps
+ * nothing: the caller parses the input and drops it.
+ */
+import { open } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import type { RuntimeOptions } from '../../src/signer.js';
+import { inlineOrigin, keyError, type KeyOrigin } from './errors.js';
+
+/** Where a local key comes from: exactly one of a file path, inline PEM text or an env var name. */
+export type PemSource = { path: string } | { pem: string | Buffer } | { env: string };
+
+/** Options of the local key loader and signer. */
+export interface PemSignerOptions extends RuntimeOptions {
+  /** The passphrase of an encrypted key (`ENCRYPTED PRIVATE KEY`, or legacy `Proc-Type` PEM). */
+  passphrase?: string;
+  /** The name of an environment variable that holds the passphrase, to keep it out of argv. */
+  passphraseEnv?: string;
+}
+
+/** The raw input of one source, with its origin for messages. */
+export interface SourceInput {
+  input: Buffer | string;
+  origin: KeyOrigin;
+  /** The absolute path, for file sources. */
+  path?: string;
+}
+
+// A P-256 key file is under 1 KiB, and a PEM bundle with a certificate chain stays far below
+// this. The cap stops a reference to /dev/zero or a large file from being read into memory.
+const maxKeyFileBytes = 64 * 1024;
+const sourceFields = ['path', 'pem', 'env'] as const;
+
+/** Throws a `TypeError` unless `source` has exactly one of `path`, `pem` or `env`, well typed. */
+export function assertPemSource(source: unknown, caller: string): asserts source is PemSource {
+  const expected = `${caller} expects { path }, { pem } or { env }`;
+  if (typeof source === 'string') {
+    throw new TypeError(
+      `${expected}, not a string. For a key reference such as "file:KEY.p8", use createSigner.`,
+    );
+  }
+  if (typeof source !== 'object' || source === null || Array.isArray(source)) {
+    throw new TypeError(`${expected}, but got ${source === null ? 'null' : typeof source}.`);
+  }
+
+  const fields = Object.keys(source);
+  const unknown = fields.filter((field) => !(sourceFields as readonly string[]).includes(field));
+  if (unknown.length > 0) throw new TypeError(`${expected}; unknown field ${unknown.join(', ')}.`);
+  if (fields.length === 0) throw new TypeError(`${expected}, but got an empty object.`);
+  if (fields.length > 1) {
+    throw new TypeError(`${expected} with exactly one field, but got ${fields.join(' and ')}.`);
+  }
+
+  assertSourceValue(fields[0] as (typeof sourceFields)[number], source, caller);
+}
+
+function assertSourceValue(field: 'path' | 'pem' | 'env', source: object, caller: string): void {
+  const value: unknown = (source as Record<string, unknown>)[field];
+  if (value === undefined) {
+    // The usual cause is `{ pem: process.env.NAME }` with NAME unset.
+    const hint =
+      field === 'pem'
+        ? ' If it came from process.env, pass { env: NAME } to name the variable.'
+        : '';
+    throw new TypeError(`${caller}: ${field} is undefined.${hint}`);
+  }
+  if (field === 'pem') {
+    if (typeof value === 'string' || value instanceof Uint8Array) return;
+    throw new TypeError(`${caller}: pem must be a string or a Buffer, but got ${typeof value}.`);
+  }
+  if (typeof value !== 'string' || value === '') {
+    throw new TypeError(`${caller}: ${field} must be a non-empty string.`);
+  }
+  if (field === 'env' && value.includes('=')) {
+    throw new TypeError(
+      `${caller}: env must be the name of an environment variable, not NAME=VALUE.`,
+    );
+  }
+}
+
+/** Throws a `TypeError` for a passphrase option of the wrong type, or for both forms at once. */
+export function assertPassphraseOptions(options: PemSignerOptions, caller: string): void {
+  if (typeof options !== 'object' || options === null) {
+    throw new TypeError(`${caller}: options must be an object.`);
+  }
+  const { passphrase, passphraseEnv, onEvent } = options;
+  if (passphrase !== undefined && typeof passphrase !== 'string') {
+    throw new TypeError(`${caller}: passphrase must be a string.`);
+  }
+  if (passphraseEnv !== undefined && (typeof passphraseEnv !== 'string' || passphraseEnv === '')) {
+    throw new TypeError(`${caller}: passphraseEnv must be the name of an environment variable.`);
+  }
+  if (passphrase !== undefined && passphraseEnv !== undefined) {
+    throw new TypeError(`${caller}: give passphrase or passphraseEnv, not both.`);
+  }
+  if (onEvent !== undefined && typeof onEvent !== 'function') {
+    throw new TypeError(`${caller}: onEvent must be a function.`);
+  }
+}
+
+/** Returns the passphrase from the options or from the variable that `passphraseEnv` names. */
+export function resolvePassphrase(
+  options: PemSignerOptions,
+  origin: KeyOrigin,
+): string | undefined {
+  if (options.passphraseEnv === undefined) return options.passphrase;
+
+  const name = options.passphraseEnv;
+  const value = process.env[name];
+  if (value === undefined || value === '') {
+    const state = value === undefined ? 'is not set' : 'is empty';
+    throw keyError(
+      'ERR_KEY_PASSPHRASE_ENV_UNSET',
+      origin,
+      `the passphrase variable ${name} ${state}. Export it before running, or drop passphraseEnv ` +
+        'if the key is not encrypted.',
+      { details: { variable: name } },
+    );
+  }
+  return value;
+}
+
+/** Returns the origin of a source without reading it, for the signer's key ID. */
+export function originOf(source: PemSource): KeyOrigin {
+  if ('path' in source) {
+    const path = resolve(source.path);
+    return { keyId: `file:${path}`, description: `key file ${path}` };
+  }
+  if ('env' in source) {
+    return { keyId: `env:${source.env}`, description: `environment variable ${source.env}` };
+  }
+  return inlineOrigin;
+}
+
+/** Reads the raw key input of a checked source. */
+export async function readSource(source: PemSource): Promise<SourceInput> {
+  const origin = originOf(source);
+  if ('pem' in source) return { input: source.pem, origin };
+  if ('env' in source) return { input: readEnvironmentKey(source.env, origin), origin };
+
+  const path = resolve(source.path);
+  return { input: await readKeyFile(path, origin), origin, path };
+}
+
+function readEnvironmentKey(name: string, origin: KeyOrigin): string {
+  const value = process.env[name];
+  if (value !== undefined) return value;
+  throw keyError(
+    'ERR_KEY_ENV_UNSET',
+    origin,
+    `the variable ${name} is not set. Export it with the key's PEM text, or point the key ` +
+      'reference at a file with file:PATH.',
+    { details: { variable: name } },
+  );
+}
+
+async function readKeyFile(path: string, origin: KeyOrigin): Promise<Buffer> {
+  let handle;
+  try {
+    handle = await open(path, 'r');
+  } catch (error) {
+    throw fileError(error, path, origin);
+  }
+
+  try {
+    return await readCapped(handle, path, origin);
+  } catch (error) {
+    if ((error as { code?: unknown }).code === 'ERR_KEY_FILE_TOO_LARGE') throw error;
+    throw fileError(error, path, origin);
+  } finally {
+    await handle.close();
+  }
+}
+
+async function readCapped(
+  handle: import('node:fs/promises').FileHandle,
+  path: string,
+  origin: KeyOrigin,
+): Promise<Buffer> {
+  // Read in a loop instead of stat-then-read, so that pipes and /dev/stdin work too.
+  const buffer = Buffer.alloc(maxKeyFileBytes + 1);
+  let length = 0;
+  while (length < buffer.length) {
+    const { bytesRead } = await handle.read(buffer, length, buffer.length - length, null);
+    if (bytesRead === 0) break;
+    length += bytesRead;
+  }
+
+  if (length > maxKeyFileBytes) {
+    buffer.fill(0);
+    throw keyError(
+      'ERR_KEY_FILE_TOO_LARGE',
+      origin,
+      `the file is larger than ${maxKeyFileBytes} bytes, far more than a P-256 key. Check the path.`,
+      { details: { path } },
+    );
+  }
+  const content = Buffer.from(buffer.subarray(0, length));
+  buffer.fill(0);
+  return content;
+}
+
+function fileError(error: unknown, path: string, origin: KeyOrigin) {
+  const code = (error as { code?: unknown }).code;
+  if (code === 'ENOENT') {
+    return keyError(
+      'ERR_KEY_FILE_NOT_FOUND',
+      origin,
+      `no such file. Check the path; a relative path is resolved against ${process.cwd()}.`,
+      { cause: error, details: { path } },
+    );
+  }
+  const reason =
+    code === 'EACCES' || code === 'EPERM'
+      ? 'permission denied. Run as the user that owns the key, or grant read access to it'
+      : code === 'EISDIR'
+        ? 'it is a directory. Point the reference at the key file inside it'
+        : `the file could not be read (${String(code ?? error)})`;
+  return keyError('ERR_KEY_FILE_UNREADABLE', origin, `${reason}.`, {
+    cause: error,
+    details: { path, osCode: code },
+  });
+}
