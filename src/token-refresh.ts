@@ -1,0 +1,270 @@
+/**
+ * One coordinated refresh for the token provider. It adopts a token that another process put
+ * in the shared store, or takes the store's lease and mints, or waits while another process
+ * holds the lease. When the store fails, this process falls back to minting by itself.
+ */
+import { KmsJwtError } from './errors.js';
+import type { SignerEvent } from './signer.js';
+import type { TokenLease, TokenStore } from './stores/store.js';
+import {
+  createCachedToken,
+  isDue,
+  isUsable,
+  readClock,
+  type CachedToken,
+  type ProviderClocks,
+  type WindowSettings,
+} from './token-clock.js';
+import { computeRefreshWindow, type RefreshPolicy } from './token-policy.js';
+import { assertMintedToken, pickMintedToken, type MintFunction } from './token-record.js';
+import type { MintedToken } from './token-record.js';
+
+/** What a refresh needs from its provider. */
+export interface RefreshContext {
+  cacheKey: string;
+  store: TokenStore;
+  mint: MintFunction;
+  settings: WindowSettings;
+  clocks: ProviderClocks;
+  mintTimeoutMs: number;
+  lockTtlMs: number;
+  pollIntervalMs: number;
+  /** True while the store is failing, so that one outage is reported once. */
+  storeUnavailable: boolean;
+  current: () => CachedToken | undefined;
+  isClosed: () => boolean;
+  emit: (event: SignerEvent) => void;
+}
+
+const unavailable = Symbol('store unavailable');
+// An iat this far ahead of this host's clock means one of the clocks is wrong. APNs rejects
+// such tokens, so they are neither minted nor adopted.
+const maxFutureIatSeconds = 300;
+
+/**
+ * Produces a fresh token for the provider: from the store when another process minted one,
+ * and otherwise by minting under the store's lease.
+ */
+export async function coordinateRefresh(
+  context: RefreshContext,
+  reason: string,
+): Promise<CachedToken> {
+  const deadline = context.clocks.monotonicNow() + context.lockTtlMs + context.pollIntervalMs;
+
+  for (;;) {
+    const stored = await readAdoptable(context);
+    if (stored === unavailable) return mintLocally(context, reason);
+    if (stored !== undefined) return stored;
+
+    const lease = await acquireLease(context);
+    if (lease === unavailable) return mintLocally(context, reason);
+    if (lease !== undefined) return mintUnderLease(context, lease, reason);
+
+    if (context.clocks.monotonicNow() >= deadline) {
+      reportStoreFailure(context, 'acquire', new Error('the lease holder never stored a token'));
+      return mintLocally(context, reason);
+    }
+    await sleep(context.pollIntervalMs);
+    assertStillOpen(context);
+  }
+}
+
+async function mintUnderLease(
+  context: RefreshContext,
+  lease: TokenLease,
+  reason: string,
+): Promise<CachedToken> {
+  try {
+    // Another process may have stored a token between the first read and the lease.
+    const stored = await readAdoptable(context);
+    if (stored !== undefined && stored !== unavailable) return stored;
+
+    const record = await mintOnce(context, reason, lease.fence);
+    const written = await writeLease(context, lease, record);
+    if (written === false) {
+      context.emit({ type: 'store-fenced', store: context.store.name, fence: lease.fence });
+      const newer = await readAdoptable(context);
+      if (newer !== undefined && newer !== unavailable) return newer;
+    }
+    return createCachedToken(record, 'mint', context.settings, context.clocks);
+  } finally {
+    await lease.release().catch(() => undefined);
+  }
+}
+
+async function mintLocally(context: RefreshContext, reason: string): Promise<CachedToken> {
+  const record = await mintOnce(context, reason, undefined);
+  return createCachedToken(record, 'mint', context.settings, context.clocks);
+}
+
+/** Runs the mint function once, under the mint deadline, and checks its result. */
+async function mintOnce(
+  context: RefreshContext,
+  reason: string,
+  fence: number | undefined,
+): Promise<MintedToken> {
+  const started = context.clocks.monotonicNow();
+  const result = await withDeadline(context, Promise.resolve().then(context.mint));
+  assertMintedToken(result, 'the mint function');
+  assertIatNotAhead(context, result.iat);
+  assertUsableNow(context, result);
+
+  const durationMs = Math.round(context.clocks.monotonicNow() - started);
+  context.emit({ type: 'mint', reason, iat: result.iat, exp: result.exp, durationMs, fence });
+  return pickMintedToken(result);
+}
+
+function withDeadline<T>(context: RefreshContext, work: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(mintTimeoutError(context)), context.mintTimeoutMs);
+    timer.unref();
+  });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+}
+
+function mintTimeoutError(context: RefreshContext): KmsJwtError {
+  return new KmsJwtError(
+    'ERR_TOKEN_MINT_TIMEOUT',
+    `Minting a token for ${context.cacheKey} did not finish within ${context.mintTimeoutMs} ms. ` +
+      'Check the signing backend, or raise mintTimeoutMs.',
+    { details: { cacheKey: context.cacheKey, timeoutMs: context.mintTimeoutMs } },
+  );
+}
+
+function assertIatNotAhead(context: RefreshContext, iat: number): void {
+  const aheadSeconds = iat - Math.floor(context.clocks.now() / 1000);
+  if (aheadSeconds <= maxFutureIatSeconds) return;
+  throw new KmsJwtError(
+    'ERR_TOKEN_INVALID',
+    `The token from the mint function has an iat ${aheadSeconds} s ahead of this host's clock. ` +
+      'Apple rejects tokens issued in the future; check the clock the mint function uses.',
+    { details: { cacheKey: context.cacheKey, aheadSeconds } },
+  );
+}
+
+function assertUsableNow(context: RefreshContext, record: MintedToken): void {
+  const { policy, marginSeconds } = context.settings;
+  const window = computeRefreshWindow(policy, record, marginSeconds);
+  const nowSeconds = Math.floor(context.clocks.now() / 1000);
+  if (nowSeconds < window.usableUntil) return;
+  throw new KmsJwtError(
+    'ERR_TOKEN_INVALID',
+    `The token just minted for ${context.cacheKey} is already past its usable end ` +
+      `(iat ${record.iat}, exp ${record.exp ?? 'none'}, usable until ${window.usableUntil}). ` +
+      'Mint longer-lived tokens, or lower the policy minimum and marginSeconds.',
+    { details: { cacheKey: context.cacheKey, usableUntil: window.usableUntil } },
+  );
+}
+
+/** Reads the store, returning a cache entry only when it can replace the current token. */
+async function readAdoptable(
+  context: RefreshContext,
+): Promise<CachedToken | undefined | typeof unavailable> {
+  let record: unknown;
+  try {
+    record = await context.store.read(context.cacheKey);
+  } catch (error) {
+    reportStoreFailure(context, 'read', error);
+    return unavailable;
+  }
+  reportStoreRecovery(context);
+  if (record === undefined || !isAcceptableRecord(context, record)) return undefined;
+
+  const entry = createCachedToken(
+    pickMintedToken(record),
+    'store',
+    context.settings,
+    context.clocks,
+  );
+  return canReplaceCurrent(context, entry) ? entry : undefined;
+}
+
+function isAcceptableRecord(context: RefreshContext, record: unknown): record is MintedToken {
+  try {
+    assertMintedToken(record, `the ${context.store.name} store`);
+  } catch {
+    context.emit({ type: 'store-invalid', store: context.store.name });
+    return false;
+  }
+
+  const aheadSeconds = record.iat - Math.floor(context.clocks.now() / 1000);
+  if (aheadSeconds <= maxFutureIatSeconds) return true;
+  context.emit({ type: 'clock-skew', store: context.store.name, aheadSeconds });
+  return false;
+}
+
+/** A stored token replaces the current one when it is usable and, if ours is usable, not due. */
+function canReplaceCurrent(context: RefreshContext, entry: CachedToken): boolean {
+  const reading = readClock(entry, context.clocks);
+  if (!isUsable(entry, reading)) return false;
+
+  const current = context.current();
+  if (current === undefined || !isUsable(current, readClock(current, context.clocks))) return true;
+  return current.record.token !== entry.record.token && !isDue(entry, reading);
+}
+
+async function acquireLease(
+  context: RefreshContext,
+): Promise<TokenLease | undefined | typeof unavailable> {
+  try {
+    const lease = await context.store.acquire(context.cacheKey, context.lockTtlMs);
+    reportStoreRecovery(context);
+    return lease;
+  } catch (error) {
+    reportStoreFailure(context, 'acquire', error);
+    return unavailable;
+  }
+}
+
+async function writeLease(
+  context: RefreshContext,
+  lease: TokenLease,
+  record: MintedToken,
+): Promise<boolean | typeof unavailable> {
+  try {
+    return await lease.write(record, storageExpiry(context.settings.policy, record) * 1000);
+  } catch (error) {
+    reportStoreFailure(context, 'write', error);
+    return unavailable;
+  }
+}
+
+/** The moment a token stops being valid at all, in seconds: how long a store may keep it. */
+export function storageExpiry(policy: RefreshPolicy, record: MintedToken): number {
+  const exp = record.exp ?? Number.POSITIVE_INFINITY;
+  if (policy.type === 'by-age') return Math.min(record.iat + policy.maxAgeSeconds, exp);
+  return Number.isFinite(exp) ? exp : record.iat;
+}
+
+function reportStoreFailure(context: RefreshContext, operation: string, error: unknown): void {
+  if (context.storeUnavailable) return;
+  context.storeUnavailable = true;
+  const code = (error as { code?: unknown } | null)?.code;
+  context.emit({
+    type: 'store-fallback',
+    store: context.store.name,
+    operation,
+    code: typeof code === 'string' ? code : undefined,
+    message: error instanceof Error ? error.message : String(error),
+  });
+}
+
+function reportStoreRecovery(context: RefreshContext): void {
+  if (!context.storeUnavailable) return;
+  context.storeUnavailable = false;
+  context.emit({ type: 'store-recovered', store: context.store.name });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+function assertStillOpen(context: RefreshContext): void {
+  if (!context.isClosed()) return;
+  throw new KmsJwtError(
+    'ERR_TOKEN_PROVIDER_CLOSED',
+    `The token provider for ${context.cacheKey} was closed while waiting for a token.`,
+    { details: { cacheKey: context.cacheKey } },
+  );
+}

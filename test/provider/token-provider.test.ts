@@ -1,0 +1,495 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { SignerEvent } from '../../src/signer.js';
+import { createMemoryStore } from '../../src/stores/store.js';
+import { createTokenProvider, tokenCacheKey } from '../../src/token-provider.js';
+import { apnsPolicy, makeToken } from './fixtures.js';
+import { bootSeconds, createHarness, installFakeClock, settle } from './harness.js';
+
+const day = 86_400;
+
+beforeEach(() => {
+  installFakeClock();
+});
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('token provider: client secret', () => {
+  it('mints lazily and then serves the cache', async () => {
+    const harness = createHarness();
+    expect(harness.mints).toHaveLength(0);
+
+    const first = await harness.provider.get();
+    const again = await harness.provider.get();
+    expect(again).toBe(first);
+    expect(harness.mints).toHaveLength(1);
+    expect(first).toBe(harness.mints[0]!.token);
+    await harness.provider.close();
+  });
+
+  it('refreshes ahead on its timer at the policy point', async () => {
+    const harness = createHarness();
+    const first = await harness.provider.get();
+
+    await harness.advance(90 * day - 1);
+    expect(harness.mints).toHaveLength(1);
+    await harness.advance(1);
+    expect(harness.mints).toHaveLength(2);
+
+    const second = await harness.provider.get();
+    expect(second).not.toBe(first);
+    expect(second).toBe(harness.mints[1]!.token);
+    await harness.provider.close();
+  });
+
+  it('refreshes in the background inside get()', async () => {
+    const harness = createHarness({ backgroundRefresh: false });
+    const first = await harness.provider.get();
+    await harness.advance(100 * day);
+
+    // The due token is still usable, so the caller gets it at once while the mint runs.
+    expect(await harness.provider.get()).toBe(first);
+    await settle();
+    expect(harness.mints).toHaveLength(2);
+    expect(await harness.provider.get()).toBe(harness.mints[1]!.token);
+    await harness.provider.close();
+  });
+
+  it('adds jitter after the refresh point', async () => {
+    const harness = createHarness({ backgroundRefresh: false, random: () => 0.5 });
+    await harness.provider.get();
+
+    // Default jitter: a tenth of the 89 days between the point and the usable end, capped at 300 s.
+    await harness.advance(90 * day + 149);
+    await harness.provider.get();
+    await settle();
+    expect(harness.mints).toHaveLength(1);
+
+    await harness.advance(1);
+    await harness.provider.get();
+    await settle();
+    expect(harness.mints).toHaveLength(2);
+    await harness.provider.close();
+  });
+
+  it('never serves inside the minimum remaining time', async () => {
+    const harness = createHarness({ backgroundRefresh: false });
+    const first = await harness.provider.get();
+
+    // 10 minutes before exp: the one-day minimum makes the token unusable.
+    await harness.advance(180 * day - 600);
+    const fresh = await harness.provider.getRecord();
+    expect(fresh.token).not.toBe(first);
+    expect(fresh.iat).toBe(harness.wallSeconds());
+    await harness.provider.close();
+  });
+
+  it('rejects a token already past its usable end', async () => {
+    const harness = createHarness({ lifetimeSeconds: 3600 });
+    await expect(harness.provider.get()).rejects.toMatchObject({ code: 'ERR_TOKEN_INVALID' });
+    await harness.provider.close();
+  });
+
+  it('rejects a mint result in milliseconds', async () => {
+    const provider = createTokenProvider({
+      policy: apnsPolicy,
+      mint: async () => ({ token: 'a.b.c', iat: Date.now(), exp: undefined }),
+    });
+    await expect(provider.get()).rejects.toMatchObject({
+      code: 'ERR_TOKEN_INVALID',
+      message: expect.stringContaining('milliseconds'),
+    });
+    await provider.close();
+  });
+});
+
+describe('token provider: single-flight', () => {
+  it('shares one mint among 10,000 callers', async () => {
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const mint = vi.fn(async () => {
+      await gate;
+      return makeToken(bootSeconds, bootSeconds + 180 * day);
+    });
+    const provider = createTokenProvider({ mint, policy: clientSecret() });
+
+    const calls = Array.from({ length: 10_000 }, () => provider.get());
+    await settle();
+    expect(mint).toHaveBeenCalledTimes(1);
+
+    release();
+    const tokens = new Set(await Promise.all(calls));
+    expect(tokens.size).toBe(1);
+    expect(mint).toHaveBeenCalledTimes(1);
+    await provider.close();
+  });
+
+  it('gives 10,000 callers one error from a hung backend', async () => {
+    const mint = vi.fn(() => new Promise<never>(() => undefined));
+    const provider = createTokenProvider({ mint, policy: clientSecret(), mintTimeoutMs: 5_000 });
+
+    const calls = Array.from({ length: 10_000 }, () =>
+      provider.get().then(
+        () => undefined,
+        (error: unknown) => error,
+      ),
+    );
+    await vi.advanceTimersByTimeAsync(5_000);
+    const errors = await Promise.all(calls);
+
+    expect(mint).toHaveBeenCalledTimes(1);
+    expect(new Set(errors).size).toBe(1);
+    expect(errors[0]).toMatchObject({ code: 'ERR_TOKEN_MINT_TIMEOUT' });
+    await provider.close();
+  });
+
+  it('gives 10,000 callers one error from a failing backend', async () => {
+    const backendError = Object.assign(new Error('KMS throttled'), {
+      code: 'ERR_AWS_KMS_THROTTLED',
+    });
+    const mint = vi.fn(async () => {
+      throw backendError;
+    });
+    const provider = createTokenProvider({ mint, policy: clientSecret() });
+
+    const calls = Array.from({ length: 10_000 }, () =>
+      provider.get().then(
+        () => undefined,
+        (error: unknown) => error,
+      ),
+    );
+    const errors = await Promise.all(calls);
+
+    expect(mint).toHaveBeenCalledTimes(1);
+    expect(new Set(errors).size).toBe(1);
+    expect(errors[0]).toMatchObject({ code: 'ERR_TOKEN_MINT_FAILED', cause: backendError });
+    expect((errors[0] as Error).message).toContain('ERR_AWS_KMS_THROTTLED');
+    await provider.close();
+  });
+
+  it('lets one caller abort without stopping the others', async () => {
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const provider = createTokenProvider({
+      policy: clientSecret(),
+      mint: async () => {
+        await gate;
+        return makeToken(bootSeconds, bootSeconds + 180 * day);
+      },
+    });
+    const controller = new AbortController();
+
+    const aborted = provider.get({ signal: controller.signal });
+    const patient = provider.get();
+    controller.abort(new Error('request cancelled'));
+
+    await expect(aborted).rejects.toMatchObject({ code: 'ERR_TOKEN_ABORTED' });
+    release();
+    await expect(patient).resolves.toMatch(/^ey/);
+    await provider.close();
+  });
+
+  it('shares one mint between providers on one store', async () => {
+    const store = createMemoryStore();
+    const mint = vi.fn(async () => makeToken(bootSeconds, bootSeconds + 180 * day));
+    const cacheKey = tokenCacheKey('client-secret', 'DEF123GHIJ', 'ABC123DEFG', 'com.example');
+    const first = createTokenProvider({ mint, policy: clientSecret(), store, cacheKey });
+    const second = createTokenProvider({ mint, policy: clientSecret(), store, cacheKey });
+
+    const both = Promise.all([first.get(), second.get()]);
+    // The second provider waits for the first one's lease, checking the store every 100 ms.
+    await vi.advanceTimersByTimeAsync(200);
+    const [a, b] = await both;
+    expect(a).toBe(b);
+    expect(mint).toHaveBeenCalledTimes(1);
+    await first.close();
+    await second.close();
+  });
+});
+
+describe('token provider: failure and recovery', () => {
+  it('keeps serving the current token when a refresh fails', async () => {
+    let failing = false;
+    const events: SignerEvent[] = [];
+    const wallSeconds = () => Math.floor(Date.now() / 1000);
+    const provider = createTokenProvider({
+      policy: clientSecret(),
+      random: () => 0,
+      backgroundRefresh: false,
+      onEvent: (event) => events.push(event),
+      mint: async () => {
+        if (failing) throw Object.assign(new Error('KMS down'), { code: 'ERR_BACKEND_DOWN' });
+        return makeToken(wallSeconds(), wallSeconds() + 180 * day);
+      },
+    });
+    const original = await provider.get();
+
+    failing = true;
+    await vi.advanceTimersByTimeAsync(100 * day * 1000);
+    expect(await provider.get()).toBe(original);
+    await settle();
+    const failure = events.find((event) => event.type === 'failure');
+    expect(failure).toMatchObject({
+      code: 'ERR_TOKEN_MINT_FAILED',
+      causeCode: 'ERR_BACKEND_DOWN',
+      attempt: 1,
+      servingCurrent: true,
+    });
+
+    // Inside the backoff the current token is served without a new attempt.
+    failing = false;
+    expect(await provider.get()).toBe(original);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(await provider.get()).toBe(original);
+    await settle();
+    const recovered = await provider.get();
+    expect(recovered).not.toBe(original);
+    expect(events.filter((event) => event.type === 'failure')).toHaveLength(1);
+    await provider.close();
+  });
+
+  it('fails fast during backoff, then retries', async () => {
+    const mint = vi.fn(async () => {
+      throw new Error('KMS down');
+    });
+    const provider = createTokenProvider({
+      mint,
+      policy: clientSecret(),
+      random: () => 1,
+      backoff: { initialMs: 1_000, maxMs: 8_000 },
+    });
+
+    const first = await provider.get().catch((error: unknown) => error);
+    const second = await provider.get().catch((error: unknown) => error);
+    expect(second).toBe(first);
+    expect(mint).toHaveBeenCalledTimes(1);
+
+    await vi.advanceTimersByTimeAsync(1_000);
+    await provider.get().catch(() => undefined);
+    expect(mint).toHaveBeenCalledTimes(2);
+
+    // The second failure doubles the wait.
+    await vi.advanceTimersByTimeAsync(1_999);
+    await provider.get().catch(() => undefined);
+    expect(mint).toHaveBeenCalledTimes(2);
+    await vi.advanceTimersByTimeAsync(1);
+    await provider.get().catch(() => undefined);
+    expect(mint).toHaveBeenCalledTimes(3);
+    await provider.close();
+  });
+
+  it('never returns an expired token while the backend is down', async () => {
+    let failing = false;
+    const provider = createTokenProvider({
+      policy: apnsPolicy,
+      backgroundRefresh: false,
+      mint: async () => {
+        if (failing) throw new Error('HSM unplugged');
+        return makeToken(Math.floor(Date.now() / 1000), undefined);
+      },
+    });
+    const token = await provider.get();
+    failing = true;
+
+    for (let minute = 1; minute <= 70; minute += 1) {
+      await vi.advanceTimersByTimeAsync(60_000);
+      const result = await provider.get().catch((error: { code: string }) => error.code);
+      // The default margin is 60 s, so the token stops at 59 minutes of age.
+      expect(result).toBe(minute < 59 ? token : 'ERR_TOKEN_MINT_FAILED');
+    }
+    await provider.close();
+  });
+});
+
+describe('token provider: wall-clock jumps', () => {
+  it('refreshes early when the wall clock jumps ahead', async () => {
+    const harness = createHarness({ policy: apnsPolicy, lifetimeSeconds: undefined });
+    const first = await harness.provider.get();
+
+    await harness.advance(300);
+    harness.jumpWall(3_900);
+    const second = await harness.provider.get();
+
+    expect(second).not.toBe(first);
+    expect(harness.events).toContainEqual(
+      expect.objectContaining({ type: 'clock-jump', direction: 'forward', driftMs: 3_900_000 }),
+    );
+    await harness.provider.close();
+  });
+
+  it('ages tokens by the monotonic clock after a backward jump', async () => {
+    const harness = createHarness({
+      policy: apnsPolicy,
+      lifetimeSeconds: undefined,
+      backgroundRefresh: false,
+    });
+    const first = await harness.provider.get();
+
+    await harness.advance(600);
+    harness.jumpWall(-1_800);
+    await harness.provider.get();
+    expect(harness.events).toContainEqual(
+      expect.objectContaining({ type: 'clock-jump', direction: 'backward', driftMs: -1_800_000 }),
+    );
+
+    // 61 real minutes after the mint the wall clock reads 31 minutes, but the token is stale.
+    await harness.advance(3_060);
+    const later = await harness.provider.get();
+    expect(later).not.toBe(first);
+    expect(harness.mints).toHaveLength(2);
+    const jumps = harness.events.filter((event) => event.type === 'clock-jump');
+    expect(jumps).toHaveLength(1);
+    await harness.provider.close();
+  });
+});
+
+describe('token provider: APNs rules', () => {
+  function apnsHarness(options = {}) {
+    return createHarness({ policy: apnsPolicy, lifetimeSeconds: undefined, ...options });
+  }
+
+  it('mints the first token on the first get()', async () => {
+    const harness = apnsHarness();
+    await harness.advance(45 * 60);
+    expect(harness.mints).toHaveLength(0);
+
+    await harness.provider.get();
+    expect(harness.mints).toHaveLength(1);
+    expect(harness.mints[0]!.iat).toBe(bootSeconds + 45 * 60);
+    await harness.provider.close();
+  });
+
+  it('keeps one token across a late first send', async () => {
+    const harness = apnsHarness();
+    await harness.advance(45 * 60);
+    const first = await harness.provider.get();
+    await harness.advance(12 * 60);
+    const second = await harness.provider.get();
+
+    expect(second).toBe(first);
+    expect(harness.mints).toHaveLength(1);
+    await harness.provider.close();
+  });
+
+  it('mints one token for 500 sends in a minute', async () => {
+    const harness = apnsHarness();
+    for (let send = 0; send < 500; send += 1) {
+      await harness.provider.get();
+      await vi.advanceTimersByTimeAsync(120);
+    }
+    expect(harness.mints).toHaveLength(1);
+    await harness.provider.close();
+  });
+
+  it('does not send a boot token stale', async () => {
+    const harness = apnsHarness({ backgroundRefresh: false });
+    const boot = await harness.provider.get();
+    await harness.advance(65 * 60);
+
+    const record = await harness.provider.getRecord();
+    expect(record.token).not.toBe(boot);
+    expect(harness.wallSeconds() - record.iat).toBeLessThan(60);
+    await harness.provider.close();
+  });
+
+  it('refreshes between 20 and 60 minutes of age', async () => {
+    const harness = apnsHarness({ random: Math.random });
+    const served: Array<{ iat: number; at: number }> = [];
+
+    for (let step = 0; step < 6 * 360; step += 1) {
+      const record = await harness.provider.getRecord();
+      served.push({ iat: record.iat, at: harness.wallSeconds() });
+      await harness.advance(10);
+    }
+
+    const iats = harness.mints.map((mint) => mint.iat);
+    const gaps = iats.slice(1).map((iat, index) => iat - iats[index]!);
+    expect(iats.length).toBeGreaterThanOrEqual(7);
+    for (const gap of gaps) expect(gap).toBeGreaterThanOrEqual(2_700);
+    for (const gap of gaps) expect(gap).toBeLessThanOrEqual(2_700 + 84);
+    for (const { iat, at } of served) expect(at - iat).toBeLessThan(3_600 - 60);
+    await harness.provider.close();
+  });
+
+  it('never refreshes before 20 minutes of age', async () => {
+    const floorPolicy = { ...apnsPolicy, targetAgeSeconds: 1_200 };
+    const harness = apnsHarness({ policy: floorPolicy, backgroundRefresh: false });
+    await harness.provider.get();
+
+    // A wall clock 700 s fast makes the token look 21 minutes old after 10 real minutes.
+    await harness.advance(600);
+    harness.jumpWall(700);
+    await harness.provider.get();
+    await settle();
+    expect(harness.mints).toHaveLength(1);
+
+    await harness.advance(599);
+    await harness.provider.get();
+    await settle();
+    expect(harness.mints).toHaveLength(1);
+
+    await harness.advance(1);
+    await harness.provider.get();
+    await settle();
+    expect(harness.mints).toHaveLength(2);
+    await harness.provider.close();
+  });
+});
+
+describe('token provider: lifecycle and events', () => {
+  it('stops its timers on close', async () => {
+    const harness = createHarness();
+    await harness.provider.get();
+    expect(vi.getTimerCount()).toBe(1);
+
+    await harness.provider.close();
+    expect(vi.getTimerCount()).toBe(0);
+    await expect(harness.provider.get()).rejects.toMatchObject({
+      code: 'ERR_TOKEN_PROVIDER_CLOSED',
+    });
+  });
+
+  it('puts no token text in any event', async () => {
+    const harness = createHarness({ policy: apnsPolicy, lifetimeSeconds: undefined });
+    await harness.provider.get();
+    await harness.advance(3 * 3600);
+    harness.jumpWall(7200);
+    await harness.provider.get();
+
+    const text = JSON.stringify(harness.events);
+    expect(harness.events.map((event) => event.type)).toEqual(
+      expect.arrayContaining(['mint', 'refresh', 'clock-jump']),
+    );
+    for (const mint of harness.mints) {
+      expect(text).not.toContain(mint.token);
+      expect(text).not.toContain(mint.token.split('.')[2]);
+    }
+    await harness.provider.close();
+  });
+});
+
+describe('token provider: real timers', () => {
+  it('unrefs every timer', async () => {
+    vi.useRealTimers();
+    const spy = vi.spyOn(globalThis, 'setTimeout');
+    const provider = createTokenProvider({
+      policy: clientSecret(),
+      mint: async () => {
+        const iat = Math.floor(Date.now() / 1000);
+        return makeToken(iat, iat + 180 * day);
+      },
+    });
+    await provider.get();
+
+    const timers = spy.mock.results.map((result) => result.value as NodeJS.Timeout);
+    expect(timers.length).toBeGreaterThanOrEqual(2);
+    for (const timer of timers) expect(timer.hasRef()).toBe(false);
+    spy.mockRestore();
+    await provider.close();
+  });
+});
+
+function clientSecret() {
+  return { type: 'before-expiry', refreshAtFraction: 0.5, minRemainingSeconds: day } as const;
+}
