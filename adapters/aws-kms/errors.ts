@@ -1,0 +1,217 @@
+/**
+ * Maps AWS SDK and AWS KMS errors to this package's coded errors. The service's error names and
+ * HTTP statuses follow the AWS KMS API reference ("Common Errors" and each action's Errors
+ * list). Messages name the key and the operation, never the credentials, and leave out the
+ * service's own message text, which is kept in `cause` only.
+ */
+import { BackendError } from '../../src/errors.js';
+
+/** The AWS KMS operations this adapter calls. */
+export type KmsOperation =
+  | 'Sign'
+  | 'GetPublicKey'
+  | 'DescribeKey'
+  | 'CreateKey'
+  | 'GetParametersForImport'
+  | 'ImportKeyMaterial'
+  | 'CreateAlias';
+
+/** Why a call ended early, as seen by the caller of the SDK. */
+export type CallEnding = 'deadline' | 'aborted' | undefined;
+
+interface SdkErrorShape {
+  name?: unknown;
+  code?: unknown;
+  message?: unknown;
+  $fault?: unknown;
+  $metadata?: { httpStatusCode?: number; requestId?: string; attempts?: number };
+}
+
+const throttlingNames = new Set([
+  'ThrottlingException',
+  'Throttling',
+  'LimitExceededException',
+  'TooManyRequestsException',
+  'RequestLimitExceeded',
+]);
+const unavailableNames = new Set([
+  'KMSInternalException',
+  'KeyUnavailableException',
+  'DependencyTimeoutException',
+  'ServiceUnavailable',
+  'InternalFailure',
+]);
+const networkCodes = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
+const credentialNames = new Set([
+  'UnrecognizedClientException',
+  'InvalidSignatureException',
+  'IncompleteSignature',
+  'ExpiredTokenException',
+  'InvalidClientTokenId',
+]);
+
+/**
+ * Converts an error thrown by `KMSClient.send` into a `BackendError` with an `ERR_AWS_KMS_*`
+ * code. `key` is the key ARN when known, otherwise the reference's key ID or alias.
+ *
+ * @example
+ * throw mapKmsError(error, { operation: 'Sign', key: 'arn:aws:kms:eu-west-1:111122223333:key/…' });
+ */
+export function mapKmsError(
+  error: unknown,
+  context: { operation: KmsOperation; key: string; ending?: CallEnding; timeoutMs?: number },
+): BackendError {
+  const shape = (typeof error === 'object' && error !== null ? error : {}) as SdkErrorShape;
+  const name = typeof shape.name === 'string' ? shape.name : 'Error';
+  const status = shape.$metadata?.httpStatusCode;
+  const details = {
+    operation: context.operation,
+    key: context.key,
+    awsErrorName: name,
+    httpStatusCode: status,
+    requestId: shape.$metadata?.requestId,
+    attempts: shape.$metadata?.attempts,
+  };
+  const about = `AWS KMS ${context.operation} for ${context.key}`;
+  const make = (code: string, text: string, extra: Record<string, unknown> = {}) =>
+    new BackendError(code, `${about} failed: ${text}`, {
+      cause: error,
+      details: { ...details, ...extra },
+    });
+
+  if (context.ending === 'deadline') {
+    return make(
+      'ERR_AWS_KMS_TIMEOUT',
+      `no answer within the ${context.timeoutMs} ms deadline. Raise timeoutMs, or check the network path to the KMS endpoint.`,
+    );
+  }
+  if (context.ending === 'aborted') {
+    return make('ERR_AWS_KMS_ABORTED', 'the caller aborted the call through its AbortSignal.');
+  }
+  return mapServiceError(name, status, shape, make, context.operation);
+}
+
+type ErrorFactory = (code: string, text: string, extra?: Record<string, unknown>) => BackendError;
+
+function mapServiceError(
+  name: string,
+  status: number | undefined,
+  shape: SdkErrorShape,
+  make: ErrorFactory,
+  operation: KmsOperation,
+): BackendError {
+  switch (name) {
+    case 'NotFoundException':
+      return make(
+        'ERR_AWS_KMS_KEY_NOT_FOUND',
+        "the key or alias does not exist in this account and region. Check the reference, and the region: a bare key ID or alias name is looked up in the client's region.",
+      );
+    case 'DisabledException':
+      return make(
+        'ERR_AWS_KMS_KEY_DISABLED',
+        'the key is disabled. Enable it with "aws kms enable-key" or point the reference at an enabled key.',
+      );
+    case 'KMSInvalidStateException':
+      return invalidStateError(shape, make);
+    case 'InvalidKeyUsageException':
+      return make(
+        'ERR_AWS_KMS_KEY_UNSUITABLE',
+        'the key does not allow this use. ES256 needs an ECC_NIST_P256 key with KeyUsage SIGN_VERIFY and the ECDSA_SHA_256 signing algorithm.',
+      );
+    case 'AccessDeniedException':
+      return make(
+        'ERR_AWS_KMS_ACCESS_DENIED',
+        `access denied. Grant the ${requiredAction(operation)} action on this key in the key policy or an IAM policy of the caller.`,
+        { requiredAction: requiredAction(operation) },
+      );
+  }
+
+  if (credentialNames.has(name)) {
+    return make(
+      'ERR_AWS_KMS_CREDENTIALS_INVALID',
+      `the request was rejected as ${name}. Check that the AWS credentials are valid, current and for this partition.`,
+    );
+  }
+  if (name === 'CredentialsProviderError') {
+    return make(
+      'ERR_AWS_KMS_CREDENTIALS_MISSING',
+      'no AWS credentials were found. Configure credentials (environment, shared config, role) or pass a configured KMSClient.',
+    );
+  }
+  if (isRegionMissing(shape)) {
+    return make(
+      'ERR_AWS_KMS_REGION_MISSING',
+      'no AWS region is configured. Use a key ARN, add ;region=REGION to the reference, set AWS_REGION, or pass a KMSClient.',
+    );
+  }
+  if (throttlingNames.has(name) || status === 429) {
+    return make(
+      'ERR_AWS_KMS_THROTTLED',
+      `the request was throttled (${name}) and retries ran out. Lower the request rate, cache tokens, raise maxAttempts, or ask AWS for a higher quota.`,
+    );
+  }
+  if (name === 'TimeoutError' || name === 'RequestTimeout' || name === 'RequestTimeoutException') {
+    return make(
+      'ERR_AWS_KMS_TIMEOUT',
+      `the request timed out (${name}). Check the network path to the KMS endpoint.`,
+    );
+  }
+  if (
+    unavailableNames.has(name) ||
+    (status !== undefined && status >= 500) ||
+    isNetworkError(shape)
+  ) {
+    return make(
+      'ERR_AWS_KMS_UNAVAILABLE',
+      `AWS KMS is unavailable (${name}${status ? `, HTTP ${status}` : ''}) and retries ran out. Try again later.`,
+    );
+  }
+  return make(
+    'ERR_AWS_KMS_REQUEST_FAILED',
+    `the service rejected the request with ${name}${status ? ` (HTTP ${status})` : ''}.`,
+  );
+}
+
+function invalidStateError(shape: SdkErrorShape, make: ErrorFactory): BackendError {
+  // KMSInvalidStateException carries the key state only in its message text.
+  const text = typeof shape.message === 'string' ? shape.message : '';
+  const keyState = /pending deletion/i.test(text)
+    ? 'PendingDeletion'
+    : /pending import/i.test(text)
+      ? 'PendingImport'
+      : /unavailable/i.test(text)
+        ? 'Unavailable'
+        : 'unknown';
+  const advice: Record<string, string> = {
+    PendingDeletion:
+      'the key is scheduled for deletion. Cancel it with "aws kms cancel-key-deletion" and enable the key, or use another key.',
+    PendingImport:
+      'the key has no key material yet. Import it with "kms-jwt import --from KEY.p8 --to awskms:KEY-ARN".',
+    Unavailable:
+      'the key is unavailable, for example because its custom key store is disconnected.',
+    unknown: 'the key is not in the Enabled state. Check it with "aws kms describe-key".',
+  };
+  return make('ERR_AWS_KMS_KEY_STATE', advice[keyState]!, { keyState });
+}
+
+/** Names the IAM action that an operation needs, for access-denied messages. */
+export function requiredAction(operation: KmsOperation): string {
+  return `kms:${operation}`;
+}
+
+function isRegionMissing(shape: SdkErrorShape): boolean {
+  return typeof shape.message === 'string' && /region is missing/i.test(shape.message);
+}
+
+function isNetworkError(shape: SdkErrorShape): boolean {
+  return typeof shape.code === 'string' && networkCodes.has(shape.code);
+}

@@ -1,0 +1,203 @@
+/**
+ * The AWS KMS signer. It hashes the JWS signing input once with SHA-256, sends the digest to
+ * `Sign` with `MessageType: DIGEST` and `ECDSA_SHA_256`, and converts the DER signature to the
+ * 64-byte JOSE form with the strict `derToJose` (RFC 7518 §3.4). It fetches the public key with
+ * `GetPublicKey` on first use, checks that the key can make ES256 signatures, and caches it per
+ * key ARN. It verifies no signature itself: `signJwt` does that against `getPublicKey()`.
+ */
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import type { GetPublicKeyCommandOutput, SignCommandOutput } from '@aws-sdk/client-kms';
+import { derToJose } from '../../src/der.js';
+import { BackendError, SignatureError, isKmsJwtError } from '../../src/errors.js';
+import {
+  sha256,
+  type GetPublicKeyOptions,
+  type SignOptions,
+  type Signer,
+} from '../../src/signer.js';
+import type { KmsConnection } from './client.js';
+import type { AwsKmsReference } from './reference.js';
+
+const requiredKeySpec = 'ECC_NIST_P256';
+const requiredKeyUsage = 'SIGN_VERIFY';
+const requiredAlgorithm = 'ECDSA_SHA_256';
+
+/** A `Signer` backed by one AWS KMS key, addressed by key ID, key ARN, alias or alias ARN. */
+export class AwsKmsSigner implements Signer {
+  readonly #kms: KmsConnection;
+  readonly #reference: AwsKmsReference;
+  /** Public keys by key ARN; a pending fetch is shared by concurrent callers. */
+  readonly #publicKeys = new Map<string, Promise<KeyObject>>();
+  /** The ARN that the last response named; for an alias it changes when the alias moves. */
+  #keyArn: string | undefined;
+
+  constructor(kms: KmsConnection, reference: AwsKmsReference) {
+    this.#kms = kms;
+    this.#reference = reference;
+    if (reference.kind === 'key-arn') this.#keyArn = reference.keyId;
+  }
+
+  /** The key ARN once known, else the key ID or alias from the reference. */
+  get keyId(): string {
+    return this.#keyArn ?? this.#reference.keyId;
+  }
+
+  /**
+   * Signs the SHA-256 digest of `signingInput` and returns the 64-byte r||s signature.
+   *
+   * @example
+   * const signature = await signer.sign(Buffer.from('eyJhbGciOiJFUzI1NiJ9.e30'));
+   */
+  async sign(signingInput: Uint8Array, options: SignOptions = {}): Promise<Uint8Array> {
+    if (!(signingInput instanceof Uint8Array)) throw new TypeError('sign expects a Uint8Array.');
+    // The first use checks the key spec, so that a wrong key fails before it signs anything.
+    await this.getPublicKey({ signal: options.signal });
+
+    const command = new this.#kms.sdk.SignCommand({
+      KeyId: this.#reference.keyId,
+      Message: sha256(signingInput),
+      MessageType: 'DIGEST',
+      SigningAlgorithm: requiredAlgorithm,
+    });
+    const output = await this.#kms.send<SignCommandOutput>(
+      'Sign',
+      this.keyId,
+      command,
+      options.signal,
+    );
+    const keyArn = this.#acceptKeyArn(output.KeyId, 'Sign');
+    if (!(output.Signature instanceof Uint8Array))
+      throw invalidResponse('Sign', keyArn, 'it has no Signature');
+    return convertSignature(output.Signature, keyArn);
+  }
+
+  /**
+   * Returns the key's P-256 public key, fetched with `GetPublicKey` on first use and cached per
+   * key ARN. `refresh: true` fetches it again.
+   *
+   * @example
+   * const publicKey = await signer.getPublicKey();
+   */
+  async getPublicKey(options: GetPublicKeyOptions = {}): Promise<KeyObject> {
+    const cacheKey = this.#keyArn ?? this.#reference.keyId;
+    const cached = this.#publicKeys.get(cacheKey);
+    if (cached && !options.refresh) return cached;
+
+    const pending = this.#fetchPublicKey(this.#keyArn ?? this.#reference.keyId, options.signal);
+    this.#publicKeys.set(cacheKey, pending);
+    pending.catch(() => {
+      if (this.#publicKeys.get(cacheKey) === pending) this.#publicKeys.delete(cacheKey);
+    });
+    return pending;
+  }
+
+  /** Destroys the KMS client when the adapter built it. */
+  async close(): Promise<void> {
+    this.#kms.close();
+  }
+
+  async #fetchPublicKey(keyId: string, signal: AbortSignal | undefined): Promise<KeyObject> {
+    const command = new this.#kms.sdk.GetPublicKeyCommand({ KeyId: keyId });
+    const output = await this.#kms.send<GetPublicKeyCommandOutput>(
+      'GetPublicKey',
+      keyId,
+      command,
+      signal,
+    );
+    const keyArn = this.#acceptKeyArn(output.KeyId, 'GetPublicKey');
+    assertEs256Key(output, keyArn);
+
+    const publicKey = parsePublicKey(output.PublicKey, keyArn);
+    if (keyArn !== keyId) this.#publicKeys.set(keyArn, Promise.resolve(publicKey));
+    return publicKey;
+  }
+
+  // KMS returns the key ARN in every response, even for a request by alias. For a request by
+  // key ID or key ARN, any other ARN means the answer is not about the key that was named.
+  #acceptKeyArn(keyArn: string | undefined, operation: string): string {
+    if (typeof keyArn !== 'string' || !keyArn.startsWith('arn:')) {
+      throw invalidResponse(operation, this.keyId, 'it has no key ARN in KeyId');
+    }
+    const { kind, keyId } = this.#reference;
+    const mismatch =
+      (kind === 'key-arn' && keyArn !== keyId) ||
+      (kind === 'key-id' && !keyArn.endsWith(`:key/${keyId}`));
+    if (mismatch)
+      throw invalidResponse(operation, this.keyId, `it names a different key, ${keyArn}`);
+    this.#keyArn = keyArn;
+    return keyArn;
+  }
+}
+
+function assertEs256Key(output: GetPublicKeyCommandOutput, keyArn: string): void {
+  const keySpec = output.KeySpec ?? output.CustomerMasterKeySpec;
+  const algorithms = output.SigningAlgorithms ?? [];
+  const problems: string[] = [];
+  if (keySpec !== requiredKeySpec)
+    problems.push(`KeySpec is ${keySpec ?? 'missing'}, not ${requiredKeySpec}`);
+  if (output.KeyUsage !== requiredKeyUsage) {
+    problems.push(`KeyUsage is ${output.KeyUsage ?? 'missing'}, not ${requiredKeyUsage}`);
+  }
+  if (!algorithms.includes(requiredAlgorithm)) {
+    problems.push(`SigningAlgorithms [${algorithms.join(', ')}] lack ${requiredAlgorithm}`);
+  }
+  if (problems.length === 0) return;
+
+  throw new BackendError(
+    'ERR_AWS_KMS_KEY_UNSUITABLE',
+    `AWS KMS key ${keyArn} cannot make ES256 signatures: ${problems.join('; ')}. Create or import ` +
+      'a key with KeySpec ECC_NIST_P256 and KeyUsage SIGN_VERIFY.',
+    { details: { key: keyArn, keySpec, keyUsage: output.KeyUsage, signingAlgorithms: algorithms } },
+  );
+}
+
+function parsePublicKey(spki: Uint8Array | undefined, keyArn: string): KeyObject {
+  if (!(spki instanceof Uint8Array))
+    throw invalidResponse('GetPublicKey', keyArn, 'it has no PublicKey');
+  let publicKey: KeyObject;
+  try {
+    publicKey = createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
+  } catch (error) {
+    throw invalidResponse(
+      'GetPublicKey',
+      keyArn,
+      'its PublicKey is not a DER SubjectPublicKeyInfo',
+      error,
+    );
+  }
+  const curve = publicKey.asymmetricKeyDetails?.namedCurve;
+  if (publicKey.asymmetricKeyType !== 'ec' || curve !== 'prime256v1') {
+    throw invalidResponse(
+      'GetPublicKey',
+      keyArn,
+      `its PublicKey is ${publicKey.asymmetricKeyType} ${curve ?? ''}, not P-256`,
+    );
+  }
+  return publicKey;
+}
+
+function convertSignature(der: Uint8Array, keyArn: string): Uint8Array {
+  try {
+    return derToJose(der);
+  } catch (error) {
+    if (!isKmsJwtError(error)) throw error;
+    throw new SignatureError(
+      error.code,
+      `AWS KMS key ${keyArn} returned a signature that is not strict DER: ${error.message} No token was made.`,
+      { cause: error, details: { key: keyArn } },
+    );
+  }
+}
+
+function invalidResponse(
+  operation: string,
+  key: string,
+  problem: string,
+  cause?: unknown,
+): BackendError {
+  return new BackendError(
+    'ERR_AWS_KMS_RESPONSE_INVALID',
+    `AWS KMS ${operation} for ${key} returned an unusable response: ${problem}. Check that the endpoint is AWS KMS.`,
+    { cause, details: { operation, key } },
+  );
+}
