@@ -1,10 +1,42 @@
-// TODO: placeholder until the gcp-kms adapter lands; it only keeps the key-scheme map resolvable.
-import { BackendError } from '../../src/errors.js';
-import type { KeyAdapter } from '../../src/key-uri.js';
+/**
+ * Google Cloud KMS adapter: ES256 signing with a CryptoKeyVersion of algorithm
+ * EC_SIGN_P256_SHA256, with Google's full CRC32C integrity round trip, and the import of an
+ * existing `.p8` key through an ImportJob. It loads @google-cloud/kms (an optional peer
+ * dependency) on first use.
+ */
+import type { AdapterOptions, KeyAdapter } from '../../src/key-uri.js';
+import { importP8ToGcpKms, type GcpKmsImportOptions } from './import.js';
+import { createGcpKmsSigner, type GcpKmsSignerOptions } from './signer.js';
 
+export { createGcpKmsSigner, es256Algorithm, type GcpKmsSignerOptions } from './signer.js';
+export { importP8ToGcpKms, type GcpKmsImportOptions, type ImportStep } from './import.js';
+export {
+  parseGcpKmsReference,
+  formatGcpKmsReference,
+  type GcpKmsReference,
+  type GcpKmsEndpoint,
+  type GcpKmsImportSettings,
+} from './reference.js';
+export { crc32c } from './integrity.js';
+export { supportedImportMethods, defaultImportMethod } from './wrap.js';
+export type { GcpKmsClient, GcpKmsImportClient, GcpKmsCallOptions, GcpKmsReply } from './client.js';
+
+/**
+ * The adapter behind the `gcpkms:` and `cloudkms:` schemes. Options read: `client`,
+ * `maxAttempts`, the runtime options, and for `importKey` also `protectionLevel`,
+ * `importMethod`, `importJobId`, `pollIntervalMs` and `pollTimeoutMs`.
+ *
+ * @example
+ * const reference = parseKeyReference('gcpkms:projects/.../cryptoKeyVersions/1');
+ * const signer = await adapter.createSigner(reference);
+ */
 export const adapter: KeyAdapter = {
   name: 'gcp-kms',
-  async createSigner() {
-    throw new BackendError('ERR_BACKEND_NOT_BUILT', 'The gcp-kms adapter is not built yet.');
+  createSigner(reference, options?: AdapterOptions) {
+    return createGcpKmsSigner(reference, (options ?? {}) as GcpKmsSignerOptions);
+  },
+  importKey(request) {
+    const options = (request.options ?? {}) as GcpKmsImportOptions;
+    return importP8ToGcpKms(request.privateKey, request.target, options);
   },
 };

@@ -1,0 +1,131 @@
+/**
+ * Maps gRPC failures of Cloud KMS calls to coded errors. The status codes are those of
+ * google.rpc.Code; the permission names are from the Cloud KMS "Permissions and roles" page.
+ */
+import { BackendError, isKmsJwtError, type KmsJwtError } from '../../src/errors.js';
+
+/** The Cloud KMS RPCs this adapter makes, named as in google.cloud.kms.v1.KeyManagementService. */
+export type KmsOperation =
+  | 'AsymmetricSign'
+  | 'GetPublicKey'
+  | 'GetCryptoKeyVersion'
+  | 'ListCryptoKeyVersions'
+  | 'GetCryptoKey'
+  | 'CreateCryptoKey'
+  | 'CreateImportJob'
+  | 'GetImportJob'
+  | 'ImportCryptoKeyVersion';
+
+/** gRPC status codes (google.rpc.Code) that this file names. */
+export const grpcStatus = {
+  cancelled: 1,
+  invalidArgument: 3,
+  deadlineExceeded: 4,
+  notFound: 5,
+  alreadyExists: 6,
+  permissionDenied: 7,
+  resourceExhausted: 8,
+  failedPrecondition: 9,
+  unavailable: 14,
+  unauthenticated: 16,
+} as const;
+
+/** The IAM permission each operation needs on its resource. */
+export const requiredPermission: Record<KmsOperation, string> = {
+  AsymmetricSign: 'cloudkms.cryptoKeyVersions.useToSign',
+  GetPublicKey: 'cloudkms.cryptoKeyVersions.viewPublicKey',
+  GetCryptoKeyVersion: 'cloudkms.cryptoKeyVersions.get',
+  ListCryptoKeyVersions: 'cloudkms.cryptoKeyVersions.list',
+  GetCryptoKey: 'cloudkms.cryptoKeys.get',
+  CreateCryptoKey: 'cloudkms.cryptoKeys.create',
+  CreateImportJob: 'cloudkms.importJobs.create',
+  GetImportJob: 'cloudkms.importJobs.get',
+  ImportCryptoKeyVersion: 'cloudkms.cryptoKeyVersions.create and cloudkms.importJobs.useToImport',
+};
+
+/** Returns the numeric gRPC status of an error from the Google client, or undefined. */
+export function grpcCode(error: unknown): number | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'number' ? code : undefined;
+}
+
+/**
+ * Turns a failed call into a coded error that names the operation, the resource and the fix.
+ * A coded error passes through unchanged.
+ *
+ * @example
+ * throw mapKmsError(error, 'AsymmetricSign', versionName);
+ */
+export function mapKmsError(
+  error: unknown,
+  operation: KmsOperation,
+  resource: string,
+): KmsJwtError {
+  if (isKmsJwtError(error)) return error;
+  const code = grpcCode(error);
+  const serverText = describeServerText(error);
+  const details = { operation, resource, grpcCode: code, serverMessage: serverText };
+  const fail = (errorCode: string, message: string) =>
+    new BackendError(errorCode, `Cloud KMS ${operation} on ${resource} failed: ${message}`, {
+      cause: error,
+      details,
+    });
+
+  switch (code) {
+    case grpcStatus.permissionDenied:
+      return fail(
+        'ERR_GCP_KMS_PERMISSION_DENIED',
+        `permission denied (${serverText}). Grant the caller ${requiredPermission[operation]} on ` +
+          'the resource. Cloud KMS also answers PERMISSION_DENIED when the resource does not ' +
+          'exist and the caller cannot see it, so check the name too.',
+      );
+    case grpcStatus.unauthenticated:
+      return fail(
+        'ERR_GCP_KMS_UNAUTHENTICATED',
+        `the request carried no valid credentials (${serverText}). Check Application Default ` +
+          'Credentials or the credentials of the client you passed.',
+      );
+    case grpcStatus.notFound:
+      return fail(
+        'ERR_GCP_KMS_NOT_FOUND',
+        `not found (${serverText}). Check the project, location, key ring, key and version.`,
+      );
+    case grpcStatus.failedPrecondition:
+      return fail(
+        'ERR_GCP_KMS_FAILED_PRECONDITION',
+        `the resource is not in a state that allows it (${serverText}). Signing needs an ENABLED ` +
+          'version: re-enable a DISABLED one, wait for a PENDING_IMPORT one, and pick another ' +
+          'for a DESTROYED or DESTROY_SCHEDULED one.',
+      );
+    case grpcStatus.unavailable:
+      return fail(
+        'ERR_GCP_KMS_UNAVAILABLE',
+        `the service was unavailable on every attempt (${serverText}). Retry later.`,
+      );
+    case grpcStatus.deadlineExceeded:
+      return fail(
+        'ERR_GCP_KMS_TIMEOUT',
+        `the deadline passed on every attempt (${serverText}). Retry later or raise timeoutMs.`,
+      );
+    case grpcStatus.resourceExhausted:
+      return fail(
+        'ERR_GCP_KMS_RESOURCE_EXHAUSTED',
+        `a quota was exhausted (${serverText}). Cache tokens instead of minting one per request, ` +
+          'or ask for a higher Cloud KMS quota.',
+      );
+    case grpcStatus.invalidArgument:
+      return fail('ERR_GCP_KMS_INVALID_ARGUMENT', `the request was rejected (${serverText}).`);
+    case grpcStatus.alreadyExists:
+      return fail('ERR_GCP_KMS_ALREADY_EXISTS', `the resource already exists (${serverText}).`);
+    default:
+      return fail('ERR_GCP_KMS_REQUEST_FAILED', `${serverText}.`);
+  }
+}
+
+/** The server's status text, or the error message for failures that never reached a server. */
+function describeServerText(error: unknown): string {
+  const text = (error as { details?: unknown } | null)?.details;
+  const message = error instanceof Error ? error.message : String(error);
+  const chosen = typeof text === 'string' && text !== '' ? text : message;
+  return chosen.length > 300 ? `${chosen.slice(0, 300)}...` : chosen;
+}

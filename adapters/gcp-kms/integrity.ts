@@ -1,0 +1,94 @@
+/**
+ * CRC32C (Castagnoli) checksums and the response checks of Google's "Verifying end-to-end data
+ * integrity" guide for Cloud KMS: send `digestCrc32c`, require `verifiedDigestCrc32c`, compare
+ * the returned `name` with the version requested, and recompute `signatureCrc32c` and
+ * `pemCrc32c`. Node's `zlib.crc32` is CRC-32/IEEE, a different polynomial, so the checksum comes
+ * from @aws-crypto/crc32c.
+ */
+import { crc32c as computeCrc32c } from '@aws-crypto/crc32c';
+import type { IntegrityProblem } from './call.js';
+import type { AsymmetricSignResponse, Int64Value, PublicKeyResponse } from './client.js';
+
+/**
+ * Computes the CRC32C of `data` as an unsigned 32-bit number.
+ *
+ * @example
+ * crc32c(Buffer.from('123456789')); // 0xe3069283
+ */
+export function crc32c(data: Uint8Array): number {
+  return computeCrc32c(data);
+}
+
+/**
+ * Checks an AsymmetricSign response for `versionName`. It returns undefined when every check
+ * passes, so the signature is safe to convert.
+ *
+ * @example
+ * const problem = checkSignResponse(response, versionName);
+ */
+export function checkSignResponse(
+  response: AsymmetricSignResponse,
+  versionName: string,
+): IntegrityProblem | undefined {
+  if (response.verifiedDigestCrc32c !== true) {
+    return {
+      check: 'verifiedDigestCrc32c',
+      problem:
+        'Cloud KMS did not confirm that the digest arrived intact (verifiedDigestCrc32c is false).',
+    };
+  }
+  if (response.name !== versionName) return nameProblem('name', response.name, versionName);
+
+  const signature = response.signature;
+  if (!(signature instanceof Uint8Array) || signature.length === 0) {
+    return { check: 'signature', problem: 'the response carries no signature bytes.' };
+  }
+  return checksumProblem('signatureCrc32c', signature, response.signatureCrc32c, 'signature');
+}
+
+/**
+ * Checks a GetPublicKey response for `versionName`: its name and the CRC32C of its PEM.
+ *
+ * @example
+ * const problem = checkPublicKeyResponse(response, versionName);
+ */
+export function checkPublicKeyResponse(
+  response: PublicKeyResponse,
+  versionName: string,
+): IntegrityProblem | undefined {
+  if (response.name !== versionName) return nameProblem('name', response.name, versionName);
+  if (typeof response.pem !== 'string' || response.pem === '') {
+    return { check: 'pem', problem: 'the response carries no PEM public key.' };
+  }
+  return checksumProblem('pemCrc32c', Buffer.from(response.pem, 'utf8'), response.pemCrc32c, 'PEM');
+}
+
+function nameProblem(check: string, found: unknown, expected: string): IntegrityProblem {
+  return {
+    check,
+    problem: `the response names ${JSON.stringify(found ?? null)}, not the requested ${expected}.`,
+  };
+}
+
+function checksumProblem(
+  check: string,
+  data: Uint8Array,
+  field: Int64Value | null | undefined,
+  what: string,
+): IntegrityProblem | undefined {
+  const expected = parseUint32(field?.value);
+  if (expected === undefined) {
+    return { check, problem: `the response has no valid ${check} for its ${what}.` };
+  }
+  if (crc32c(data) === expected) return undefined;
+  return { check, problem: `the CRC32C of the returned ${what} does not match ${check}.` };
+}
+
+/** Reads an Int64Value payload, which the client returns as a string, a number or a Long. */
+function parseUint32(value: unknown): number | undefined {
+  if (value === undefined || value === null) return undefined;
+  const text = typeof value === 'object' ? String(value) : String(value as number | string);
+  if (!/^[0-9]{1,10}$/.test(text)) return undefined;
+  const number = Number(text);
+  return number <= 0xffff_ffff ? number : undefined;
+}

@@ -1,0 +1,342 @@
+/**
+ * The Cloud KMS signer. It hashes the JWS signing input once, sends the SHA-256 digest to
+ * AsymmetricSign (`digest.sha256`) with the full CRC32C round trip, and converts the DER
+ * signature strictly to the 64-byte form of RFC 7518 §3.4. Before first use it checks that the
+ * version is ENABLED and uses EC_SIGN_P256_SHA256. Verifying the signature is left to
+ * `signJwt`, which uses `getPublicKey`.
+ */
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { derToJose } from '../../src/der.js';
+import { BackendError, KmsJwtError } from '../../src/errors.js';
+import { parseKeyReference, type KeyReference } from '../../src/key-uri.js';
+import {
+  emitEvent,
+  sha256,
+  type GetPublicKeyOptions,
+  type RuntimeOptions,
+  type SignOptions,
+  type Signer,
+} from '../../src/signer.js';
+import { defaultMaxAttempts, defaultTimeoutMs, runKmsCall, type CallSettings } from './call.js';
+import { assertSignerClient, createKmsClient, type GcpKmsClient } from './client.js';
+import { grpcStatus, mapKmsError } from './errors.js';
+import { checkPublicKeyResponse, checkSignResponse, crc32c } from './integrity.js';
+import { parseGcpKmsReference, type GcpKmsReference } from './reference.js';
+
+/** Options of {@link createGcpKmsSigner}: runtime concerns plus an optional client. */
+export interface GcpKmsSignerOptions extends RuntimeOptions {
+  /**
+   * A `KeyManagementServiceClient` to use instead of one built from the reference. It wins over
+   * any `endpoint` attribute, and the signer never closes it.
+   */
+  client?: GcpKmsClient;
+  /** Attempts per operation, counting transient and integrity failures. Default 3. */
+  maxAttempts?: number;
+}
+
+/** The only algorithm an ES256 signer can use (Cloud KMS CryptoKeyVersionAlgorithm). */
+export const es256Algorithm = 'EC_SIGN_P256_SHA256';
+
+/**
+ * Creates an ES256 signer for a Cloud KMS key version. The reference must name a version.
+ *
+ * @example
+ * const signer = await createGcpKmsSigner(
+ *   'gcpkms:projects/acme/locations/global/keyRings/apple/cryptoKeys/siwa/cryptoKeyVersions/1',
+ * );
+ */
+export async function createGcpKmsSigner(
+  reference: string | KeyReference,
+  options: GcpKmsSignerOptions = {},
+): Promise<Signer> {
+  const parsed = parseGcpKmsReference(toKeyReference(reference));
+  const settings = callSettingsFrom(options);
+  const owned = options.client === undefined;
+  if (!owned) assertSignerClient(options.client);
+  const client = options.client ?? (await createKmsClient(parsed.endpoint));
+
+  try {
+    const versionName =
+      parsed.versionName ?? (await throwVersionRequired(settings, client, parsed));
+    await assertVersionUsable(settings, client, versionName);
+    const publicKey = await fetchPublicKey(settings, client, versionName);
+    return new GcpKmsSigner(client, owned, versionName, settings, publicKey);
+  } catch (error) {
+    if (owned) await client.close?.().catch(() => undefined);
+    throw error;
+  }
+}
+
+/** A signer bound to one CryptoKeyVersion. */
+class GcpKmsSigner implements Signer {
+  readonly keyId: string;
+  #publicKey: Promise<KeyObject>;
+
+  constructor(
+    private readonly client: GcpKmsClient,
+    private readonly ownsClient: boolean,
+    private readonly versionName: string,
+    private readonly settings: CallSettings,
+    publicKey: KeyObject,
+  ) {
+    this.keyId = `gcpkms:${versionName}`;
+    this.#publicKey = Promise.resolve(publicKey);
+  }
+
+  async sign(signingInput: Uint8Array, options: SignOptions = {}): Promise<Uint8Array> {
+    if (!(signingInput instanceof Uint8Array)) {
+      throw new TypeError('sign expects the JWS signing input as a Uint8Array.');
+    }
+    const response = await signDigest(
+      this.settings,
+      this.client,
+      this.versionName,
+      sha256(signingInput),
+      options.signal,
+    );
+    return derToJose(response);
+  }
+
+  getPublicKey(options: GetPublicKeyOptions = {}): Promise<KeyObject> {
+    if (options.refresh) {
+      const fetched = fetchPublicKey(this.settings, this.client, this.versionName, options.signal);
+      // A failed refresh keeps the key that was cached before it.
+      const previous = this.#publicKey;
+      this.#publicKey = fetched.catch(() => previous);
+      return fetched;
+    }
+    return this.#publicKey;
+  }
+
+  async close(): Promise<void> {
+    if (this.ownsClient) await this.client.close?.();
+  }
+}
+
+/**
+ * Signs a 32-byte SHA-256 digest with AsymmetricSign and returns the DER signature after the
+ * integrity checks. The import's proof step uses it too.
+ *
+ * @example
+ * const der = await signDigest(settings, client, versionName, sha256(signingInput));
+ */
+export async function signDigest(
+  settings: CallSettings,
+  client: GcpKmsClient,
+  versionName: string,
+  digest: Buffer,
+  signal?: AbortSignal,
+): Promise<Uint8Array> {
+  const digestCrc32c = crc32c(digest);
+  const response = await runKmsCall(
+    settings,
+    {
+      operation: 'AsymmetricSign',
+      resource: versionName,
+      idempotent: true,
+      invoke: (callOptions) =>
+        client.asymmetricSign(
+          { name: versionName, digest: { sha256: digest }, digestCrc32c: { value: digestCrc32c } },
+          callOptions,
+        ),
+      check: (reply) => checkSignResponse(reply, versionName),
+    },
+    signal,
+  );
+  return response.signature as Uint8Array;
+}
+
+/**
+ * Fetches the version's public key with GetPublicKey, checks its name, CRC32C and algorithm,
+ * and parses it.
+ *
+ * @example
+ * const publicKey = await fetchPublicKey(settings, client, versionName);
+ */
+export async function fetchPublicKey(
+  settings: CallSettings,
+  client: GcpKmsClient,
+  versionName: string,
+  signal?: AbortSignal,
+): Promise<KeyObject> {
+  const response = await runKmsCall(
+    settings,
+    {
+      operation: 'GetPublicKey',
+      resource: versionName,
+      idempotent: true,
+      invoke: (callOptions) => client.getPublicKey({ name: versionName }, callOptions),
+      check: (reply) => checkPublicKeyResponse(reply, versionName),
+    },
+    signal,
+  );
+  assertAlgorithm(response.algorithm, versionName);
+  return parseP256PublicKey(response.pem as string, versionName);
+}
+
+/** Builds call settings from runtime options, rejecting misuse with `TypeError`. */
+export function callSettingsFrom(options: GcpKmsSignerOptions): CallSettings {
+  const timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
+  const maxAttempts = options.maxAttempts ?? defaultMaxAttempts;
+  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
+    throw new TypeError(`timeoutMs must be a positive number of milliseconds, not ${timeoutMs}.`);
+  }
+  if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 10) {
+    throw new TypeError(`maxAttempts must be an integer from 1 to 10, not ${maxAttempts}.`);
+  }
+  return { timeoutMs, maxAttempts, signal: options.signal, events: options };
+}
+
+function toKeyReference(reference: string | KeyReference): KeyReference {
+  if (typeof reference !== 'string') return reference;
+  if (reference.startsWith('projects/')) {
+    return { scheme: 'gcpkms', rest: reference, raw: `gcpkms:${reference}` };
+  }
+  const parsed = parseKeyReference(reference);
+  if (parsed.scheme !== 'gcpkms' && parsed.scheme !== 'cloudkms') {
+    throw new KmsJwtError(
+      'ERR_KEY_REFERENCE_SCHEME',
+      `createGcpKmsSigner takes a gcpkms: or cloudkms: reference, not "${parsed.scheme}:".`,
+      { details: { scheme: parsed.scheme } },
+    );
+  }
+  return parsed;
+}
+
+/**
+ * Checks with GetCryptoKeyVersion that the version is ENABLED and uses EC_SIGN_P256_SHA256.
+ * A caller without cloudkms.cryptoKeyVersions.get gets a warning event instead: GetPublicKey
+ * still checks the algorithm, and AsymmetricSign answers FAILED_PRECONDITION for a version that
+ * is not ENABLED.
+ */
+async function assertVersionUsable(
+  settings: CallSettings,
+  client: GcpKmsClient,
+  versionName: string,
+): Promise<void> {
+  let version;
+  try {
+    version = await runKmsCall(settings, {
+      operation: 'GetCryptoKeyVersion',
+      resource: versionName,
+      idempotent: true,
+      invoke: (callOptions) => client.getCryptoKeyVersion({ name: versionName }, callOptions),
+      check: (reply) =>
+        reply.name === versionName
+          ? undefined
+          : { check: 'name', problem: `the response names ${JSON.stringify(reply.name)}.` },
+    });
+  } catch (error) {
+    if (error instanceof KmsJwtError && error.details.grpcCode === grpcStatus.permissionDenied) {
+      emitEvent(settings.events, {
+        type: 'warning',
+        backend: 'gcp-kms',
+        operation: 'GetCryptoKeyVersion',
+        resource: versionName,
+        message:
+          'Skipped the version state check: the caller lacks cloudkms.cryptoKeyVersions.get ' +
+          '(or the version does not exist).',
+      });
+      return;
+    }
+    throw error;
+  }
+
+  assertAlgorithm(version.algorithm, versionName);
+  if (version.state !== 'ENABLED') throw versionNotEnabled(versionName, version.state);
+}
+
+function assertAlgorithm(algorithm: unknown, versionName: string): void {
+  if (algorithm === es256Algorithm) return;
+  const found = typeof algorithm === 'string' ? algorithm : JSON.stringify(algorithm ?? null);
+  const hint = found.startsWith('RSA_') ? ' An RSA key cannot sign ES256 tokens.' : '';
+  throw new KmsJwtError(
+    'ERR_GCP_KMS_ALGORITHM_UNSUPPORTED',
+    `Cloud KMS key version ${versionName} uses ${found}, but ES256 needs ${es256Algorithm} ` +
+      `(ECDSA on P-256 with SHA-256).${hint} Create or import a key with that algorithm.`,
+    { details: { resource: versionName, algorithm: found } },
+  );
+}
+
+function versionNotEnabled(versionName: string, state: unknown): KmsJwtError {
+  const found = typeof state === 'string' ? state : JSON.stringify(state ?? null);
+  return new BackendError(
+    'ERR_GCP_KMS_VERSION_NOT_ENABLED',
+    `Cloud KMS key version ${versionName} is ${found}, but signing needs an ENABLED version. ` +
+      'Re-enable a DISABLED version, wait for a PENDING_IMPORT or PENDING_GENERATION one, or ' +
+      'pin another version.',
+    { details: { resource: versionName, state: found } },
+  );
+}
+
+function parseP256PublicKey(pem: string, versionName: string): KeyObject {
+  let key: KeyObject;
+  try {
+    key = createPublicKey(pem);
+  } catch (error) {
+    throw new BackendError(
+      'ERR_GCP_KMS_PUBLIC_KEY_INVALID',
+      `Cloud KMS GetPublicKey on ${versionName} returned a PEM that is not a public key.`,
+      { cause: error, details: { resource: versionName } },
+    );
+  }
+  const curve = key.asymmetricKeyDetails?.namedCurve;
+  if (key.asymmetricKeyType === 'ec' && curve === 'prime256v1') return key;
+  throw new BackendError(
+    'ERR_GCP_KMS_PUBLIC_KEY_INVALID',
+    `Cloud KMS GetPublicKey on ${versionName} says ${es256Algorithm} but returned a ` +
+      `${key.asymmetricKeyType} ${curve ?? ''} key; the service response is inconsistent.`,
+    { details: { resource: versionName } },
+  );
+}
+
+async function throwVersionRequired(
+  settings: CallSettings,
+  client: GcpKmsClient,
+  parsed: GcpKmsReference,
+): Promise<never> {
+  const listing = await listEnabledVersions(settings, client, parsed.cryptoKeyName);
+  const example = listing.versions[0] ?? `${parsed.cryptoKeyName}/cryptoKeyVersions/N`;
+  const found =
+    listing.versions.length > 0
+      ? ` ENABLED ${es256Algorithm} versions: ${listing.versions.map(versionNumber).join(', ')}.`
+      : listing.failure
+        ? ` The ENABLED versions could not be listed (${listing.failure}).`
+        : ` The key has no ENABLED ${es256Algorithm} version.`;
+  throw new KmsJwtError(
+    'ERR_GCP_KMS_VERSION_REQUIRED',
+    `The gcpkms reference names the CryptoKey ${parsed.cryptoKeyName} but no version. Cloud KMS ` +
+      'rotates a key by adding versions, so a signer that followed the newest one would switch ' +
+      'keys, and the key behind the token kid, without notice.' +
+      `${found} Pin one, for example gcpkms:${example}.`,
+    { details: { resource: parsed.cryptoKeyName, enabledVersions: listing.versions } },
+  );
+}
+
+/** Lists ENABLED ES256 versions, newest first, or says why it could not. */
+async function listEnabledVersions(
+  settings: CallSettings,
+  client: GcpKmsClient,
+  cryptoKeyName: string,
+): Promise<{ versions: string[]; failure: string | undefined }> {
+  try {
+    const versions = await runKmsCall(settings, {
+      operation: 'ListCryptoKeyVersions',
+      resource: cryptoKeyName,
+      idempotent: true,
+      invoke: (callOptions) => client.listCryptoKeyVersions({ parent: cryptoKeyName }, callOptions),
+    });
+    const names = versions
+      .filter((v) => v.state === 'ENABLED' && v.algorithm === es256Algorithm)
+      .map((v) => String(v.name))
+      .sort((a, b) => Number(versionNumber(b)) - Number(versionNumber(a)));
+    return { versions: names, failure: undefined };
+  } catch (error) {
+    const mapped = mapKmsError(error, 'ListCryptoKeyVersions', cryptoKeyName);
+    return { versions: [], failure: `${mapped.code}, which needs cloudkms.cryptoKeyVersions.list` };
+  }
+}
+
+function versionNumber(versionName: string): string {
+  return versionName.slice(versionName.lastIndexOf('/') + 1);
+}

@@ -1,0 +1,104 @@
+/**
+ * Local key wrapping for Cloud KMS ImportCryptoKeyVersion, as the Cloud KMS "Key wrapping" page
+ * describes it. For the `RSA_OAEP_*_SHA256_AES_256` methods the wrapped key is the RSAES-OAEP
+ * (SHA-256, MGF1-SHA-256, empty label) encryption of an ephemeral AES-256 key under the import
+ * job's public key, followed by the PKCS#8 DER wrapped with that AES key by AES-KWP (RFC 5649).
+ * For `RSA_OAEP_*_SHA256` it is the OAEP encryption of the PKCS#8 DER alone.
+ */
+import {
+  constants,
+  createCipheriv,
+  createPublicKey,
+  publicEncrypt,
+  randomBytes,
+  type KeyObject,
+} from 'node:crypto';
+import { KmsJwtError } from '../../src/errors.js';
+
+/** Import methods this adapter can wrap for, with the RSA size each one requires. */
+export const supportedImportMethods: Record<string, { modulusBits: number; aesKwp: boolean }> = {
+  RSA_OAEP_3072_SHA256_AES_256: { modulusBits: 3072, aesKwp: true },
+  RSA_OAEP_4096_SHA256_AES_256: { modulusBits: 4096, aesKwp: true },
+  RSA_OAEP_3072_SHA256: { modulusBits: 3072, aesKwp: false },
+  RSA_OAEP_4096_SHA256: { modulusBits: 4096, aesKwp: false },
+};
+
+/** The default import method. */
+export const defaultImportMethod = 'RSA_OAEP_3072_SHA256_AES_256';
+
+// RFC 5649 §3: the alternative initial value of AES Key Wrap with Padding. OpenSSL's
+// id-aes256-wrap-pad cipher takes it as the 4-byte IV and rejects a null IV.
+const kwpInitialValue = Buffer.from('a65959a6', 'hex');
+
+/**
+ * Asserts that `method` is one this adapter can wrap for, naming the supported ones if not.
+ *
+ * @example
+ * assertImportMethod('RSA_OAEP_3072_SHA256_AES_256');
+ */
+export function assertImportMethod(method: string): void {
+  if (Object.hasOwn(supportedImportMethods, method)) return;
+  throw new KmsJwtError(
+    'ERR_GCP_KMS_IMPORT_METHOD_UNSUPPORTED',
+    `The Cloud KMS import method "${method}" is not supported. Use one of ` +
+      `${Object.keys(supportedImportMethods).join(', ')}; the SHA-1 and post-quantum methods ` +
+      'are not offered.',
+    { details: { importMethod: method } },
+  );
+}
+
+/**
+ * Wraps a P-256 private key for ImportCryptoKeyVersion. The PKCS#8 bytes and the AES key are
+ * zeroed after use; nothing is written to disk.
+ *
+ * @example
+ * const wrappedKey = wrapPkcs8ForImport(privateKey, importJob.publicKey.pem, defaultImportMethod);
+ */
+export function wrapPkcs8ForImport(
+  privateKey: KeyObject,
+  jobPublicKeyPem: string,
+  method: string,
+): Buffer {
+  assertImportMethod(method);
+  const { modulusBits, aesKwp } = supportedImportMethods[method]!;
+  const wrappingKey = parseWrappingKey(jobPublicKeyPem, modulusBits, method);
+
+  const pkcs8 = privateKey.export({ type: 'pkcs8', format: 'der' });
+  try {
+    if (!aesKwp) return oaepEncrypt(wrappingKey, pkcs8);
+    const aesKey = randomBytes(32);
+    try {
+      const cipher = createCipheriv('id-aes256-wrap-pad', aesKey, kwpInitialValue);
+      const wrappedPkcs8 = Buffer.concat([cipher.update(pkcs8), cipher.final()]);
+      return Buffer.concat([oaepEncrypt(wrappingKey, aesKey), wrappedPkcs8]);
+    } finally {
+      aesKey.fill(0);
+    }
+  } finally {
+    pkcs8.fill(0);
+  }
+}
+
+function oaepEncrypt(key: KeyObject, data: Buffer): Buffer {
+  return publicEncrypt(
+    { key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' },
+    data,
+  );
+}
+
+function parseWrappingKey(pem: string, modulusBits: number, method: string): KeyObject {
+  let key: KeyObject | undefined;
+  try {
+    key = createPublicKey(pem);
+  } catch {
+    key = undefined;
+  }
+  const found = key?.asymmetricKeyDetails?.modulusLength;
+  if (key?.asymmetricKeyType === 'rsa' && found === modulusBits) return key;
+  throw new KmsJwtError(
+    'ERR_GCP_KMS_IMPORT_FAILED',
+    `The import job's public key is not the ${modulusBits}-bit RSA key that ${method} requires ` +
+      `(found ${key ? `${key.asymmetricKeyType} ${found ?? ''}` : 'no parsable PEM'}).`,
+    { details: { step: 'wrap', importMethod: method } },
+  );
+}
