@@ -1,0 +1,182 @@
+/**
+ * Where the PKCS#11 module and the user PIN come from. The module path is taken from the URI's
+ * `module-path`, then the `modulePath` option, then `KMS_JWT_PKCS11_MODULE`, then
+ * `PKCS11_MODULE_PATH`. The PIN is taken from `pin-source` or `pin-value` in the URI, then the
+ * `pin` option, then the environment variable named by `pinEnv` (default `KMS_JWT_PKCS11_PIN`).
+ * No message or event ever contains the PIN.
+ */
+import { statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { isAbsolute } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { KeyError, KmsJwtError } from '../../src/errors.js';
+import { emitEvent, type RuntimeOptions } from '../../src/signer.js';
+import type { Pkcs11Uri } from './uri.js';
+
+/** Environment variables read when the URI and the options name no module. */
+export const moduleEnvironmentVariables = ['KMS_JWT_PKCS11_MODULE', 'PKCS11_MODULE_PATH'];
+
+/** The environment variable read for the PIN unless `pinEnv` names another. */
+export const defaultPinEnvironmentVariable = 'KMS_JWT_PKCS11_PIN';
+
+/** A resolved PIN and where it came from (the source is safe to print, the PIN is not). */
+export interface ResolvedPin {
+  pin: string | undefined;
+  source: 'pin-source' | 'pin-value' | 'option' | 'environment' | 'none';
+}
+
+/** The options that choose the module and the PIN. */
+export interface Pkcs11AccessOptions extends RuntimeOptions {
+  /** Absolute path of the PKCS#11 module, used when the URI has no `module-path`. */
+  modulePath?: string;
+  /** The user PIN, used when the URI has neither `pin-source` nor `pin-value`. */
+  pin?: string;
+  /** The environment variable that holds the PIN. Default `KMS_JWT_PKCS11_PIN`. */
+  pinEnv?: string;
+}
+
+/**
+ * Picks the module path and checks that it names an existing file by an absolute path, so that
+ * the dynamic loader never searches its library path for a module of that name.
+ *
+ * @example
+ * const uri = parsePkcs11Uri('pkcs11:token=apple;object=siwa');
+ * resolveModulePath(uri, { modulePath: '/usr/lib/softhsm/libsofthsm2.so' });
+ */
+export function resolveModulePath(uri: Pkcs11Uri, options: Pkcs11AccessOptions): string {
+  const fromEnvironment = moduleEnvironmentVariables
+    .map((name) => ({ name, value: process.env[name] }))
+    .find((entry) => entry.value !== undefined && entry.value !== '');
+  const chosen = uri.modulePath ?? options.modulePath ?? fromEnvironment?.value;
+  const origin = uri.modulePath
+    ? 'module-path'
+    : options.modulePath
+      ? 'the modulePath option'
+      : fromEnvironment?.name;
+
+  if (chosen === undefined || chosen === '') {
+    throw new KmsJwtError(
+      'ERR_PKCS11_MODULE_MISSING',
+      'No PKCS#11 module was given. Add ?module-path=/ABSOLUTE/PATH.so to the pkcs11: URI, pass ' +
+        `the modulePath option, or set ${moduleEnvironmentVariables.join(' or ')}. ` +
+        'SoftHSM2 on Debian and Ubuntu is /usr/lib/softhsm/libsofthsm2.so.',
+    );
+  }
+  assertModuleFile(chosen, origin ?? 'module-path');
+  return chosen;
+}
+
+function assertModuleFile(path: string, origin: string): void {
+  if (!isAbsolute(path)) {
+    throw new KmsJwtError(
+      'ERR_PKCS11_MODULE_NOT_FOUND',
+      `The PKCS#11 module path "${path}" (from ${origin}) is not absolute. Give the absolute ` +
+        'path of the .so or .dll, so that no library search path decides which code is loaded.',
+      { details: { modulePath: path } },
+    );
+  }
+  if (statSync(path, { throwIfNoEntry: false })?.isFile()) return;
+  throw new KmsJwtError(
+    'ERR_PKCS11_MODULE_NOT_FOUND',
+    `The PKCS#11 module "${path}" (from ${origin}) does not exist or is not a file. Install the ` +
+      "HSM vendor's client or SoftHSM2 (apt-get install softhsm2), and check the path.",
+    { details: { modulePath: path } },
+  );
+}
+
+/**
+ * Reads the PIN from the first source that is set. `pin-value` works but raises a `warning`
+ * event, because a PIN inside a URI ends up in shell history, process lists and config files.
+ *
+ * @example
+ * const uri = parsePkcs11Uri('pkcs11:token=apple;object=siwa?pin-source=file:/run/secrets/pin');
+ * const { pin } = await resolvePin(uri, {});
+ */
+export async function resolvePin(
+  uri: Pkcs11Uri,
+  options: Pkcs11AccessOptions,
+): Promise<ResolvedPin> {
+  if (uri.pinSource !== undefined && uri.pinValue !== undefined) {
+    throw new KmsJwtError(
+      'ERR_KEY_REFERENCE_INVALID',
+      'Invalid pkcs11 key reference: it has both pin-source and pin-value. Keep pin-source only.',
+      { details: { adapter: 'pkcs11' } },
+    );
+  }
+  if (uri.pinSource !== undefined) {
+    return { pin: await readPinSource(uri.pinSource, options), source: 'pin-source' };
+  }
+  if (uri.pinValue !== undefined) {
+    emitEvent(options, {
+      type: 'warning',
+      code: 'pin-value-in-uri',
+      message:
+        'The pkcs11: URI carries the PIN in pin-value. Use pin-source=file:/PATH or the ' +
+        `${defaultPinEnvironmentVariable} environment variable instead.`,
+    });
+    return { pin: uri.pinValue, source: 'pin-value' };
+  }
+  if (options.pin !== undefined) return { pin: options.pin, source: 'option' };
+
+  const variable = options.pinEnv ?? defaultPinEnvironmentVariable;
+  const fromEnvironment = process.env[variable];
+  if (fromEnvironment !== undefined && fromEnvironment !== '') {
+    return { pin: fromEnvironment, source: 'environment' };
+  }
+  return { pin: undefined, source: 'none' };
+}
+
+async function readPinSource(source: string, options: RuntimeOptions): Promise<string> {
+  const path = pinSourcePath(source);
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    throw new KeyError(
+      'ERR_PKCS11_PIN_SOURCE_UNREADABLE',
+      `The PIN file "${path}" named by pin-source cannot be read ` +
+        `(${(error as NodeJS.ErrnoException).code ?? 'error'}). Check the path and its permissions.`,
+      { cause: error, details: { path } },
+    );
+  }
+
+  warnIfShared(path, options);
+  // Files written by `echo` end in a newline that is not part of the PIN.
+  const pin = text.replace(/\r?\n$/, '');
+  if (pin === '') {
+    throw new KeyError('ERR_PKCS11_PIN_SOURCE_UNREADABLE', `The PIN file "${path}" is empty.`, {
+      details: { path },
+    });
+  }
+  return pin;
+}
+
+function pinSourcePath(source: string): string {
+  if (source.startsWith('file:')) {
+    try {
+      return fileURLToPath(source);
+    } catch {
+      // Falls through to the error below.
+    }
+  } else if (isAbsolute(source)) {
+    return source;
+  }
+  throw new KmsJwtError(
+    'ERR_KEY_REFERENCE_INVALID',
+    'Invalid pkcs11 key reference: pin-source must be a file: URI such as ' +
+      'file:/run/secrets/hsm-pin, or an absolute path.',
+    { details: { adapter: 'pkcs11' } },
+  );
+}
+
+function warnIfShared(path: string, options: RuntimeOptions): void {
+  if (process.platform === 'win32') return;
+  const mode = statSync(path, { throwIfNoEntry: false })?.mode ?? 0;
+  if ((mode & 0o077) === 0) return;
+  emitEvent(options, {
+    type: 'warning',
+    code: 'pin-file-permissions',
+    path,
+    message: `The PIN file "${path}" can be read by group or others; run chmod 600 on it.`,
+  });
+}

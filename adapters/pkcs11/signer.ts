@@ -1,0 +1,456 @@
+/**
+ * The PKCS#11 signer: ES256 through any PKCS#11 module (SoftHSM2, YubiHSM 2, AWS CloudHSM,
+ * Thales Luna, Entrust nShield...). It hashes the JWS signing input once with SHA-256 in Node and
+ * asks the token for CKM_ECDSA over the 32-byte digest. PKCS#11 v2.40 §2.3.1 defines that
+ * signature as r || s with each half as long as the order, which for P-256 is already the
+ * 64-byte JOSE form of RFC 7518 §3.4, so the length is checked and nothing is converted.
+ */
+import { createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { BackendError, KmsJwtError, SignatureError } from '../../src/errors.js';
+import {
+  emitEvent,
+  sha256,
+  type GetPublicKeyOptions,
+  type Signer,
+  type SignOptions,
+} from '../../src/signer.js';
+import {
+  CKF_SERIAL_SESSION,
+  CKM_ECDSA,
+  CKR_DEVICE_REMOVED,
+  CKR_KEY_HANDLE_INVALID,
+  CKR_OBJECT_HANDLE_INVALID,
+  CKR_OPERATION_ACTIVE,
+  CKR_SESSION_CLOSED,
+  CKR_SESSION_HANDLE_INVALID,
+  CKR_TOKEN_NOT_PRESENT,
+  CKR_USER_NOT_LOGGED_IN,
+  returnValueName,
+  returnValueOf,
+  type Handle,
+} from './binding.js';
+import {
+  assertUriSelectsObject,
+  connectToken,
+  type Pkcs11ConnectOptions,
+  type TokenConnection,
+} from './connect.js';
+import { operationFailed } from './errors.js';
+import { loginAgain } from './module.js';
+import { findPrivateKey, readPublicKeyObject, type FoundKey } from './objects.js';
+import { SessionPool } from './session-pool.js';
+import { encodeUriId, formatPathAttributes, parsePkcs11Uri, type Pkcs11Uri } from './uri.js';
+
+/** Options for {@link createPkcs11Signer}. Module and PIN sources are described in config.ts. */
+export interface Pkcs11SignerOptions extends Pkcs11ConnectOptions {
+  /**
+   * The public key, for tokens that hold no public-key object: a KeyObject, or a PEM SPKI public
+   * key or X.509 certificate. When the token has a public-key object too, both must agree.
+   */
+  publicKey?: KeyObject | string | Buffer;
+  /** Sessions opened at most, which is also the number of signs in flight. Default 4. */
+  maxSessions?: number;
+}
+
+const defaultMaxSessions = 4;
+const defaultTimeoutMs = 10_000;
+const signatureLength = 64;
+// Larger than any ECDSA signature on P-256 in either form, so a module that breaks the raw r||s
+// rule shows up as a wrong length instead of CKR_BUFFER_TOO_SMALL, which leaves the operation open.
+const signatureBufferLength = 128;
+
+// Return values after which a fresh session, a new login or a new key handle may succeed.
+const recoverableReturnValues = new Set([
+  CKR_SESSION_HANDLE_INVALID,
+  CKR_SESSION_CLOSED,
+  CKR_USER_NOT_LOGGED_IN,
+  CKR_OBJECT_HANDLE_INVALID,
+  CKR_KEY_HANDLE_INVALID,
+  CKR_OPERATION_ACTIVE,
+]);
+
+/**
+ * A PKCS#11 signer. `close()` returns its sessions, and finalises the module after its last user.
+ */
+export type Pkcs11Signer = Signer & { close(): Promise<void> };
+
+/**
+ * Creates an ES256 signer for the private key that a `pkcs11:` URI names.
+ *
+ * @example
+ * const signer = await createPkcs11Signer(
+ *   'pkcs11:token=apple;object=siwa;type=private?pin-source=file:/run/secrets/hsm-pin',
+ *   { modulePath: '/usr/lib/softhsm/libsofthsm2.so' },
+ * );
+ * const token = await signJwt(signer, { header: { alg: 'ES256', kid: 'ABC123DEFG' }, payload });
+ * await signer.close();
+ */
+export async function createPkcs11Signer(
+  uri: string,
+  options: Pkcs11SignerOptions = {},
+): Promise<Pkcs11Signer> {
+  assertSignerOptions(options);
+  const parsed = parsePkcs11Uri(uri);
+  assertUriSelectsObject(parsed);
+  assertPrivateType(parsed);
+  const suppliedKey = options.publicKey === undefined ? undefined : toPublicKey(options.publicKey);
+
+  const connection = await connectToken(parsed, options);
+  try {
+    return await buildSigner(connection, parsed, options, suppliedKey);
+  } catch (error) {
+    connection.release();
+    throw error;
+  }
+}
+
+async function buildSigner(
+  connection: TokenConnection,
+  uri: Pkcs11Uri,
+  options: Pkcs11SignerOptions,
+  suppliedKey: KeyObject | undefined,
+): Promise<Pkcs11Signer> {
+  const keyId = formatPathAttributes(uri);
+  const pool = new SessionPool(
+    sessionFactory(connection),
+    options.maxSessions ?? defaultMaxSessions,
+    keyId,
+  );
+  const state = new SignerState(connection, uri, options, pool, keyId);
+
+  try {
+    await state.findKey();
+    await state.loadPublicKey(suppliedKey);
+  } catch (error) {
+    await pool.close();
+    throw error;
+  }
+  return state.toSigner();
+}
+
+function sessionFactory(connection: TokenConnection) {
+  return {
+    open(): Handle {
+      try {
+        return connection.binding.C_OpenSession(connection.token.slot, CKF_SERIAL_SESSION);
+      } catch (error) {
+        throw operationFailed('C_OpenSession', `token "${connection.token.label}"`, error);
+      }
+    },
+    close(session: Handle): void {
+      connection.binding.C_CloseSession(session);
+    },
+  };
+}
+
+/** The mutable part of one signer: the key handle, the cached public key and the pool. */
+class SignerState {
+  private key: FoundKey | undefined;
+  private publicKey: KeyObject | undefined;
+  private publicKeySupplied = false;
+  private recoveries = 0;
+  private closing: Promise<void> | undefined;
+
+  constructor(
+    private readonly connection: TokenConnection,
+    private readonly uri: Pkcs11Uri,
+    private readonly options: Pkcs11SignerOptions,
+    private readonly pool: SessionPool,
+    readonly keyId: string,
+  ) {}
+
+  toSigner(): Pkcs11Signer {
+    return {
+      keyId: this.keyId,
+      sign: (signingInput, signOptions) => this.sign(signingInput, signOptions),
+      getPublicKey: (getOptions) => this.getPublicKey(getOptions),
+      close: () => this.close(),
+    };
+  }
+
+  async findKey(): Promise<void> {
+    const { binding, token, loggedIn } = this.connection;
+    this.key = await this.withSession((session) =>
+      findPrivateKey(binding, session, this.uri, token.label, loggedIn),
+    );
+  }
+
+  async loadPublicKey(suppliedKey: KeyObject | undefined): Promise<void> {
+    const fromToken = await this.readPublicKeyObject();
+    if (suppliedKey && fromToken && !suppliedKey.equals(fromToken)) {
+      throw new KmsJwtError(
+        'ERR_PKCS11_PUBLIC_KEY_MISMATCH',
+        `The publicKey option differs from the public-key object on the token for ${this.keyId}. ` +
+          'Drop the option, or fix the object on the token.',
+        { details: { keyId: this.keyId } },
+      );
+    }
+    this.publicKey = suppliedKey ?? fromToken;
+    this.publicKeySupplied = suppliedKey !== undefined;
+  }
+
+  private readPublicKeyObject(): Promise<KeyObject | undefined> {
+    const key = this.requireKey();
+    return this.withSession((session) =>
+      readPublicKeyObject(this.connection.binding, session, key),
+    );
+  }
+
+  async getPublicKey(options: GetPublicKeyOptions = {}): Promise<KeyObject> {
+    this.assertOpen();
+    options.signal?.throwIfAborted();
+    if (options.refresh && !this.publicKeySupplied)
+      this.publicKey = await this.readPublicKeyObject();
+    if (this.publicKey) return this.publicKey;
+
+    const key = this.requireKey();
+    throw new KmsJwtError(
+      'ERR_PKCS11_PUBLIC_KEY_MISSING',
+      `Token "${this.connection.token.label}" holds no public-key object with ` +
+        `${key.id.length > 0 ? `id=${encodeUriId(key.id)}` : `label "${key.label}"`}, so the ` +
+        'signature cannot be checked. Pass the publicKey option (a PEM public key or certificate), ' +
+        'or write the public key to the token with the same label and id ' +
+        '(pkcs11-tool --write-object key.pub.der --type pubkey).',
+      { details: { keyId: this.keyId } },
+    );
+  }
+
+  async sign(signingInput: Uint8Array, options: SignOptions = {}): Promise<Uint8Array> {
+    this.assertOpen();
+    if (!(signingInput instanceof Uint8Array)) {
+      throw new TypeError('sign expects the JWS signing input as a Uint8Array.');
+    }
+    throwIfAborted(options.signal, this.keyId);
+
+    const digest = sha256(signingInput);
+    const generation = this.recoveries;
+    try {
+      return await this.signDigest(digest, options.signal);
+    } catch (error) {
+      if (!recoverableReturnValues.has(returnValueOf(error) ?? -1)) throw this.signFailed(error);
+      emitEvent(this.options, {
+        type: 'retry',
+        operation: 'C_Sign',
+        attempt: 1,
+        reason: returnValueName(error),
+        keyId: this.keyId,
+      });
+      await this.recover(generation);
+      try {
+        return await this.signDigest(digest, options.signal);
+      } catch (second) {
+        throw this.signFailed(second);
+      }
+    }
+  }
+
+  private async signDigest(digest: Buffer, signal: AbortSignal | undefined): Promise<Uint8Array> {
+    const session = await this.pool.acquire(signal).catch((error: unknown) => {
+      throw wrapAbort(error, signal, this.keyId);
+    });
+    const key = this.requireKey();
+    const { binding } = this.connection;
+
+    let pending: Promise<Buffer>;
+    try {
+      binding.C_SignInit(session, { mechanism: CKM_ECDSA }, key.handle);
+      pending = binding.C_SignAsync(session, digest, Buffer.alloc(signatureBufferLength));
+    } catch (error) {
+      this.pool.discard(session);
+      throw error;
+    }
+    // The session goes back only after the module is done with it, even if the caller gave up.
+    pending.then(
+      () => this.pool.release(session),
+      () => this.pool.discard(session),
+    );
+    const signature = await withDeadline(pending, this.timeoutMs(), signal, this.keyId);
+    return this.assertLength(signature);
+  }
+
+  private assertLength(signature: Buffer): Uint8Array {
+    if (signature.length === signatureLength) return new Uint8Array(signature);
+    throw new SignatureError(
+      'ERR_PKCS11_SIGNATURE_LENGTH',
+      `The PKCS#11 module returned a CKM_ECDSA signature of ${signature.length} bytes for ` +
+        `${this.keyId}, but P-256 needs exactly 64 bytes of r || s (PKCS#11 v2.40 §2.3.1). ` +
+        'The module breaks the standard; report it to its vendor.',
+      { details: { keyId: this.keyId, length: signature.length } },
+    );
+  }
+
+  /**
+   * Opens the way for a second attempt: drops idle sessions, logs in again with the remembered
+   * PIN and finds the key handle again. Concurrent failures share one recovery.
+   */
+  private async recover(generation: number): Promise<void> {
+    if (generation !== this.recoveries) return;
+    this.recoveries += 1;
+    this.pool.dropIdle();
+    loginAgain(this.connection.module, this.connection.token);
+    await this.findKey();
+  }
+
+  private signFailed(error: unknown): unknown {
+    if (error instanceof KmsJwtError || returnValueOf(error) === undefined) return error;
+    const name = returnValueName(error);
+    const value = returnValueOf(error);
+    const gone = value === CKR_DEVICE_REMOVED || value === CKR_TOKEN_NOT_PRESENT;
+    return new BackendError(
+      'ERR_PKCS11_SIGN_FAILED',
+      `PKCS#11 signing with ${this.keyId} failed: ${name}.` +
+        (gone ? ' The token was removed; reconnect it and create a new signer.' : ''),
+      { cause: error, details: { keyId: this.keyId, returnValue: name } },
+    );
+  }
+
+  private async withSession<T>(run: (session: Handle) => T): Promise<T> {
+    const session = await this.pool.acquire();
+    try {
+      const result = run(session);
+      this.pool.release(session);
+      return result;
+    } catch (error) {
+      this.pool.discard(session);
+      throw error;
+    }
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.pool.close().finally(() => this.connection.release());
+    return this.closing;
+  }
+
+  private timeoutMs(): number {
+    return this.options.timeoutMs ?? defaultTimeoutMs;
+  }
+
+  private requireKey(): FoundKey {
+    if (!this.key) throw new TypeError('The PKCS#11 key has not been found yet.');
+    return this.key;
+  }
+
+  private assertOpen(): void {
+    if (!this.closing) return;
+    throw new KmsJwtError(
+      'ERR_PKCS11_SIGNER_CLOSED',
+      `The PKCS#11 signer for ${this.keyId} is closed. Create a new signer.`,
+      { details: { keyId: this.keyId } },
+    );
+  }
+}
+
+function throwIfAborted(signal: AbortSignal | undefined, keyId: string): void {
+  if (signal?.aborted) throw wrapAbort(signal.reason, signal, keyId);
+}
+
+function wrapAbort(error: unknown, signal: AbortSignal | undefined, keyId: string): unknown {
+  if (!signal?.aborted || error !== signal.reason) return error;
+  return new BackendError('ERR_PKCS11_ABORTED', `Signing with ${keyId} was aborted.`, {
+    cause: error,
+    details: { keyId },
+  });
+}
+
+/** Settles with `pending`, or rejects when the deadline passes or the signal aborts first. */
+function withDeadline<T>(
+  pending: Promise<T>,
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+  keyId: string,
+): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(
+        new BackendError(
+          'ERR_PKCS11_TIMEOUT',
+          `The PKCS#11 module did not finish signing with ${keyId} within ${timeoutMs} ms. ` +
+            'Check the HSM connection, or raise timeoutMs.',
+          { details: { keyId, timeoutMs } },
+        ),
+      );
+    }, timeoutMs);
+    const onAbort = () => {
+      cleanup();
+      reject(wrapAbort(signal?.reason, signal, keyId));
+    };
+    const cleanup = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    };
+
+    signal?.addEventListener('abort', onAbort, { once: true });
+    pending.then(
+      (value) => {
+        cleanup();
+        resolve(value);
+      },
+      (error: unknown) => {
+        cleanup();
+        reject(error);
+      },
+    );
+  });
+}
+
+function assertPrivateType(uri: Pkcs11Uri): void {
+  if (uri.type === undefined || uri.type === 'private') return;
+  throw new KmsJwtError(
+    'ERR_PKCS11_KEY_NOT_FOUND',
+    `${formatPathAttributes(uri)} names ${uri.type} objects, but signing needs a private key. ` +
+      'Use type=private or leave type out.',
+    { details: { type: uri.type } },
+  );
+}
+
+function assertSignerOptions(options: Pkcs11SignerOptions): void {
+  if (typeof options !== 'object' || options === null) {
+    throw new TypeError('createPkcs11Signer options must be an object.');
+  }
+  for (const name of ['modulePath', 'pin', 'pinEnv'] as const) {
+    if (options[name] !== undefined && typeof options[name] !== 'string') {
+      throw new TypeError(`The ${name} option must be a string.`);
+    }
+  }
+  const { maxSessions, timeoutMs } = options;
+  if (
+    maxSessions !== undefined &&
+    (!Number.isInteger(maxSessions) || maxSessions < 1 || maxSessions > 256)
+  ) {
+    throw new TypeError('The maxSessions option must be an integer from 1 to 256.');
+  }
+  if (timeoutMs !== undefined && (!Number.isFinite(timeoutMs) || timeoutMs <= 0)) {
+    throw new TypeError('The timeoutMs option must be a positive number of milliseconds.');
+  }
+}
+
+/** Reads the caller's public key: a KeyObject, or PEM text of an SPKI key or a certificate. */
+function toPublicKey(value: KeyObject | string | Buffer): KeyObject {
+  let key: KeyObject;
+  try {
+    if (typeof value === 'object' && !Buffer.isBuffer(value)) {
+      key = value.type === 'private' ? createPublicKey(value) : value;
+    } else if (value.toString().includes('-----BEGIN CERTIFICATE-----')) {
+      key = new X509Certificate(value).publicKey;
+    } else {
+      key = createPublicKey(value);
+    }
+  } catch (error) {
+    if (error instanceof TypeError && typeof value !== 'string' && !Buffer.isBuffer(value))
+      throw error;
+    throw new KmsJwtError(
+      'ERR_PKCS11_PUBLIC_KEY_INVALID',
+      'The publicKey option is neither a PEM public key nor a PEM X.509 certificate.',
+      { cause: error },
+    );
+  }
+
+  const curve = key.asymmetricKeyDetails?.namedCurve;
+  if (key.asymmetricKeyType === 'ec' && curve === 'prime256v1') return key;
+  throw new KmsJwtError(
+    'ERR_PKCS11_PUBLIC_KEY_INVALID',
+    `The publicKey option is ${key.asymmetricKeyType === 'ec' ? `EC ${curve}` : key.asymmetricKeyType}, but ES256 needs P-256.`,
+    { details: { found: key.asymmetricKeyType } },
+  );
+}
