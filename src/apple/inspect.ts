@@ -111,7 +111,7 @@ function detectKind(
   if (aud === 'appstoreconnect-v1') {
     return { kind: claims.bid === undefined ? 'app-store-connect' : 'app-store-server' };
   }
-  if (aud !== undefined) return { kind: undefined };
+  if (aud !== undefined) return closestKind(header, claims);
   if (header.id !== undefined || claims.sub !== undefined) return { kind: 'weatherkit' };
   if (claims.exp === undefined) {
     return { kind: 'apns', guess: 'APNs and DeviceCheck tokens have the same shape' };
@@ -121,6 +121,37 @@ function detectKind(
     return { kind: 'mapkit' };
   }
   return { kind: 'musickit', guess: 'MusicKit and MapKit tokens without origin look alike' };
+}
+
+/**
+ * Picks the kind whose header and claim names differ least from the token's, for a token whose
+ * `aud` names no Apple service. A tie or a distance of more than two fields matches no kind.
+ */
+function closestKind(
+  header: Record<string, unknown>,
+  claims: Record<string, unknown>,
+): { kind: AppleTokenKind | undefined; guess?: string } {
+  const names = new Set([
+    ...Object.keys(header).map((name) => `header.${name}`),
+    ...Object.keys(claims),
+  ]);
+  const ranked = Object.values(profileDefinitions)
+    .map((profile) => {
+      const expected = new Set([
+        ...profile.headerFields.map((name) => `header.${name}`),
+        ...profile.claimFields,
+      ]);
+      const missing = [...expected].filter((name) => !names.has(name)).length;
+      const extra = [...names].filter((name) => !expected.has(name)).length;
+      return { kind: profile.kind, distance: missing + extra };
+    })
+    .sort((a, b) => a.distance - b.distance);
+  const [best, second] = ranked;
+  if (!best || best.distance > 2 || best.distance === second?.distance) return { kind: undefined };
+  return {
+    kind: best.kind,
+    guess: `its aud ${JSON.stringify(claims.aud)} names no Apple service, so it was checked as the kind whose fields it matches most closely`,
+  };
 }
 
 function guessWarnings(profile: ProfileDefinition, guess: string | undefined): Finding[] {
