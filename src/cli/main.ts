@@ -1,3 +1,79 @@
 #!/usr/bin/env node
-// TODO: placeholder until the CLI lands.
-process.exitCode = 2;
+/**
+ * `kms-jwt`: mints, verifies and inspects Apple ES256 tokens with keys in a file, AWS KMS,
+ * Google Cloud KMS or a PKCS#11 HSM. Each command is its own module, loaded only when it runs,
+ * so that start-up pays for the command in use and not for the others or their SDKs.
+ *
+ * stdout carries the result alone, so that it pipes. Warnings and errors go to stderr, each on
+ * one line, and the exit code says what happened (docs/cli.md lists them).
+ */
+import { exitCodeFor, formatDebugTrace, formatErrorLine, usageError } from './errors.js';
+import { processIo, type CliIo } from './io.js';
+
+/** What every command module exports. */
+export interface CommandModule {
+  run(args: string[], io: CliIo): Promise<number>;
+}
+
+const commands: Record<string, () => Promise<CommandModule>> = {
+  'client-secret': () => import('./commands/client-secret.js'),
+  mint: () => import('./commands/mint.js'),
+  verify: () => import('./commands/verify.js'),
+  inspect: () => import('./commands/inspect.js'),
+  'public-key': () => import('./commands/public-key.js'),
+  import: () => import('./commands/import.js'),
+};
+
+async function main(argv: string[], io: CliIo): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h') return printHelp(io);
+  if (name === 'help' && rest[0] !== undefined) return runCommand(rest[0], ['--help'], io);
+  if (name === 'help') return printHelp(io);
+  if (name === '--version' || name === '-V') return printVersion(io);
+  return runCommand(name, rest, io);
+}
+
+async function runCommand(name: string, args: string[], io: CliIo): Promise<number> {
+  const load = Object.hasOwn(commands, name) ? commands[name] : undefined;
+  if (load === undefined) {
+    const problem = name.startsWith('-') ? `Unknown option ${name}` : `Unknown command "${name}"`;
+    throw usageError('', problem);
+  }
+  const command = await load();
+  return command.run(args, io);
+}
+
+async function printHelp(io: CliIo): Promise<number> {
+  const { toolHelp } = await import('./help.js');
+  io.out(toolHelp);
+  return 0;
+}
+
+async function printVersion(io: CliIo): Promise<number> {
+  const { readFileSync, realpathSync } = await import('node:fs');
+  const { dirname, join } = await import('node:path');
+  // The running script is dist/cli.js, one folder below package.json, also when run through the
+  // node_modules/.bin symbolic link.
+  const manifestPath = join(dirname(realpathSync(process.argv[1] ?? '.')), '..', 'package.json');
+  const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as { version?: unknown };
+  io.out(`${String(manifest.version)}\n`);
+  return 0;
+}
+
+/** Waits for stdout and stderr to drain, then exits with `code`. */
+async function finish(code: number): Promise<void> {
+  await new Promise<void>((done) => process.stdout.write('', () => done()));
+  await new Promise<void>((done) => process.stderr.write('', () => done()));
+  // An SDK's keep-alive socket or a native module must not hold the process open after the result.
+  process.exit(code);
+}
+
+function reportFailure(error: unknown, io: CliIo): Promise<void> {
+  process.stderr.write(`${formatErrorLine(error)}\n`);
+  if (io.env.KMS_JWT_DEBUG === '1') process.stderr.write(formatDebugTrace(error));
+  return finish(exitCodeFor(error));
+}
+
+// No top-level await, because the same entry is also built as CommonJS.
+const io = processIo();
+main(process.argv.slice(2), io).then(finish, (error: unknown) => reportFailure(error, io));

@@ -1,0 +1,122 @@
+/**
+ * `kms-jwt import --from AuthKey_X.p8 --to REF`: reads a `.p8` with `loadPrivateKey` and hands
+ * it to the target adapter's `importKey`, which wraps and uploads it and proves the import. The
+ * CLI then checks that the imported public key has the `.p8`'s thumbprint, prints the reference
+ * to use on stdout, and the thumbprint and backend details on stderr.
+ */
+import { createPublicKey } from 'node:crypto';
+import { jwkThumbprint } from '../../jwk.js';
+import { loadAdapter, parseKeyReference, type AdapterOptions } from '../../key-uri.js';
+import {
+  booleanValue,
+  parseCommandArgs,
+  requiredValue,
+  stringValue,
+  type FlagSpec,
+} from '../args.js';
+import { CliError, exitCodes } from '../errors.js';
+import type { CliIo } from '../io.js';
+import { adapterOptionsFrom, warnIfKeyFileExposed } from '../keys.js';
+
+const flags: Record<string, FlagSpec> = {
+  from: { type: 'string' },
+  to: { type: 'string' },
+  alias: { type: 'string' },
+  overwrite: { type: 'boolean' },
+  'passphrase-env': { type: 'string' },
+};
+
+const help = `Usage: kms-jwt import --from AuthKey_XXXXXXXXXX.p8 --to REF [--alias NAME] [--overwrite]
+
+Imports an existing P-256 key into AWS KMS, Google Cloud KMS or a PKCS#11 token, so that it can
+sign without the .p8 file. The backend adapter wraps the key, uploads it and proves the import
+by comparing public keys and checking a test signature.
+
+Options:
+  --from FILE             The .p8 (PKCS#8) or SEC1 PEM key file to import
+  --to REF                Where to import it: an awskms:, gcpkms: or pkcs11: reference
+  --alias NAME            A name for the new key, where the backend has one (AWS KMS alias)
+  --overwrite             Replace an existing key or object with the same name or ID
+  --passphrase-env NAME   Variable holding the passphrase of an encrypted .p8
+  -h, --help              Show this help
+
+Prints the key reference to use on stdout; the thumbprint and backend details go to stderr.
+Keep the .p8 offline afterwards, or delete it, once tokens signed through REF verify.
+`;
+
+/**
+ * Runs `import` with the arguments after the command name.
+ *
+ * @example
+ * await run(['--from', 'AuthKey_ABC123DEFG.p8', '--to', 'awskms:alias/apple-siwa'], io);
+ */
+export async function run(args: string[], io: CliIo): Promise<number> {
+  const parsed = parseCommandArgs('import', args, flags, 0);
+  if (booleanValue(parsed, 'help')) {
+    io.out(help);
+    return exitCodes.ok;
+  }
+
+  const from = requiredValue(parsed, 'import', 'from');
+  const target = parseKeyReference(requiredValue(parsed, 'import', 'to'));
+  if (target.scheme === 'file' || target.scheme === 'env') throw localTargetError(target.scheme);
+  const options = importOptions(parsed, io);
+
+  warnIfKeyFileExposed(from, io);
+  const { loadPrivateKey } = await import('../../../adapters/pem/index.js');
+  const privateKey = await loadPrivateKey({ path: from }, options);
+  const expectedThumbprint = jwkThumbprint(createPublicKey(privateKey));
+
+  const adapter = await loadAdapter(target);
+  if (adapter.importKey === undefined) throw noImportError(adapter.name, target.scheme);
+  const result = await adapter.importKey({
+    privateKey,
+    target,
+    overwrite: booleanValue(parsed, 'overwrite'),
+    options,
+  });
+
+  assertSameKey(expectedThumbprint, jwkThumbprint(result.publicKey), result.reference);
+  io.out(`${result.reference}\n`);
+  io.note(`kms-jwt: thumbprint: ${expectedThumbprint}`);
+  for (const [name, value] of Object.entries(result.details)) io.note(`kms-jwt: ${name}: ${value}`);
+  return exitCodes.ok;
+}
+
+function importOptions(
+  parsed: Parameters<typeof adapterOptionsFrom>[0],
+  io: CliIo,
+): AdapterOptions {
+  const options = adapterOptionsFrom(parsed, io);
+  const alias = stringValue(parsed, 'alias');
+  if (alias !== undefined) options.alias = alias;
+  return options;
+}
+
+function assertSameKey(expected: string, imported: string, reference: string): void {
+  if (expected === imported) return;
+  throw new CliError(
+    'ERR_CLI_IMPORT_MISMATCH',
+    `The key at ${reference} has thumbprint ${imported}, but the .p8 has ${expected}. ` +
+      'Do not use the reference; delete the imported key and import again.',
+    { details: { reference, expected, imported } },
+  );
+}
+
+function localTargetError(scheme: string): CliError {
+  return new CliError(
+    'ERR_CLI_IMPORT_TARGET',
+    `import --to ${scheme}: is a local key, so there is nothing to import into. Use the .p8 ` +
+      'directly with --key, or import into an awskms:, gcpkms: or pkcs11: reference.',
+    { details: { scheme } },
+  );
+}
+
+function noImportError(adapterName: string, scheme: string): CliError {
+  return new CliError(
+    'ERR_CLI_IMPORT_TARGET',
+    `The ${adapterName} adapter behind ${scheme}: cannot import keys. ` +
+      'Import into an awskms:, gcpkms: or pkcs11: reference instead.',
+    { details: { scheme, adapter: adapterName } },
+  );
+}

@@ -1,0 +1,115 @@
+/**
+ * `kms-jwt inspect TOKEN [--kind KIND]`: decodes a token without a key, prints its header and
+ * claims with readable times, then checks it against its kind's profile and prints each problem
+ * on its own line with the Apple error it would cause. It exits 1 when it finds any problem.
+ */
+import type { AppleTokenKind, AppleTokenProblem } from '../../apple/types.js';
+import { booleanValue, parseCommandArgs, stringValue, type FlagSpec } from '../args.js';
+import { exitCodes, formatErrorLine, registerSecret, usageError } from '../errors.js';
+import type { CliIo } from '../io.js';
+import { formatNumericDate, readTokenArgument } from '../token-text.js';
+
+const flags: Record<string, FlagSpec> = {
+  kind: { type: 'string' },
+  json: { type: 'boolean' },
+};
+
+const help = `Usage: kms-jwt inspect TOKEN [--kind KIND] [--json]
+
+Decodes the token's header and claims, prints NumericDate claims with readable times, and checks
+the token against the rules of its Apple token kind: lifetime, aud, the shape of kid and iss,
+an iat ahead of the clock, times that are not integer seconds, a DER-sized signature, and
+missing or extra fields. The signature itself is not checked; use "kms-jwt verify" for that.
+TOKEN "-" reads the token from stdin, which keeps it out of ps output and shell history.
+
+Options:
+  --kind KIND   Check against this kind instead of the one worked out from the claims
+                ("kms-jwt mint --help" lists the kinds)
+  --json        Print the decoded token and the problems as JSON
+  -h, --help    Show this help
+
+Exits 0 when no problem is found, and 1 when any problem (error or warning) is found.
+`;
+
+/** Times that RFC 7519 §4.1 defines as NumericDate. */
+const numericDateClaims = new Set(['iat', 'exp', 'nbf']);
+
+/**
+ * Runs `inspect` with the arguments after the command name.
+ *
+ * @example
+ * await run(['-', '--kind', 'client-secret'], io);
+ */
+export async function run(args: string[], io: CliIo): Promise<number> {
+  const parsed = parseCommandArgs('inspect', args, flags, 1);
+  if (booleanValue(parsed, 'help')) {
+    io.out(help);
+    return exitCodes.ok;
+  }
+
+  const { appleTokenProfiles, inspectAppleToken } = await import('../../apple/index.js');
+  const kind = stringValue(parsed, 'kind');
+  if (kind !== undefined && !Object.hasOwn(appleTokenProfiles, kind)) {
+    const kinds = Object.keys(appleTokenProfiles).join(', ');
+    throw usageError('inspect', `Unknown token kind "${kind}"; the kinds are ${kinds}`);
+  }
+
+  const token = await readTokenArgument('inspect', parsed.positionals[0], io);
+  registerSecret(token);
+  let report: ReturnType<typeof inspectAppleToken>;
+  try {
+    report = inspectAppleToken(token, { kind: kind as AppleTokenKind | undefined, now: io.now });
+  } catch (error) {
+    // A token that cannot be decoded is itself the problem found.
+    io.note(formatErrorLine(error));
+    return exitCodes.invalid;
+  }
+
+  io.out(
+    booleanValue(parsed, 'json')
+      ? `${JSON.stringify(report, null, 2)}\n`
+      : formatReport(report, io),
+  );
+  return report.problems.length === 0 ? exitCodes.ok : exitCodes.invalid;
+}
+
+interface Report {
+  kind: AppleTokenKind | undefined;
+  header: Record<string, unknown>;
+  claims: Record<string, unknown>;
+  signatureLength: number;
+  problems: AppleTokenProblem[];
+}
+
+function formatReport(report: Report, io: CliIo): string {
+  const nowMs = io.now();
+  const lines = [`kind: ${report.kind ?? 'unknown (no kind matches the claims; pass --kind)'}`];
+  lines.push('header:', ...members(report.header, () => undefined));
+  lines.push('claims:');
+  lines.push(
+    ...members(report.claims, (name, value) =>
+      numericDateClaims.has(name) ? formatNumericDate(value, nowMs) : undefined,
+    ),
+  );
+  lines.push(
+    `signature: ${report.signatureLength} bytes${report.signatureLength === 64 ? ' (r||s)' : ''}`,
+  );
+
+  if (report.problems.length === 0) lines.push('problems: none');
+  else lines.push(`problems: ${report.problems.length}`, ...report.problems.map(formatProblem));
+  return `${lines.join('\n')}\n`;
+}
+
+function members(
+  object: Record<string, unknown>,
+  format: (name: string, value: unknown) => string | undefined,
+): string[] {
+  return Object.entries(object).map(
+    ([name, value]) => `  ${name}: ${format(name, value) ?? JSON.stringify(value)}`,
+  );
+}
+
+function formatProblem(problem: AppleTokenProblem): string {
+  const apple = problem.appleError === undefined ? '' : ` (Apple: ${problem.appleError})`;
+  return `  ${problem.severity} ${problem.field} [${problem.rule}]: ${problem.message}${apple}`;
+}

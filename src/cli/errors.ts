@@ -1,0 +1,123 @@
+/**
+ * How the CLI reports failures: exit codes, the one-line `kms-jwt: error: [CODE] message` form
+ * on stderr, and redaction of token and key text that must never reach a terminal or a log.
+ */
+import { KmsJwtError } from '../errors.js';
+
+/** The documented exit codes of `kms-jwt`. */
+export const exitCodes = {
+  /** The command succeeded; for `verify`, the token is valid. */
+  ok: 0,
+  /** `verify` found the token invalid, or `inspect` found problems. */
+  invalid: 1,
+  /** The command line is wrong: an unknown command or option, or a missing or bad value. */
+  usage: 2,
+  /** The key or its backend failed: unreadable key, KMS or HSM error, missing SDK. */
+  key: 3,
+  /** The token's fields break the rules of its kind, so nothing was signed. */
+  rejected: 4,
+  /** Any other failure, such as an unwritable cache file. */
+  failure: 5,
+} as const;
+
+/** A failure raised by the CLI itself, such as a usage error. */
+export class CliError extends KmsJwtError {}
+
+/**
+ * Creates a usage error (exit code 2) that points at the command's help.
+ *
+ * @example
+ * throw usageError('client-secret', '--team-id is required');
+ */
+export function usageError(command: string, problem: string): CliError {
+  const help = command === '' ? 'kms-jwt --help' : `kms-jwt ${command} --help`;
+  return new CliError('ERR_CLI_USAGE', `${problem}. Run "${help}" for the options.`, {
+    details: { command },
+  });
+}
+
+/** Maps an error to its exit code, by code and class name so that either build's classes match. */
+export function exitCodeFor(error: unknown): number {
+  const code = codeOf(error);
+  const name = error instanceof Error ? error.name : '';
+  if (code === 'ERR_CLI_USAGE' || code === 'ERR_CLI_ENV_NOT_SET') return exitCodes.usage;
+  if (code === 'ERR_CLI_IMPORT_TARGET') return exitCodes.usage;
+  if (name === 'ClaimsError' || /^ERR_(CLAIMS|APPLE|DURATION)_/.test(code)) {
+    return exitCodes.rejected;
+  }
+  if (['KeyError', 'BackendError', 'SignatureError'].includes(name)) return exitCodes.key;
+  if (/^ERR_(KEY|PEER|BACKEND|SIGNATURE|AWS|GCP|PKCS11)_/.test(code)) return exitCodes.key;
+  return exitCodes.failure;
+}
+
+/** Text that must be cut from any output line: the token given, or a passphrase. */
+const secrets = new Set<string>();
+
+/**
+ * Registers a value, such as the token being verified, so that no error line repeats it.
+ *
+ * @example
+ * registerSecret(token);
+ */
+export function registerSecret(value: string): void {
+  if (value.length < 8) return;
+  secrets.add(value);
+  // Each part of a compact JWS is redacted on its own too, since a message may quote one part.
+  for (const part of value.split('.')) if (part.length >= 16) secrets.add(part);
+}
+
+/**
+ * Replaces registered secrets, JWS-shaped text and PEM blocks with placeholders. Library
+ * messages carry no key text or token text by contract, and this is the CLI's second guard.
+ */
+export function redact(text: string): string {
+  let result = text;
+  for (const secret of [...secrets].sort((a, b) => b.length - a.length)) {
+    result = result.split(secret).join('[redacted]');
+  }
+  result = result.replace(
+    /-----BEGIN [^-]+-----[\s\S]*?(-----END [^-]+-----|$)/g,
+    '[PEM redacted]',
+  );
+  return result.replace(
+    /eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*(\.[A-Za-z0-9_-]*)?/g,
+    '[JWS redacted]',
+  );
+}
+
+/**
+ * Formats the one line written to stderr for an error: `kms-jwt: error: [CODE] message`.
+ * Line breaks inside a message are folded, so that every failure is exactly one line.
+ */
+export function formatErrorLine(error: unknown): string {
+  const code = codeOf(error) || 'ERR_CLI_UNEXPECTED';
+  const message = error instanceof Error ? error.message : String(error);
+  const prefix = isCoded(error) ? '' : `${error instanceof Error ? error.name : 'Error'}: `;
+  const oneLine = redact(`${prefix}${message}`)
+    .replace(/\s*\n\s*/g, ' ')
+    .trim();
+  return `kms-jwt: error: [${code}] ${oneLine}`;
+}
+
+/**
+ * Formats the stack and cause chain for `KMS_JWT_DEBUG=1`, redacted like the error line.
+ */
+export function formatDebugTrace(error: unknown): string {
+  const lines: string[] = [];
+  let current: unknown = error;
+  for (let depth = 0; current !== undefined && depth < 8; depth++) {
+    const text = current instanceof Error ? (current.stack ?? current.message) : String(current);
+    lines.push(depth === 0 ? text : `caused by: ${text}`);
+    current = current instanceof Error ? current.cause : undefined;
+  }
+  return `${redact(lines.join('\n'))}\n`;
+}
+
+function codeOf(error: unknown): string {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' ? code : '';
+}
+
+function isCoded(error: unknown): boolean {
+  return error instanceof Error && codeOf(error).startsWith('ERR_');
+}

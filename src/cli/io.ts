@@ -1,0 +1,45 @@
+/**
+ * The CLI's view of its process: stdout for the result alone, stderr for warnings and errors,
+ * the environment, stdin and the clock. Commands receive it as an argument, so that each one
+ * writes through the same channels and nothing prints from a library module.
+ */
+import { redact } from './errors.js';
+
+/** Streams, environment and clock handed to each command. */
+export interface CliIo {
+  /** Writes the command's result to stdout. */
+  out(text: string): void;
+  /** Writes one `kms-jwt: warning: ...` line to stderr. */
+  warn(message: string): void;
+  /** Writes one diagnostic line to stderr, as given. */
+  note(line: string): void;
+  env: NodeJS.ProcessEnv;
+  /** Reads all of stdin as UTF-8 text. */
+  readStdin(): Promise<string>;
+  /** Milliseconds since the epoch. */
+  now(): number;
+}
+
+/**
+ * Creates the I/O object for the running process.
+ *
+ * @example
+ * const io = processIo();
+ * io.out('done\n');
+ */
+export function processIo(): CliIo {
+  return {
+    out: (text) => void process.stdout.write(text),
+    warn: (message) => void process.stderr.write(`kms-jwt: warning: ${redact(message)}\n`),
+    note: (line) => void process.stderr.write(`${redact(line)}\n`),
+    env: process.env,
+    readStdin,
+    now: () => Date.now(),
+  };
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(Buffer.from(chunk as Uint8Array));
+  return Buffer.concat(chunks).toString('utf8');
+}

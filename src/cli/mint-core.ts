@@ -1,0 +1,283 @@
+/**
+ * Minting one Apple token kind from the command line: `kms-jwt mint KIND` and its short form
+ * `kms-jwt client-secret`. The flags and the per-kind help come from the kind's profile
+ * (`appleTokenProfiles[kind].fields`), so a new field in a profile is a new flag here.
+ */
+import type {
+  AppleToken,
+  AppleTokenField,
+  AppleTokenKind,
+  AppleTokenProfile,
+} from '../apple/types.js';
+import type { Signer } from '../signer.js';
+import {
+  booleanValue,
+  listValue,
+  parseCommandArgs,
+  requiredValue,
+  stringValue,
+  type FlagSpec,
+  type ParsedArgs,
+} from './args.js';
+import { CliError, usageError } from './errors.js';
+import type { CliIo } from './io.js';
+import {
+  adapterOptionsFrom,
+  closeSigner,
+  keyFlags,
+  keyIdFromKeyFileName,
+  localKeyPath,
+  openSigner,
+} from './keys.js';
+import { decodeCompactJws } from './token-text.js';
+
+type FieldValues = Record<string, string | string[] | number>;
+
+/** The result of one mint, fresh or from the cache file. */
+interface MintOutcome {
+  token: string;
+  header: Record<string, unknown>;
+  claims: Record<string, unknown>;
+  iat: number;
+  exp: number | undefined;
+  cache?: 'hit' | 'miss';
+}
+
+const outputFlags: Record<string, FlagSpec> = {
+  json: { type: 'boolean' },
+  cache: { type: 'string' },
+};
+
+/**
+ * Runs `mint KIND` (or `client-secret`) with the arguments after the kind.
+ *
+ * @example
+ * const exitCode = await runMint('client-secret', 'client-secret', process.argv.slice(3), io);
+ */
+export async function runMint(
+  kind: AppleTokenKind,
+  command: string,
+  args: string[],
+  io: CliIo,
+): Promise<number> {
+  const apple = await import('../apple/index.js');
+  const profile = apple.appleTokenProfiles[kind];
+  const fields = profile.fields;
+  const parsed = parseCommandArgs(command, args, flagsFor(fields), 0);
+  if (booleanValue(parsed, 'help')) {
+    io.out(kindHelp(command, profile, fields));
+    return 0;
+  }
+
+  const reference = requiredValue(parsed, command, 'key');
+  adapterOptionsFrom(parsed, io); // Checks --passphrase-env before anything is minted.
+  const values = await readFieldValues(parsed, fields);
+  applyKeyIdFromFileName(values, reference, fields, io);
+  assertRequiredFields(command, fields, values);
+
+  let signer: Signer | undefined;
+  const mint = async (): Promise<AppleToken> => {
+    signer ??= await openSigner(reference, parsed, io);
+    return apple.createAppleToken(kind, { ...values, signer } as never);
+  };
+
+  try {
+    const cachePath = stringValue(parsed, 'cache');
+    const outcome =
+      cachePath === undefined
+        ? fromToken(await mint())
+        : await mintWithCache(cachePath, kind, profile, values, mint, io);
+    io.out(booleanValue(parsed, 'json') ? formatJson(kind, outcome) : `${outcome.token}\n`);
+    return 0;
+  } finally {
+    await closeSigner(signer);
+  }
+}
+
+function flagsFor(fields: readonly AppleTokenField[]): Record<string, FlagSpec> {
+  const flags: Record<string, FlagSpec> = { ...keyFlags, ...outputFlags };
+  for (const field of fields) {
+    flags[field.flag.replace(/^--/, '')] = {
+      type: 'string',
+      multiple: field.type === 'string-list',
+    };
+  }
+  return flags;
+}
+
+async function readFieldValues(
+  parsed: ParsedArgs,
+  fields: readonly AppleTokenField[],
+): Promise<FieldValues> {
+  const values: FieldValues = {};
+  for (const field of fields) {
+    const name = field.flag.replace(/^--/, '');
+    if (field.type === 'string-list') {
+      const list = listValue(parsed, name);
+      if (list.length > 0) values[field.option] = list;
+      continue;
+    }
+
+    const text = stringValue(parsed, name);
+    if (text === undefined) continue;
+    values[field.option] = field.type === 'duration' ? await durationSeconds(text) : text;
+  }
+  return values;
+}
+
+async function durationSeconds(text: string): Promise<number> {
+  const { parseDuration } = await import('../apple/index.js');
+  return parseDuration(text);
+}
+
+/**
+ * Uses the key ID in an `AuthKey_<KEYID>.p8` file name when `--key-id` is absent, and warns when
+ * a given `--key-id` disagrees with it, because Apple rejects a `kid` that names another key.
+ */
+function applyKeyIdFromFileName(
+  values: FieldValues,
+  reference: string,
+  fields: readonly AppleTokenField[],
+  io: CliIo,
+): void {
+  const path = localKeyPath(reference);
+  const fromName = path === undefined ? undefined : keyIdFromKeyFileName(path);
+  if (fromName === undefined || !fields.some((field) => field.option === 'keyId')) return;
+
+  const given = values.keyId;
+  if (given === undefined) {
+    values.keyId = fromName;
+    return;
+  }
+  if (given !== fromName) {
+    io.warn(
+      `--key-id ${String(given)} differs from the key ID ${fromName} in the key file name; ` +
+        `using ${String(given)}. Apple rejects a kid that is not the key's own ID.`,
+    );
+  }
+}
+
+function assertRequiredFields(
+  command: string,
+  fields: readonly AppleTokenField[],
+  values: FieldValues,
+): void {
+  const missing = fields.filter((field) => field.required && values[field.option] === undefined);
+  if (missing.length === 0) return;
+
+  const flags = missing.map((field) => field.flag).join(', ');
+  throw usageError(command, `Missing required option${missing.length > 1 ? 's' : ''} ${flags}`);
+}
+
+async function mintWithCache(
+  path: string,
+  kind: AppleTokenKind,
+  profile: AppleTokenProfile,
+  values: FieldValues,
+  mint: () => Promise<AppleToken>,
+  io: CliIo,
+): Promise<MintOutcome> {
+  const { getOrMintWithFileCache } = await import('../stores/file-cache.js');
+  const cached = await getOrMintWithFileCache({
+    path,
+    cacheKey: cacheKeyFor(kind, values),
+    policy: profile.refreshPolicy,
+    now: io.now,
+    mint: async () => {
+      const minted = await mint();
+      return { token: minted.token, iat: minted.claims.iat as number, exp: expOf(minted) };
+    },
+    onEvent: (event) => {
+      if (event.type === 'failure')
+        io.warn(
+          `minting a new token failed, so the cached one was kept: ${String(event.message ?? event.code ?? 'unknown error')}`,
+        );
+    },
+  });
+
+  const decoded = decodeCompactJws(cached.token);
+  if (typeof decoded === 'string') {
+    throw new CliError(
+      'ERR_CLI_CACHE_INVALID',
+      `The cache file ${path} contains a malformed token (${decoded}). Delete the file to mint anew.`,
+      { details: { path } },
+    );
+  }
+  return {
+    token: cached.token,
+    header: decoded.header,
+    claims: decoded.claims,
+    iat: cached.iat,
+    exp: cached.exp,
+    cache: cached.reused ? 'hit' : 'miss',
+  };
+}
+
+/**
+ * Names the cached token by kind and every field value, so that a change to any flag (another
+ * team, key, client or lifetime) mints a new token instead of reusing one for other input.
+ */
+function cacheKeyFor(kind: AppleTokenKind, values: FieldValues): string {
+  const entries = Object.entries(values).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `${kind}:${JSON.stringify(entries)}`;
+}
+
+function expOf(token: AppleToken): number | undefined {
+  const exp = token.claims.exp;
+  return typeof exp === 'number' ? exp : undefined;
+}
+
+function fromToken(token: AppleToken): MintOutcome {
+  const iat = token.claims.iat as number;
+  return { token: token.token, header: token.header, claims: token.claims, iat, exp: expOf(token) };
+}
+
+function formatJson(kind: AppleTokenKind, outcome: MintOutcome): string {
+  const output = {
+    kind,
+    token: outcome.token,
+    issuedAt: new Date(outcome.iat * 1000).toISOString(),
+    expiresAt: outcome.exp === undefined ? null : new Date(outcome.exp * 1000).toISOString(),
+    header: outcome.header,
+    claims: outcome.claims,
+    ...(outcome.cache === undefined ? {} : { cache: outcome.cache }),
+  };
+  return `${JSON.stringify(output, null, 2)}\n`;
+}
+
+/** Builds `kms-jwt mint KIND --help` from the profile's fields. */
+function kindHelp(
+  command: string,
+  profile: AppleTokenProfile,
+  fields: readonly AppleTokenField[],
+): string {
+  const rows: Array<[string, string]> = [
+    ['--key REF', 'The signing key: a .p8 path, file:PATH, env:NAME, awskms:, gcpkms: or pkcs11:'],
+  ];
+  for (const field of fields) {
+    const placeholder = field.type === 'duration' ? 'DURATION' : 'VALUE';
+    const repeat = field.type === 'string-list' ? ' (repeatable)' : '';
+    const required = field.required ? ' (required)' : '';
+    rows.push([`${field.flag} ${placeholder}`, `${field.description}${required}${repeat}`]);
+  }
+  rows.push(
+    ['--json', 'Print JSON with the token, issuedAt, expiresAt (ISO 8601), header and claims'],
+    ['--cache FILE', 'Reuse a still-valid token from FILE, and write new ones to it (mode 0600)'],
+    ['--passphrase-env NAME', 'Read the passphrase of an encrypted key file from variable NAME'],
+    ['-h, --help', 'Show this help'],
+  );
+
+  const width = Math.max(...rows.map(([flag]) => flag.length)) + 2;
+  const lines = rows.map(([flag, text]) => `  ${flag.padEnd(width)}${text}`);
+  return [
+    `Usage: kms-jwt ${command} --key REF [options]`,
+    '',
+    profile.summary,
+    '',
+    'Options:',
+    ...lines,
+    '',
+    'The token alone is printed on stdout. Durations are whole seconds or units: 180d, 12h, 20m, 30s.',
+    '',
+  ].join('\n');
+}

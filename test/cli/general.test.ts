@@ -1,0 +1,150 @@
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  buildIfStale,
+  createTestKey,
+  expectOneErrorLine,
+  runCli,
+  type TestKey,
+} from './support.js';
+
+let key: TestKey;
+
+beforeAll(() => {
+  buildIfStale();
+  key = createTestKey();
+});
+
+afterAll(() => key.remove());
+
+describe('kms-jwt help', () => {
+  it.each([[[]], [['--help']], [['-h']], [['help']]])('prints tool help for %j', async (args) => {
+    const run = await runCli(args);
+    expect(run.code).toBe(0);
+    expect(run.stderr).toBe('');
+    for (const command of [
+      'client-secret',
+      'mint KIND',
+      'verify',
+      'inspect',
+      'public-key',
+      'import',
+    ]) {
+      expect(run.stdout).toContain(`  ${command}`);
+    }
+    expect(run.stdout).toMatch(/Exit codes: 0 ok, 1 .*2 usage error, 3 key or backend error/s);
+  });
+
+  it.each(['client-secret', 'verify', 'inspect', 'public-key', 'import'])(
+    'prints help for %s',
+    async (command) => {
+      const run = await runCli([command, '--help']);
+      expect(run.code).toBe(0);
+      expect(run.stdout).toMatch(new RegExp(`^Usage: kms-jwt ${command} `));
+      expect(run.stderr).toBe('');
+
+      const viaHelp = await runCli(['help', command]);
+      expect(viaHelp.stdout).toBe(run.stdout);
+    },
+  );
+
+  it('prints the package version', async () => {
+    const run = await runCli(['--version']);
+    const manifest = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
+    expect(run.code).toBe(0);
+    expect(run.stdout).toBe(`${manifest.version}\n`);
+  });
+});
+
+describe('kms-jwt usage errors', () => {
+  it('rejects an unknown command', async () => {
+    const run = await runCli(['sign-everything']);
+    expect(run.code).toBe(2);
+    expectOneErrorLine(run, 'ERR_CLI_USAGE');
+    expect(run.stderr).toContain('Unknown command "sign-everything"');
+  });
+
+  it('rejects an unknown option without echoing its value', async () => {
+    const secret = 'eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJ4In0.c2lnbmF0dXJl';
+    const run = await runCli(['verify', `--tokn=${secret}`, '--key', key.path]);
+    expect(run.code).toBe(2);
+    expectOneErrorLine(run, 'ERR_CLI_USAGE');
+    expect(run.stderr).toContain('Unknown option --tokn');
+    expect(run.stderr).not.toContain('eyJ');
+  });
+
+  it('rejects extra positionals without echoing them', async () => {
+    const run = await runCli(['verify', 'a.b.c', 'eyJsecretsecret', '--key', key.path]);
+    expect(run.code).toBe(2);
+    expectOneErrorLine(run, 'ERR_CLI_USAGE');
+    expect(run.stderr).not.toContain('secretsecret');
+  });
+
+  it('rejects an option that swallows the next option', async () => {
+    const run = await runCli(['public-key', '--key', '--format', 'pem']);
+    expect(run.code).toBe(2);
+    expectOneErrorLine(run, 'ERR_CLI_USAGE');
+    expect(run.stderr).toContain('Option --key needs a value');
+  });
+
+  it('rejects a value given to a boolean option', async () => {
+    const run = await runCli(['client-secret', '--json=yes', '--key', key.path]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('Option --json takes no value');
+  });
+
+  it('rejects a repeated single-value option', async () => {
+    const run = await runCli(['public-key', '--key', key.path, '--key', key.path]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('Option --key is given more than once');
+  });
+
+  it('rejects a missing required option', async () => {
+    const run = await runCli(['public-key']);
+    expect(run.code).toBe(2);
+    expectOneErrorLine(run, 'ERR_CLI_USAGE');
+    expect(run.stderr).toContain('Option --key is required');
+  });
+
+  it('rejects an unknown public-key format', async () => {
+    const run = await runCli(['public-key', '--key', key.path, '--format', 'der']);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('--format must be pem, jwk or thumbprint');
+  });
+});
+
+describe('kms-jwt error output', () => {
+  it('prints one line without a stack trace by default', async () => {
+    const run = await runCli(['public-key', '--key', `${key.folder}/missing.p8`]);
+    expect(run.code).toBe(3);
+    expectOneErrorLine(run, 'ERR_KEY_[A-Z_]+');
+  });
+
+  it('adds the stack trace with KMS_JWT_DEBUG=1', async () => {
+    const run = await runCli(['public-key', '--key', `${key.folder}/missing.p8`], {
+      env: { KMS_JWT_DEBUG: '1' },
+    });
+    expect(run.code).toBe(3);
+    expect(run.stderr.split('\n')[0]).toMatch(/^kms-jwt: error: \[ERR_KEY_[A-Z_]+\] /);
+    expect(run.stderr).toMatch(/\n\s+at /);
+  });
+
+  it('keeps key text out of errors and debug traces', async () => {
+    const body = key.pem.split('\n')[1]!;
+    const broken = key.pem.replace(body, `${body.slice(0, 20)}!!!!${body.slice(24)}`);
+    const run = await runCli(['public-key', '--key', 'env:BROKEN_KEY'], {
+      env: { BROKEN_KEY: broken, KMS_JWT_DEBUG: '1' },
+    });
+    expect(run.code).toBe(3);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).not.toContain(body.slice(0, 20));
+    expect(run.stderr).not.toContain(body.slice(24, 44));
+  });
+
+  it('reports an unset passphrase variable as a usage error', async () => {
+    const run = await runCli(['public-key', '--key', key.path, '--passphrase-env', 'NOT_SET_X']);
+    expect(run.code).toBe(2);
+    expectOneErrorLine(run, 'ERR_CLI_ENV_NOT_SET');
+    expect(run.stderr).toContain('NOT_SET_X');
+  });
+});

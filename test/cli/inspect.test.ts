@@ -1,0 +1,144 @@
+import { sign } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  buildIfStale,
+  createTestKey,
+  expectOneErrorLine,
+  nowSeconds,
+  runCli,
+  type TestKey,
+} from './support.js';
+
+let key: TestKey;
+
+function signToken(
+  claims: Record<string, unknown>,
+  header: Record<string, unknown> = { alg: 'ES256', kid: 'ABC123DEFG' },
+  dsaEncoding: 'der' | 'ieee-p1363' = 'ieee-p1363',
+): string {
+  const encode = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const signingInput = `${encode(header)}.${encode(claims)}`;
+  const signature = sign('sha256', Buffer.from(signingInput), { key: key.privateKey, dsaEncoding });
+  return `${signingInput}.${signature.toString('base64url')}`;
+}
+
+function clientSecretClaims(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  const now = nowSeconds();
+  return {
+    iss: 'DEF123GHIJ',
+    iat: now - 30,
+    exp: now + 86_400 * 10,
+    aud: 'https://appleid.apple.com',
+    sub: 'com.example.web',
+    ...overrides,
+  };
+}
+
+/** The lines under "problems:" in the text report. */
+function problemLines(stdout: string): string[] {
+  const after = stdout.split(/^problems: .*$/m)[1] ?? '';
+  return after.split('\n').filter((line) => line.startsWith('  '));
+}
+
+beforeAll(() => {
+  buildIfStale();
+  key = createTestKey();
+});
+
+afterAll(() => key.remove());
+
+describe('inspect', () => {
+  it('prints a valid client secret with readable times', async () => {
+    const claims = clientSecretClaims();
+    const run = await runCli(['inspect', signToken(claims)]);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^kind: client-secret$/m);
+    expect(run.stdout).toContain('  alg: "ES256"');
+    expect(run.stdout).toContain('  kid: "ABC123DEFG"');
+    expect(run.stdout).toContain('  iss: "DEF123GHIJ"');
+    const expIso = new Date((claims.exp as number) * 1000).toISOString().replace('.000Z', 'Z');
+    expect(run.stdout).toContain(`  exp: ${claims.exp} (${expIso}, in 9 days)`);
+    expect(run.stdout).toMatch(/ {2}iat: \d+ \(\S+Z, 3\d seconds ago\)/);
+    expect(run.stdout).toContain('signature: 64 bytes (r||s)');
+    expect(run.stdout).toContain('problems: none');
+  });
+
+  it('reads the token from stdin with -', async () => {
+    const run = await runCli(['inspect', '-'], { input: `${signToken(clientSecretClaims())}\n` });
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain('problems: none');
+  });
+
+  it('lists each problem on its own line', async () => {
+    const now = nowSeconds();
+    const token = signToken(
+      clientSecretClaims({
+        iat: now + 600,
+        exp: now + 200 * 86_400,
+        aud: 'appleid.apple.com',
+        extra: 1,
+      }),
+      { alg: 'ES256', kid: 'abc' },
+    );
+    const run = await runCli(['inspect', token]);
+    expect(run.code).toBe(1);
+    const lines = problemLines(run.stdout);
+    expect(lines.length).toBeGreaterThanOrEqual(5);
+    for (const field of ['kid', 'aud', 'iat', 'exp', 'extra']) {
+      expect(lines.some((line) => line.includes(field))).toBe(true);
+    }
+    for (const line of lines) expect(line).toMatch(/^ {2}(error|warning) \S+ \[[\w-]+\]: /);
+    expect(run.stdout).toContain('invalid_client');
+  });
+
+  it('flags times in milliseconds', async () => {
+    const nowMs = Date.now();
+    const token = signToken(clientSecretClaims({ iat: nowMs, exp: nowMs + 3_600_000 }));
+    const run = await runCli(['inspect', token]);
+    expect(run.code).toBe(1);
+    expect(problemLines(run.stdout).some((line) => /iat/.test(line))).toBe(true);
+  });
+
+  it('flags a DER-sized signature', async () => {
+    const token = signToken(clientSecretClaims(), undefined, 'der');
+    const run = await runCli(['inspect', token]);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(/signature: (70|71|72) bytes/);
+    expect(problemLines(run.stdout).some((line) => /signature/.test(line))).toBe(true);
+  });
+
+  it('checks against the kind given with --kind', async () => {
+    const token = signToken(clientSecretClaims());
+    const run = await runCli(['inspect', token, '--kind', 'apns']);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(/^kind: apns$/m);
+  });
+
+  it('prints JSON with --json', async () => {
+    const claims = clientSecretClaims();
+    const run = await runCli(['inspect', signToken(claims), '--json']);
+    expect(run.code).toBe(0);
+    const report = JSON.parse(run.stdout) as Record<string, unknown>;
+    expect(report.kind).toBe('client-secret');
+    expect(report.claims).toEqual(claims);
+    expect(report.problems).toEqual([]);
+    expect(report.signatureLength).toBe(64);
+  });
+
+  it('rejects an unknown --kind', async () => {
+    const run = await runCli(['inspect', signToken(clientSecretClaims()), '--kind', 'fax']);
+    expect(run.code).toBe(2);
+    expectOneErrorLine(run, 'ERR_CLI_USAGE');
+  });
+
+  it('reports a malformed token without echoing it', async () => {
+    const token = 'eyJhbGciOiJFUzI1NiJ9.notjsonnotjsonnotjson.AAAA';
+    const run = await runCli(['inspect', token]);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe('');
+    expect(run.stderr.trimEnd().split('\n')).toHaveLength(1);
+    expect(run.stderr).not.toContain('notjsonnotjson');
+    expect(run.stderr).not.toContain('eyJhbGciOiJFUzI1NiJ9');
+  });
+});
