@@ -127,18 +127,28 @@ export const CKR_USER_ALREADY_LOGGED_IN = 0x100;
 export const CKR_USER_NOT_LOGGED_IN = 0x101;
 export const CKR_CRYPTOKI_ALREADY_INITIALIZED = 0x191;
 
-/** Returns the CK_RV of a pkcs11js `Pkcs11Error`, or undefined for any other error. */
+// The message of a plain Error raised by the native code: `CKR_NAME:VALUE`, then a stack.
+const rawErrorPattern = /^(CKR_[A-Z0-9_]+):([0-9]+)/;
+
+/**
+ * Returns the CK_RV of a failed binding call, or undefined for any other error. Most pkcs11js
+ * calls raise a `Pkcs11Error` with a numeric `code`, but `C_FindObjects` with a count raises a
+ * plain Error whose message is `CKR_NAME:VALUE`, so both forms are read.
+ */
 export function returnValueOf(error: unknown): number | undefined {
-  if (!(error instanceof Error) || error.name !== 'Pkcs11Error') return undefined;
+  if (!(error instanceof Error)) return undefined;
   const code = (error as { code?: unknown }).code;
-  return typeof code === 'number' ? code : undefined;
+  if (error.name === 'Pkcs11Error' && typeof code === 'number') return code;
+  const match = rawErrorPattern.exec(error.message);
+  return match ? Number(match[2]) : undefined;
 }
 
-/** Returns the CKR_ name pkcs11js put in the message, or the value in hex. */
+/** Returns the CKR_ name of a failed binding call, or the value in hex. */
 export function returnValueName(error: unknown): string {
   const value = returnValueOf(error);
   if (value === undefined) return error instanceof Error ? error.name : 'unknown error';
-  const name = /^CKR_[A-Z0-9_]+$/.exec((error as Error).message)?.[0];
+  const message = (error as Error).message;
+  const name = /^CKR_[A-Z0-9_]+$/.exec(message)?.[0] ?? rawErrorPattern.exec(message)?.[1];
   return name ?? `CK_RV 0x${value.toString(16)}`;
 }
 

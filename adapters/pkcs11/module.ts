@@ -49,6 +49,8 @@ export interface TokenEntry {
   pinDigest: Buffer | undefined;
   /** Kept in memory only, to log in again after the token logged this process out. */
   pin: string | undefined;
+  /** The error of a failed login again; later recoveries raise it instead of trying the PIN. */
+  loginRejected: KmsJwtError | BackendError | undefined;
 }
 
 const registryKey = Symbol.for('kms-jwt-signer.pkcs11.modules.v1');
@@ -198,7 +200,16 @@ export function acquireToken(
   const key = slot.toString('hex');
   let token = entry.tokens.get(key);
   if (!token) {
-    token = { key, slot, label, users: 0, anchor: undefined, pinDigest: undefined, pin: undefined };
+    token = {
+      key,
+      slot,
+      label,
+      users: 0,
+      anchor: undefined,
+      pinDigest: undefined,
+      pin: undefined,
+      loginRejected: undefined,
+    };
     entry.tokens.set(key, token);
   }
 
@@ -255,17 +266,27 @@ export function ensureLoggedIn(
   login(entry, token, pin);
   token.pinDigest = digest;
   token.pin = pin;
+  token.loginRejected = undefined;
 }
 
 /**
  * Logs in again with the remembered PIN after the token reported CKR_USER_NOT_LOGGED_IN, for
- * example because all of the process's sessions were closed.
+ * example because all of the process's sessions were closed. The PIN is forgotten before the
+ * attempt and kept again only when it works, so a PIN that the token rejects is tried once:
+ * every later recovery raises the same error without calling C_Login.
  */
 export function loginAgain(entry: ModuleEntry, token: TokenEntry): void {
+  if (token.loginRejected) throw token.loginRejected;
   const pin = token.pin;
-  if (pin === undefined) return;
   closeAnchor(entry, token);
-  login(entry, token, pin);
+  if (pin === undefined) return;
+
+  try {
+    login(entry, token, pin);
+  } catch (error) {
+    token.loginRejected = error as KmsJwtError;
+    throw error;
+  }
   token.pinDigest = digestPin(pin);
   token.pin = pin;
 }

@@ -178,17 +178,37 @@ export function findObjects(
   } catch (error) {
     throw operationFailed('C_FindObjectsInit', 'the key search', error);
   }
+
+  let handles: Handle[];
   try {
-    const handles: Handle[] = [];
-    for (;;) {
-      const batch = binding.C_FindObjects(session, 64);
-      handles.push(...batch);
-      if (batch.length < 64) return handles;
-    }
+    handles = collectHandles(binding, session);
   } catch (error) {
+    finishSearchQuietly(binding, session);
     throw operationFailed('C_FindObjects', 'the key search', error);
-  } finally {
+  }
+
+  try {
     binding.C_FindObjectsFinal(session);
+  } catch (error) {
+    throw operationFailed('C_FindObjectsFinal', 'the key search', error);
+  }
+  return handles;
+}
+
+function collectHandles(binding: Pkcs11Binding, session: Handle): Handle[] {
+  const handles: Handle[] = [];
+  for (;;) {
+    const batch = binding.C_FindObjects(session, 64);
+    handles.push(...batch);
+    if (batch.length < 64) return handles;
+  }
+}
+
+function finishSearchQuietly(binding: Pkcs11Binding, session: Handle): void {
+  try {
+    binding.C_FindObjectsFinal(session);
+  } catch {
+    // The search already failed; that failure is the one to report.
   }
 }
 

@@ -69,6 +69,20 @@ const recoverableReturnValues = new Set([
   CKR_OPERATION_ACTIVE,
 ]);
 
+/** True for a failure, direct or wrapped by a coded error, that a recovery may cure. */
+function isRecoverable(error: unknown): boolean {
+  const value = returnValueOf(causeOf(error));
+  return value !== undefined && recoverableReturnValues.has(value);
+}
+
+/** The binding's error behind an `ERR_PKCS11_OPERATION_FAILED`, or the error itself. */
+function causeOf(error: unknown): unknown {
+  if (error instanceof KmsJwtError && error.code === 'ERR_PKCS11_OPERATION_FAILED') {
+    return error.cause;
+  }
+  return error;
+}
+
 /**
  * A PKCS#11 signer. `close()` returns its sessions, and finalises the module after its last user.
  */
@@ -149,6 +163,7 @@ class SignerState {
   private publicKey: KeyObject | undefined;
   private publicKeySupplied = false;
   private recoveries = 0;
+  private recovering: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
 
   constructor(
@@ -199,8 +214,11 @@ class SignerState {
   async getPublicKey(options: GetPublicKeyOptions = {}): Promise<KeyObject> {
     this.assertOpen();
     options.signal?.throwIfAborted();
-    if (options.refresh && !this.publicKeySupplied)
-      this.publicKey = await this.readPublicKeyObject();
+    if (options.refresh && !this.publicKeySupplied) {
+      this.publicKey = await this.withRecovery('reading the public key', () =>
+        this.readPublicKeyObject(),
+      );
+    }
     if (this.publicKey) return this.publicKey;
 
     const key = this.requireKey();
@@ -223,24 +241,35 @@ class SignerState {
     throwIfAborted(options.signal, this.keyId);
 
     const digest = sha256(signingInput);
+    return this.withRecovery('signing', () => this.signDigest(digest, options.signal));
+  }
+
+  /**
+   * Runs `operation`, and once more after a recovery when the token reports a closed session,
+   * a lost login or a stale handle. Calls that start while a recovery runs wait for it, so they
+   * use the new key handle.
+   */
+  private async withRecovery<T>(what: string, operation: () => Promise<T>): Promise<T> {
+    if (this.recovering) await this.recovering.catch(() => undefined);
     const generation = this.recoveries;
     try {
-      return await this.signDigest(digest, options.signal);
+      return await operation();
     } catch (error) {
-      if (!recoverableReturnValues.has(returnValueOf(error) ?? -1)) throw this.signFailed(error);
+      if (!isRecoverable(error)) throw this.operationError(what, error);
       emitEvent(this.options, {
         type: 'retry',
-        operation: 'C_Sign',
+        operation: what === 'signing' ? 'C_Sign' : 'C_FindObjects',
         attempt: 1,
-        reason: returnValueName(error),
+        reason: returnValueName(causeOf(error)),
         keyId: this.keyId,
       });
+    }
+
+    try {
       await this.recover(generation);
-      try {
-        return await this.signDigest(digest, options.signal);
-      } catch (second) {
-        throw this.signFailed(second);
-      }
+      return await operation();
+    } catch (second) {
+      throw this.operationError(what, second);
     }
   }
 
@@ -281,24 +310,38 @@ class SignerState {
 
   /**
    * Opens the way for a second attempt: drops idle sessions, logs in again with the remembered
-   * PIN and finds the key handle again. Concurrent failures share one recovery.
+   * PIN and finds the key handle again. Every call that failed before the recovery started
+   * shares that one recovery.
    */
-  private async recover(generation: number): Promise<void> {
-    if (generation !== this.recoveries) return;
+  private recover(generation: number): Promise<void> {
+    // A recovery started after this call began: wait for it, or retry at once if it is done.
+    if (generation !== this.recoveries) return this.recovering ?? Promise.resolve();
+
     this.recoveries += 1;
+    const running = this.runRecovery();
+    const settle = () => {
+      if (this.recovering === running) this.recovering = undefined;
+    };
+    running.then(settle, settle);
+    this.recovering = running;
+    return running;
+  }
+
+  private async runRecovery(): Promise<void> {
     this.pool.dropIdle();
     loginAgain(this.connection.module, this.connection.token);
     await this.findKey();
   }
 
-  private signFailed(error: unknown): unknown {
+  private operationError(what: string, error: unknown): unknown {
     if (error instanceof KmsJwtError || returnValueOf(error) === undefined) return error;
     const name = returnValueName(error);
     const value = returnValueOf(error);
     const gone = value === CKR_DEVICE_REMOVED || value === CKR_TOKEN_NOT_PRESENT;
+    const code = what === 'signing' ? 'ERR_PKCS11_SIGN_FAILED' : 'ERR_PKCS11_OPERATION_FAILED';
     return new BackendError(
-      'ERR_PKCS11_SIGN_FAILED',
-      `PKCS#11 signing with ${this.keyId} failed: ${name}.` +
+      code,
+      `PKCS#11 ${what} with ${this.keyId} failed: ${name}.` +
         (gone ? ' The token was removed; reconnect it and create a new signer.' : ''),
       { cause: error, details: { keyId: this.keyId, returnValue: name } },
     );
