@@ -20,8 +20,9 @@ export const softHsmModulePath = process.env.SOFTHSM2_MODULE ?? '/usr/lib/sofths
 export const userPin = '48151623-test-pin';
 const soPin = '99887766-test-so-pin';
 
-function findMissingPart(): string | undefined {
-  if (!existsSync(softHsmModulePath)) return `the module ${softHsmModulePath} is missing`;
+/** Returns what is missing for the SoftHSM2 tests, or undefined when everything is there. */
+export function findMissingPart(modulePath = softHsmModulePath): string | undefined {
+  if (!existsSync(modulePath)) return `the module ${modulePath} is missing`;
   if (spawnSync('softhsm2-util', ['--version']).error) return 'softhsm2-util is not on PATH';
   try {
     createRequire(import.meta.url).resolve('pkcs11js');
@@ -31,27 +32,45 @@ function findMissingPart(): string | undefined {
   return undefined;
 }
 
-const missing = findMissingPart();
+/** What to do with the SoftHSM2 tests: run them, skip them, or fail because CI needs them. */
+export interface SoftHsmGate {
+  action: 'run' | 'skip' | 'fail';
+  reason?: string;
+}
+
+/**
+ * Decides whether the SoftHSM2 tests run. A missing part skips them with a reason, except when
+ * `CI` is `true`, where it fails, so that a CI machine without SoftHSM2 cannot pass unnoticed.
+ */
+export function decideSoftHsmGate(
+  missing: string | undefined,
+  env: Record<string, string | undefined>,
+): SoftHsmGate {
+  if (missing === undefined) return { action: 'run' };
+  const reason = `SoftHSM2 is not available: ${missing}. Install it with apt-get install softhsm2.`;
+  return { action: env.CI === 'true' ? 'fail' : 'skip', reason };
+}
+
+const gate = decideSoftHsmGate(findMissingPart(), process.env);
 
 /**
  * `describe` when SoftHSM2 is available. Otherwise the block is skipped with a printed reason,
  * or, under CI=true, replaced by one failing test.
  */
 export function describeWithSoftHsm(name: string, body: () => void): void {
-  if (!missing) {
+  if (gate.action === 'run') {
     describe(name, body);
     return;
   }
-  const reason = `SoftHSM2 is not available: ${missing}. Install it with apt-get install softhsm2.`;
-  if (process.env.CI === 'true') {
+  if (gate.action === 'fail') {
     describe(name, () => {
       it('SoftHSM2 is installed (required when CI=true)', () => {
-        throw new Error(reason);
+        throw new Error(gate.reason);
       });
     });
     return;
   }
-  console.log(`Skipping "${name}": ${reason}`);
+  console.log(`Skipping "${name}": ${gate.reason}`);
   describe.skip(name, body);
 }
 
@@ -67,6 +86,10 @@ export interface SoftHsm {
     pem: string,
     object: { label: string; id: string; noPublicKey?: boolean },
   ): void;
+  /** The slot ID that SoftHSM2 gave the token with this label, read from softhsm2-util. */
+  slotIdOf(label: string): number;
+  /** The serial number of the token with this label. */
+  serialOf(label: string): string;
   /** Deletes the folder; the caller must have closed every signer first. */
   remove(): void;
 }
@@ -111,10 +134,65 @@ export function createSoftHsm(): SoftHsm {
       execFileSync('softhsm2-util', args, { env, stdio: 'pipe' });
       rmSync(file);
     },
+    slotIdOf(label) {
+      return Number(describeSlot(env, label).match(/^Slot (\d+)/)![1]);
+    },
+    serialOf(label) {
+      return describeSlot(env, label).match(/Serial number:\s+(\S+)/)![1]!;
+    },
     remove() {
       rmSync(folder, { recursive: true, force: true });
     },
   };
+}
+
+function describeSlot(env: NodeJS.ProcessEnv, label: string): string {
+  const output = execFileSync('softhsm2-util', ['--show-slots'], { env, encoding: 'utf8' });
+  const slot = output
+    .split(/^(?=Slot )/m)
+    .find((block) => new RegExp(`Label:\\s+${label}\\s*$`, 'm').test(block));
+  if (!slot) throw new Error(`softhsm2-util lists no token labelled ${label}`);
+  return slot;
+}
+
+/** Counts the calls of one native pkcs11js method and can undo the wrapping. */
+export interface NativeSpy {
+  calls: number;
+  restore(): void;
+}
+
+type NativeMethod = (this: unknown, ...args: unknown[]) => unknown;
+
+/**
+ * Wraps a method of the native pkcs11js class, to count real calls into the module. pkcs11js
+ * copies the native methods onto each instance when it is constructed, so the spy sees only
+ * instances created after this call: create it before the signer.
+ *
+ * @example
+ * const logins = spyOnNative('C_Login', (original) => original);
+ */
+export function spyOnNative(
+  method: string,
+  wrap?: (original: NativeMethod) => NativeMethod,
+): NativeSpy {
+  const pkcs11js = createRequire(import.meta.url)('pkcs11js') as { PKCS11: { prototype: object } };
+  const prototype = Object.getPrototypeOf(pkcs11js.PKCS11.prototype) as Record<
+    string,
+    NativeMethod
+  >;
+  const original = prototype[method]!;
+  const inner = wrap ? wrap(original) : original;
+  const spy: NativeSpy = {
+    calls: 0,
+    restore: () => {
+      prototype[method] = original;
+    },
+  };
+  prototype[method] = function (this: unknown, ...args: unknown[]) {
+    spy.calls += 1;
+    return inner.apply(this, args);
+  };
+  return spy;
 }
 
 /** A fresh key pair with its PKCS#8 PEM, like an Apple `.p8`. */
