@@ -103,6 +103,7 @@ export const CKA_EC_POINT = 0x181;
 export const CKF_RW_SESSION = 0x02;
 export const CKF_SERIAL_SESSION = 0x04;
 export const CKF_OS_LOCKING_OK = 0x02;
+export const CKF_TOKEN_INITIALIZED = 0x400;
 export const CKF_USER_PIN_COUNT_LOW = 0x10000;
 export const CKF_USER_PIN_FINAL_TRY = 0x20000;
 export const CKF_USER_PIN_LOCKED = 0x40000;

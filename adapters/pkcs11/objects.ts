@@ -15,6 +15,7 @@ import {
   CKA_KEY_TYPE,
   CKA_LABEL,
   CKA_SIGN,
+  CKF_TOKEN_INITIALIZED,
   CKK_DH,
   CKK_DSA,
   CKK_EC,
@@ -79,6 +80,8 @@ export function findToken(binding: Pkcs11Binding, filter: Pkcs11TokenFilter): Fo
 
   for (const slot of slots) {
     const info = binding.C_GetTokenInfo(slot);
+    // An uninitialised token (such as SoftHSM2's spare slot) has no label and holds no keys.
+    if ((info.flags & CKF_TOKEN_INITIALIZED) === 0) continue;
     const label = trimPadding(info.label);
     labels.push(label);
     if (tokenMatches(binding, slot, info, filter)) matches.push({ slot, label });
@@ -157,7 +160,7 @@ function describeFilter(filter: Pkcs11TokenFilter): string {
 function tokenNotFound(filter: Pkcs11TokenFilter, labels: string[]): KmsJwtError {
   const present =
     labels.length === 0
-      ? 'The module reports no token at all.'
+      ? 'The module reports no initialised token.'
       : `Tokens present: ${labels.map((l) => `"${l}"`).join(', ')}.`;
   return new KmsJwtError(
     'ERR_PKCS11_TOKEN_NOT_FOUND',
