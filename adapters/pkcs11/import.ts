@@ -45,8 +45,8 @@ import {
   readAttributes,
 } from './objects.js';
 import {
+  encodeQueryValue,
   encodeUriId,
-  encodeUriValue,
   formatPathAttributes,
   parsePkcs11Uri,
   type Pkcs11Uri,
@@ -365,8 +365,8 @@ function importResult(
   };
   // The PIN never goes into the printed URI: pin-source is kept, pin-value is not.
   const query: string[] = [];
-  if (uri.modulePath !== undefined) query.push(`module-path=${encodeUriValue(uri.modulePath)}`);
-  if (uri.pinSource !== undefined) query.push(`pin-source=${encodeUriValue(uri.pinSource)}`);
+  if (uri.modulePath !== undefined) query.push(`module-path=${encodeQueryValue(uri.modulePath)}`);
+  if (uri.pinSource !== undefined) query.push(`pin-source=${encodeQueryValue(uri.pinSource)}`);
   const reference = formatPathAttributes(pathUri) + (query.length > 0 ? `?${query.join('&')}` : '');
 
   return {

@@ -176,14 +176,26 @@ function invalidUri(problem: string): KmsJwtError {
   );
 }
 
-// RFC 7512 pk11-pchar keeps unreserved characters and a few sub-delims; everything else is escaped.
-const plainCharacter = /^[A-Za-z0-9\-._~:@!$'()*+,]$/;
+// RFC 7512 keeps unreserved characters and a few sub-delimiters unescaped. "=" and "&" are
+// escaped too, although the grammar allows them in some places, because parsers split on them.
+const plainPathCharacter = /^[A-Za-z0-9\-._~:@!$'()*+,]$/;
+// pk11-qchar also allows "/" and "?", so a module path or pin-source file URI stays readable.
+const plainQueryCharacter = /^[A-Za-z0-9\-._~:@!$'()*+,/?]$/;
 
-/** Percent-encodes an attribute value for a `pkcs11:` URI. */
+/** Percent-encodes a path attribute value for a `pkcs11:` URI. */
 export function encodeUriValue(value: string): string {
+  return encodeWith(value, plainPathCharacter);
+}
+
+/** Percent-encodes a query attribute value, such as a module path, for a `pkcs11:` URI. */
+export function encodeQueryValue(value: string): string {
+  return encodeWith(value, plainQueryCharacter);
+}
+
+function encodeWith(value: string, plain: RegExp): string {
   let encoded = '';
   for (const character of value) {
-    if (plainCharacter.test(character)) {
+    if (plain.test(character)) {
       encoded += character;
       continue;
     }
