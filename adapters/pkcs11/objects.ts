@@ -80,7 +80,7 @@ export function findToken(binding: Pkcs11Binding, filter: Pkcs11TokenFilter): Fo
 
   for (const slot of slots) {
     const info = binding.C_GetTokenInfo(slot);
-    // An uninitialised token (such as SoftHSM2's spare slot) has no label and holds no keys.
+    // An uninitialised token, such as SoftHSM2's spare slot, has no label and contains no keys.
     if ((info.flags & CKF_TOKEN_INITIALIZED) === 0) continue;
     const label = trimPadding(info.label);
     labels.push(label);

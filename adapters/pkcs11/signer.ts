@@ -75,7 +75,7 @@ function isRecoverable(error: unknown): boolean {
   return value !== undefined && recoverableReturnValues.has(value);
 }
 
-/** The binding's error behind an `ERR_PKCS11_OPERATION_FAILED`, or the error itself. */
+/** Returns the binding's error behind an `ERR_PKCS11_OPERATION_FAILED`, or the error itself. */
 function causeOf(error: unknown): unknown {
   if (error instanceof KmsJwtError && error.code === 'ERR_PKCS11_OPERATION_FAILED') {
     return error.cause;

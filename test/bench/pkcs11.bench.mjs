@@ -28,7 +28,7 @@ const CKA_CLASS = 0;
 const CKA_LABEL = 3;
 const CKF_SERIAL_SESSION = 4;
 
-/** A throwaway token in a temporary folder with one imported P-256 key. */
+/** Creates a throwaway token in a temporary folder with one imported P-256 key. */
 function createToken() {
   const folder = mkdtempSync(join(tmpdir(), 'kms-jwt-bench-softhsm-'));
   mkdirSync(join(folder, 'tokens'), { mode: 0o700 });
@@ -71,7 +71,7 @@ function median(values) {
   return sorted[Math.floor(sorted.length / 2)];
 }
 
-/** The bare loop: sessions of its own on the adapter's binding, one per worker. */
+/** Creates the bare loop, with one session of its own per worker on the adapter's binding. */
 function createBareLoop(binding, slot, concurrency) {
   const sessions = Array.from({ length: concurrency }, () =>
     binding.C_OpenSession(slot, CKF_SERIAL_SESSION),

@@ -26,7 +26,7 @@ let hsm: SoftHsm;
 let keyFile: TestKey;
 let reference: string;
 
-/** The environment of every run: the test's SoftHSM2 configuration and the PIN variable. */
+/** Builds the environment of a run: the SoftHSM2 configuration and the PIN variable. */
 function hsmEnv(extra: Record<string, string> = {}): Record<string, string> {
   return { SOFTHSM2_CONF: hsm.configPath, KMS_JWT_PKCS11_PIN: userPin, ...extra };
 }

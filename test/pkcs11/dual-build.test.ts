@@ -1,6 +1,6 @@
-// The ESM and CJS builds of the pkcs11 entry in one process share one initialised module: both
-// dist builds are loaded side by side in a child process, each creates a signer for the same
-// SoftHSM2 token, and calls into the native module are counted.
+// The ESM and CJS builds of the pkcs11 entry share one initialised module in one process. A child
+// process loads both dist builds side by side and creates a signer in each for the same SoftHSM2
+// token, while it counts the calls into the native module.
 import { execFileSync } from 'node:child_process';
 import { verify } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';

@@ -1,6 +1,6 @@
-// Importing a .p8 into a real SoftHSM2 token: the imported key signs, its protection attributes
-// read back from the token in a separate process, an existing label or ID is never overwritten
-// unless asked, and bad targets fail before anything is written.
+// Importing a .p8 into a real SoftHSM2 token. The imported key signs, and a separate process reads
+// its protection attributes back from the token. An existing label or ID is overwritten only on
+// request, and bad targets fail before anything is written.
 import { execFileSync } from 'node:child_process';
 import { createHash, verify, type KeyObject } from 'node:crypto';
 import { createRequire } from 'node:module';

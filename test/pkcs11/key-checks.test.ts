@@ -1,6 +1,6 @@
-// Key checks against a real SoftHSM2 token: RSA and P-384 keys under one label, each with its
-// coded error, a P-256 key that may not sign, a public key from a caller's certificate, and the
-// 64-byte length check on what the module returns.
+// Key checks against a real SoftHSM2 token. An RSA and a P-384 key share one label, and each
+// raises its own coded error. Also covered: a P-256 key that may not sign, a public key from a
+// caller's certificate, and the 64-byte length check on the module's signature.
 import { execFileSync } from 'node:child_process';
 import { verify } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';

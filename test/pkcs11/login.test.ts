@@ -1,6 +1,6 @@
-// Logging in, sharing the module and recovering, against a real SoftHSM2 token: a wrong PIN is
-// tried once, token PIN flags stop a login that could lock the token, the module is initialised
-// and finalised once, and signs use the binding's asynchronous call.
+// Logging in, sharing the module and recovering, against a real SoftHSM2 token. A wrong PIN is
+// tried once, and token PIN flags stop a login that could lock the token. The module is
+// initialised and finalised once, and signs use the binding's asynchronous call.
 import { verify } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { createPkcs11Signer } from '../../adapters/pkcs11/index.js';

@@ -1,6 +1,6 @@
-// No PIN in any message or event: every failure and warning that a real SoftHSM2 token can
-// produce through the adapter is collected, with the PIN given through each source, and the
-// whole of each error (message, stack, details and cause chain) and event is searched for it.
+// No PIN in any message or event. The test collects every failure and warning that a real
+// SoftHSM2 token can produce through the adapter, with the PIN given through each source. Then it
+// searches the whole of each error (message, stack, details and cause chain) and each event.
 import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -44,7 +44,7 @@ async function collectFailure(attempt: () => Promise<unknown>): Promise<void> {
   failures.push(caught);
 }
 
-/** Every text an error carries: message, stack, details and each cause, as strings and JSON. */
+/** Joins the text an error carries: message, stack, details and each cause, also as JSON. */
 function textOf(error: unknown): string {
   const parts: string[] = [];
   let current: unknown = error;
@@ -115,7 +115,7 @@ describeWithSoftHsm('pkcs11 PIN secrecy', () => {
         createPkcs11Signer(uriFor('secrecy-wrong', 'siwa', `&pin-value=${wrongPin}`), { onEvent }),
       );
 
-      // A second signer with another PIN while the first holds the login.
+      // A second signer with another PIN while the first keeps the token logged in.
       const first = await createPkcs11Signer(uriFor('secrecy', 'siwa', withSource), { onEvent });
       await collectFailure(() =>
         createPkcs11Signer(uriFor('secrecy', 'siwa'), { pin: otherPin, onEvent }),
