@@ -3,10 +3,12 @@
 // concurrency, in one process. Both hash the signing input with SHA-256 before each sign. The
 // adapter's `sign` leaves out the verify-after-sign that `signJwt` adds, so that check is
 // measured on its own line. Also reports how long the event loop stalls while signing under load
-// (perf_hooks.monitorEventLoopDelay), and how long the synchronous set-up calls block.
+// (perf_hooks.monitorEventLoopDelay), and how long the synchronous set-up calls block. Besides
+// wall-clock rates it reports process CPU time per signature (main thread and libuv workers
+// together), which other load on a shared machine disturbs far less than the rates.
 //
 // Usage: node test/bench/pkcs11.bench.mjs
-//   BENCH_PKCS11_SIGNS=4000 signs per round, BENCH_PKCS11_ROUNDS=5 rounds per side.
+//   BENCH_PKCS11_SIGNS=2000 signs per round, BENCH_PKCS11_ROUNDS=9 rounds per side.
 import { execFileSync } from 'node:child_process';
 import { createHash, generateKeyPairSync, verify } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -18,8 +20,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 const dist = join(here, '..', '..', 'dist');
 const modulePath = process.env.SOFTHSM2_MODULE ?? '/usr/lib/softhsm/libsofthsm2.so';
-const signsPerRound = Number(process.env.BENCH_PKCS11_SIGNS ?? 4000);
-const rounds = Number(process.env.BENCH_PKCS11_ROUNDS ?? 5);
+const signsPerRound = Number(process.env.BENCH_PKCS11_SIGNS ?? 2000);
+const rounds = Number(process.env.BENCH_PKCS11_ROUNDS ?? 9);
 const concurrencies = [1, 4, 16];
 const pin = 'bench-user-pin-2231';
 const CKM_ECDSA = 0x1041;
@@ -50,7 +52,10 @@ function inputFor(i) {
   return Buffer.from(`eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJCRU5DSCIsImp0aSI6${i}`);
 }
 
-/** Runs `count` calls of `signOne` with `concurrency` workers and returns signs per second. */
+/**
+ * Runs `count` calls of `signOne` with `concurrency` workers. Returns signs per second and the
+ * process CPU time per sign in microseconds.
+ */
 async function measure(count, concurrency, signOne) {
   let next = 0;
   const worker = async (slot) => {
@@ -61,9 +66,11 @@ async function measure(count, concurrency, signOne) {
     }
   };
   const started = process.hrtime.bigint();
+  const cpuBefore = process.cpuUsage();
   await Promise.all(Array.from({ length: concurrency }, (_, slot) => worker(slot)));
+  const cpu = process.cpuUsage(cpuBefore);
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  return count / seconds;
+  return { rate: count / seconds, cpuUs: (cpu.user + cpu.system) / count };
 }
 
 function median(values) {
@@ -162,8 +169,10 @@ async function main() {
     const bareDelay = await withLoopDelay(() => measure(signsPerRound, concurrency, bare.signOne));
     rows.push({
       concurrency,
-      adapter: median(adapterRates),
-      bare: median(bareRates),
+      adapter: median(adapterRates.map((run) => run.rate)),
+      bare: median(bareRates.map((run) => run.rate)),
+      adapterCpu: median(adapterRates.map((run) => run.cpuUs)),
+      bareCpu: median(bareRates.map((run) => run.cpuUs)),
       adapterDelay,
       bareDelay,
     });
@@ -184,7 +193,7 @@ async function main() {
   const jwtSigner = await adapter.createPkcs11Signer(uri, { pin, maxSessions: 4 });
   const parts = { header: { alg: 'ES256', kid: 'BENCHKEY01' }, payload: { iss: 'BENCH' } };
   await measure(200, 4, () => core.signJwt(jwtSigner, parts));
-  const signJwtRate = await measure(signsPerRound, 4, () => core.signJwt(jwtSigner, parts));
+  const signJwtRate = (await measure(signsPerRound, 4, () => core.signJwt(jwtSigner, parts))).rate;
   await jwtSigner.close();
 
   // The synchronous C_SignInit that precedes each asynchronous C_Sign.
@@ -205,12 +214,17 @@ async function main() {
   rmSync(token.folder, { recursive: true, force: true });
 
   console.log(`\nSoftHSM2 ${modulePath}, ${signsPerRound} signs per round, median of ${rounds}.\n`);
-  console.log('| concurrency | adapter sign/s | bare C_SignAsync loop sign/s | ratio |');
-  console.log('|---:|---:|---:|---:|');
+  console.log(
+    '| concurrency | adapter sign/s | bare loop sign/s | ratio | adapter CPU µs/sign | ' +
+      'bare CPU µs/sign | ratio by CPU |',
+  );
+  console.log('|---:|---:|---:|---:|---:|---:|---:|');
   for (const row of rows) {
     const ratio = (row.adapter / row.bare).toFixed(2);
+    const cpuRatio = (row.bareCpu / row.adapterCpu).toFixed(2);
     console.log(
-      `| ${row.concurrency} | ${formatRate(row.adapter)} | ${formatRate(row.bare)} | ${ratio}x |`,
+      `| ${row.concurrency} | ${formatRate(row.adapter)} | ${formatRate(row.bare)} | ${ratio}x | ` +
+        `${row.adapterCpu.toFixed(1)} | ${row.bareCpu.toFixed(1)} | ${cpuRatio}x |`,
     );
   }
   console.log('\nEvent-loop delay while signing (ms, monitorEventLoopDelay at 1 ms resolution):\n');
