@@ -105,8 +105,10 @@ describeWithSoftHsm('pkcs11 key checks', () => {
   });
 
   afterAll(() => {
-    expect(moduleRegistry().modules.size).toBe(0);
+    // The folder goes even when a test left a signer open, which the check then reports.
+    const openModules = moduleRegistry().modules.size;
     hsm?.remove();
+    expect(openModules).toBe(0);
   });
 
   it('RSA key has its coded error', async () => {

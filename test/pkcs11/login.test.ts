@@ -80,8 +80,10 @@ describeWithSoftHsm('pkcs11 login and module lifecycle', () => {
   });
 
   afterAll(() => {
-    expect(moduleRegistry().modules.size).toBe(0);
+    // The folder goes even when a test left a signer open, which the check then reports.
+    const openModules = moduleRegistry().modules.size;
     hsm?.remove();
+    expect(openModules).toBe(0);
   });
 
   it('wrong PIN is tried exactly once', async () => {
