@@ -20,7 +20,7 @@
 import { createHash, createPublicKey, randomBytes, randomUUID, type KeyObject } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { signDigest, signatureToDer, signatureToP1363 } from './ecdsa.js';
+import { signDigest } from './ecdsa.js';
 import { ImportState } from './import.js';
 import { KmsServiceError } from './service-error.js';
 import {
@@ -352,11 +352,10 @@ export class AwsKmsEmulator {
     }
     const fault = this.faults.signature;
     const signer = fault === 'other-key' ? this.#foreignKey : key.privateKey!;
-    const signature = signDigest(signer, digest);
-    const der = signatureToDer(signature);
+    const { der, p1363 } = signDigest(signer, digest);
     if (fault === 'truncated-der') return der.subarray(0, der.length - 3);
     if (fault === 'garbage-der') return randomBytes(der.length);
-    if (fault === 'raw-p1363') return signatureToP1363(signature, 32);
+    if (fault === 'raw-p1363') return p1363;
     return der;
   }
 
