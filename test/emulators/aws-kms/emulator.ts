@@ -48,6 +48,10 @@ export interface EmulatorFaults {
   delayMs?: number;
   /** Make Sign return a bad or foreign signature. */
   signature?: SignatureFault;
+  /** Make GetPublicKey return the public key of another P-256 key pair. */
+  publicKey?: 'other-key';
+  /** Make GetParametersForImport return an RSA-2048 wrapping key whatever size was requested. */
+  wrappingKey?: 'wrong-size';
   /** Answer AccessDeniedException for these operations. */
   accessDenied?: string[];
   /** Restrict throttle, serverErrors and delayMs to these operations, such as ['Sign']. */
@@ -67,6 +71,8 @@ export interface RecordedRequest {
   operation: string;
   body: Record<string, unknown>;
   attemptHeader: string | undefined;
+  /** The region of the SigV4 credential scope, which shows the region the client signed for. */
+  signingRegion: string | undefined;
 }
 
 type OperationHandler = (
@@ -218,6 +224,7 @@ export class AwsKmsEmulator {
         operation,
         body,
         attemptHeader: headerText(request.headers['amz-sdk-request']),
+        signingRegion: signingRegionOf(headerText(request.headers.authorization)),
       });
       payload = await this.#dispatch(request, operation, body);
     } catch (error) {
@@ -361,9 +368,10 @@ export class AwsKmsEmulator {
 
   #getPublicKey(body: Record<string, unknown>) {
     const key = this.#usableKey(body.KeyId);
+    const privateKey = this.faults.publicKey === 'other-key' ? this.#foreignKey : key.privateKey!;
     return {
       KeyId: key.arn,
-      PublicKey: publicSpki(key.privateKey!).toString('base64'),
+      PublicKey: publicSpki(privateKey).toString('base64'),
       KeySpec: key.keySpec,
       CustomerMasterKeySpec: key.keySpec,
       KeyUsage: key.keyUsage,
@@ -410,10 +418,12 @@ export class AwsKmsEmulator {
         `${key.arn} is ${stateWords(key.state)}.`,
       );
     }
+    const wrappingKeySpec = String(body.WrappingKeySpec ?? '');
     return this.#imports.issue(
       key,
       String(body.WrappingAlgorithm ?? ''),
-      String(body.WrappingKeySpec ?? ''),
+      wrappingKeySpec,
+      this.faults.wrappingKey === 'wrong-size' ? 'RSA_2048' : wrappingKeySpec,
     );
   }
 
@@ -546,6 +556,11 @@ function decodeBlob(value: unknown, field: string): Buffer {
   if (typeof value !== 'string' || value === '')
     throw new KmsServiceError('ValidationException', `${field} is required.`);
   return Buffer.from(value, 'base64');
+}
+
+// Authorization: AWS4-HMAC-SHA256 Credential=ACCESS-KEY/DATE/REGION/kms/aws4_request, ...
+function signingRegionOf(authorization: string | undefined): string | undefined {
+  return /Credential=[^/]+\/\d{8}\/([^/]+)\/kms\//.exec(authorization ?? '')?.[1];
 }
 
 function headerText(value: string | string[] | undefined): string | undefined {
