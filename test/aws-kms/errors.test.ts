@@ -3,6 +3,7 @@
  * client and the emulator. Errors are checked by code, and their messages and events for the
  * key ARN and for the absence of credentials.
  */
+import { createPublicKey } from 'node:crypto';
 import { createServer, type Server } from 'node:net';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createAwsKmsSigner, type AwsKmsSignerOptions } from '../../adapters/aws-kms/index.js';
@@ -181,6 +182,74 @@ describe('AWS KMS error mapping', () => {
     const key = kms.createKey({ keySpec: 'RSA_2048' });
     const result = await failure(`awskms:${key.arn}`, 'getPublicKey');
     expect(result.error.message).toContain('lack ECDSA_SHA_256');
+  });
+});
+
+describe('AWS KMS error classes', () => {
+  const classes: [string, number, string, Record<string, unknown>?][] = [
+    ['KeyUnavailableException', 500, 'ERR_AWS_KMS_UNAVAILABLE'],
+    ['DependencyTimeoutException', 500, 'ERR_AWS_KMS_UNAVAILABLE'],
+    ['LimitExceededException', 400, 'ERR_AWS_KMS_THROTTLED'],
+    ['InvalidKeyUsageException', 400, 'ERR_AWS_KMS_KEY_UNSUITABLE'],
+    ['UnrecognizedClientException', 400, 'ERR_AWS_KMS_CREDENTIALS_INVALID'],
+    ['ExpiredTokenException', 400, 'ERR_AWS_KMS_CREDENTIALS_INVALID'],
+    ['InvalidGrantTokenException', 400, 'ERR_AWS_KMS_REQUEST_FAILED'],
+    ['KMSInvalidStateException', 400, 'ERR_AWS_KMS_KEY_STATE', { keyState: 'Unavailable' }],
+  ];
+
+  for (const [type, status, code, details] of classes) {
+    it(`${type} raises ${code}`, async () => {
+      const key = kms.createKey();
+      const message =
+        type === 'KMSInvalidStateException' ? `${key.arn} is unavailable.` : undefined;
+      kms.faults = { error: { type, status, message }, operations: ['Sign'] };
+      const found = await failure(`awskms:${key.arn}`);
+      expect(found.error.code).toBe(code);
+      expect(found.error.details.awsErrorName).toBe(type);
+      expect(found.error.message).toContain(key.arn);
+      if (details) expect(found.error.details).toMatchObject(details);
+      assertNoCredentials(found);
+    });
+  }
+
+  it('no credentials raises CREDENTIALS_MISSING', async () => {
+    const key = kms.createKey();
+    const found = await failure(`awskms:${key.arn}`, 'getPublicKey', { credentials: undefined });
+    expect(found.error.code).toBe('ERR_AWS_KMS_CREDENTIALS_MISSING');
+    expect(kms.calls.GetPublicKey).toBeUndefined();
+  });
+
+  it('response for another key raises RESPONSE_INVALID', async () => {
+    const key = kms.createKey();
+    const other = kms.createKey();
+    kms.faults = { rewrite: (_operation, payload) => ({ ...payload, KeyId: other.arn }) };
+    const found = await failure(`awskms:${key.arn}`, 'getPublicKey');
+    expect(found.error.code).toBe('ERR_AWS_KMS_RESPONSE_INVALID');
+    expect(found.error.message).toContain(other.arn);
+  });
+
+  it('response without a signature raises RESPONSE_INVALID', async () => {
+    const key = kms.createKey();
+    kms.faults = {
+      rewrite: (_operation, { Signature: _dropped, ...rest }) => rest,
+      operations: ['Sign'],
+    };
+    const found = await failure(`awskms:${key.arn}`);
+    expect(found.error.code).toBe('ERR_AWS_KMS_RESPONSE_INVALID');
+    expect(found.error.message).toContain('no Signature');
+  });
+
+  it('public key of the wrong curve raises RESPONSE_INVALID', async () => {
+    const key = kms.createKey();
+    const p384 = kms.createKey({ keySpec: 'ECC_NIST_P384' });
+    const spki = createPublicKey(p384.privateKey!).export({ type: 'spki', format: 'der' });
+    kms.faults = {
+      rewrite: (_operation, payload) => ({ ...payload, PublicKey: spki.toString('base64') }),
+      operations: ['GetPublicKey'],
+    };
+    const found = await failure(`awskms:${key.arn}`, 'getPublicKey');
+    expect(found.error.code).toBe('ERR_AWS_KMS_RESPONSE_INVALID');
+    expect(found.error.message).toContain('not P-256');
   });
 });
 

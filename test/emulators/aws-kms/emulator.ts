@@ -54,7 +54,14 @@ export interface EmulatorFaults {
   wrappingKey?: 'wrong-size';
   /** Answer AccessDeniedException for these operations. */
   accessDenied?: string[];
-  /** Restrict throttle, serverErrors and delayMs to these operations, such as ['Sign']. */
+  /**
+   * Answer every matching request with this AWS error, such as
+   * `{ type: 'KeyUnavailableException', status: 500 }`. The status defaults to 400.
+   */
+  error?: { type: string; message?: string; status?: number };
+  /** Change each successful matching response before it is sent, for malformed-response tests. */
+  rewrite?: (operation: string, payload: Record<string, unknown>) => Record<string, unknown>;
+  /** Restrict throttle, serverErrors, error, rewrite and delayMs to these operations. */
   operations?: string[];
 }
 
@@ -265,7 +272,9 @@ export class AwsKmsEmulator {
       );
 
     this.#injectFaults(operation, body);
-    return handler(body);
+    const payload = await handler(body);
+    const rewrite = this.faults.rewrite;
+    return rewrite && this.#faultApplies(operation) ? rewrite(operation, payload) : payload;
   }
 
   #injectFaults(operation: string, body: Record<string, unknown>): void {
@@ -281,6 +290,10 @@ export class AwsKmsEmulator {
     if ((faults.throttle ?? 0) > 0) {
       faults.throttle! -= 1;
       throw new KmsServiceError('ThrottlingException', 'Rate exceeded');
+    }
+    if (faults.error) {
+      const { type, message, status } = faults.error;
+      throw new KmsServiceError(type, message ?? `${type} from the emulator.`, status ?? 400);
     }
     if ((faults.serverErrors ?? 0) > 0) {
       faults.serverErrors! -= 1;
