@@ -132,12 +132,12 @@ class ImportRun {
 
   async #checkTarget(target: AwsKmsReference) {
     const isAlias = target.kind === 'alias-name' || target.kind === 'alias-arn';
-    const wanted =
+    const requestedAlias =
       this.#settings.alias === undefined ? undefined : parseAlias(this.#settings.alias);
-    const alias = isAlias ? aliasName(target.keyId) : wanted;
-    if (isAlias && wanted !== undefined && wanted !== alias) {
+    const alias = isAlias ? aliasName(target.keyId) : requestedAlias;
+    if (isAlias && requestedAlias !== undefined && requestedAlias !== alias) {
       throw targetError(
-        `the target is alias ${alias}, but the alias setting names ${wanted}. ` +
+        `the target is alias ${alias}, but the alias setting names ${requestedAlias}. ` +
           'Give the alias once, either as the target or as the alias setting',
       );
     }
@@ -154,8 +154,9 @@ class ImportRun {
   // CreateAlias after the key material is in.
   async #assertAliasFree(alias: string | undefined, existing: KeyMetadata | undefined) {
     if (alias === undefined || existing === undefined) return;
-    const taken = await this.#describe(alias, true);
-    if (taken) throw targetError(`alias ${alias} already points at key ${taken.Arn ?? '(no ARN)'}`);
+    const aliasTarget = await this.#describe(alias, true);
+    if (aliasTarget)
+      throw targetError(`alias ${alias} already points at key ${aliasTarget.Arn ?? '(no ARN)'}`);
   }
 
   // With allowMissing, returns undefined for a key or alias that does not exist.

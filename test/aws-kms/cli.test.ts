@@ -42,7 +42,7 @@ beforeEach(() => {
   kms.reset();
 });
 
-/** The environment a user would set for AWS, pointed at the emulator. */
+/** Returns the AWS environment a user would set, pointed at the emulator. */
 function awsEnv(extra: Record<string, string> = {}): Record<string, string> {
   return {
     HOME: home,
@@ -286,7 +286,7 @@ describe('kms-jwt import --to awskms', () => {
   });
 });
 
-/** The PKCS#8 DER and the private scalar d of a test key, the forms an import could leak. */
+/** Returns the PKCS#8 DER and the private scalar d of a test key, which an import must not leak. */
 function keySecrets(key: TestKey): Buffer[] {
   const pkcs8 = key.privateKey.export({ type: 'pkcs8', format: 'der' });
   const d = Buffer.from(key.privateKey.export({ format: 'jwk' }).d!, 'base64url');

@@ -360,10 +360,10 @@ describe('AWS KMS emulator lifecycle', () => {
       });
       await client.send(new GetPublicKeyCommand({ KeyId: key.arn }));
       emulator.faults = { delayMs: 60000 };
-      const held = client.send(new GetPublicKeyCommand({ KeyId: key.arn })).catch(() => 'dropped');
+      const heldRequest = client.send(new GetPublicKeyCommand({ KeyId: key.arn })).catch(() => 'dropped');
       while (emulator.calls.GetPublicKey !== 2) await new Promise((r) => setTimeout(r, 5));
       await emulator.stop();
-      console.log(await held);
+      console.log(await heldRequest);
       client.destroy();
     `;
     const run = await runNode(script, 20_000);

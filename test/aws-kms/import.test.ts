@@ -1,7 +1,7 @@
 /**
- * Import of a `.p8` into AWS KMS through the library function, end to end against the emulator:
- * both wrapping algorithms, a new alias or an existing PendingImport key, the checks on the
- * target, and a failure at each step that names the step and the state of the KMS key.
+ * Import of a `.p8` into AWS KMS through the library function, end to end against the emulator.
+ * It covers both wrapping algorithms, a new alias or an existing PendingImport key, and the checks
+ * on the target. A failure at each step must name the step and the state of the KMS key.
  */
 import {
   createPrivateKey,

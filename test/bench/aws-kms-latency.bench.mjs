@@ -3,7 +3,7 @@
 // with MessageType DIGEST, strict DER-to-JOSE, and verify-after-sign against the cached public
 // key) and one bare SignCommand with a precomputed SHA-256 digest, in alternating order. Warm-up
 // rounds, the first call included, are left out. The verify step is also timed on its own. It
-// runs twice: as the emulator answers, and with 5 ms added to each Sign, a stand-in for the
+// runs twice: as the emulator responds, and with 5 ms added to each Sign, a stand-in for the
 // service time of a remote KMS (an assumed figure, not a measured AWS latency).
 //
 // Goal: median(adapter) / median(bare) <= 1.05.

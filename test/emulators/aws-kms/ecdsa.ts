@@ -27,7 +27,7 @@ export interface EcdsaSignature {
 
 /**
  * Signs `digest` with the EC private key `privateKey`, without hashing it again. A digest longer
- * than the group order is truncated to its bit length, as SEC 1 §4.1.3 step 5 says.
+ * than the group order is truncated to its bit length, as SEC 1 §4.1.3 step 5 requires.
  *
  * @example
  * const { der } = signDigest(privateKey, createHash('sha256').update(message).digest());

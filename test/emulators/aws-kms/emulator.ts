@@ -55,7 +55,7 @@ export interface EmulatorFaults {
   /** Answer AccessDeniedException for these operations. */
   accessDenied?: string[];
   /**
-   * Answer every matching request with this AWS error, such as
+   * Responds to every matching request with this AWS error, such as
    * `{ type: 'KeyUnavailableException', status: 500 }`. The status defaults to 400.
    */
   error?: { type: string; message?: string; status?: number };
