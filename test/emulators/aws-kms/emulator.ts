@@ -99,6 +99,8 @@ export class AwsKmsEmulator {
   readonly requests: RecordedRequest[] = [];
   /** The active fault switches; change them at any time. */
   faults: EmulatorFaults = {};
+  /** Unexpected errors inside the emulator, each answered as KMSInternalException (HTTP 500). */
+  readonly internalErrors: unknown[] = [];
 
   readonly #port: number;
   readonly #keys = new Map<string, EmulatorKey>();
@@ -210,10 +212,11 @@ export class AwsKmsEmulator {
     }
   }
 
-  /** Clears the fault switches, counters and request log. */
+  /** Clears the fault switches, counters, request log and recorded internal errors. */
   reset(): void {
     this.faults = {};
     this.requests.length = 0;
+    this.internalErrors.length = 0;
     for (const name of Object.keys(this.calls)) delete this.calls[name];
   }
 
@@ -235,6 +238,7 @@ export class AwsKmsEmulator {
       });
       payload = await this.#dispatch(request, operation, body);
     } catch (error) {
+      if (!(error instanceof KmsServiceError)) this.internalErrors.push(error);
       const serviceError =
         error instanceof KmsServiceError
           ? error
