@@ -296,7 +296,7 @@ describe('AWS KMS emulator wire format', () => {
     expect(response.body.__type).toBe('KMSInternalException');
   });
 
-  it('internal error answers 500 and is recorded', async () => {
+  it('internal error returns HTTP 500', async () => {
     kms.faults = {
       rewrite: () => {
         throw new Error('broken rewrite hook');
