@@ -89,8 +89,10 @@ export class KmsConnection {
   ): Promise<T> {
     const timeoutMs = this.#runtime.timeoutMs ?? defaultTimeoutMs;
     signal?.throwIfAborted();
-    const deadline = AbortSignal.timeout(timeoutMs);
-    const abortSignal = signal ? AbortSignal.any([signal, deadline]) : deadline;
+    // A cleared timer, unlike AbortSignal.timeout, leaves nothing pending once the call is over.
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(deadlineError(timeoutMs)), timeoutMs);
+    const abortSignal = signal ? AbortSignal.any([signal, deadline.signal]) : deadline.signal;
     (command.middlewareStack as MiddlewareStackLike).add(
       attemptObserver((event) => this.#report({ ...event, operation, key })),
       {
@@ -105,12 +107,14 @@ export class KmsConnection {
     } catch (error) {
       const ending: CallEnding = signal?.aborted
         ? 'aborted'
-        : deadline.aborted
+        : deadline.signal.aborted
           ? 'deadline'
           : undefined;
       const mapped = mapKmsError(error, { operation, key, ending, timeoutMs });
       this.#report({ type: 'error', operation, key, code: mapped.code });
       throw mapped;
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -153,6 +157,12 @@ export async function connectKms(
     ),
   });
   return new KmsConnection(sdk, built, true, runtime);
+}
+
+function deadlineError(timeoutMs: number): Error {
+  const error = new Error(`The AWS KMS call did not finish within ${timeoutMs} ms.`);
+  error.name = 'TimeoutError';
+  return error;
 }
 
 function assertPositiveInteger(value: unknown, name: string): void {

@@ -150,7 +150,7 @@ function mapServiceError(
   if (isRegionMissing(shape)) {
     return make(
       'ERR_AWS_KMS_REGION_MISSING',
-      'no AWS region is configured. Use a key ARN, add ;region=REGION to the reference, set AWS_REGION, or pass a KMSClient.',
+      'no AWS region is configured. Use a key ARN or the form awskms:key-id=KEY;region=REGION, set AWS_REGION, or pass a configured KMSClient.',
     );
   }
   if (throttlingNames.has(name) || status === 429) {
@@ -172,7 +172,7 @@ function mapServiceError(
   ) {
     return make(
       'ERR_AWS_KMS_UNAVAILABLE',
-      `AWS KMS is unavailable (${name}${status ? `, HTTP ${status}` : ''}) and retries ran out. Try again later.`,
+      `AWS KMS is unavailable (${unavailableReason(name, status, shape)}) and retries ran out. Check the endpoint and the network path, or try again later.`,
     );
   }
   return make(
@@ -210,6 +210,11 @@ export function requiredAction(operation: KmsOperation): string {
 
 function isRegionMissing(shape: SdkErrorShape): boolean {
   return typeof shape.message === 'string' && /region is missing/i.test(shape.message);
+}
+
+function unavailableReason(name: string, status: number | undefined, shape: SdkErrorShape): string {
+  if (isNetworkError(shape)) return `${String(shape.code)} on the connection`;
+  return status === undefined ? name : `${name}, HTTP ${status}`;
 }
 
 function isNetworkError(shape: SdkErrorShape): boolean {

@@ -2,17 +2,18 @@
  * Imports an existing P-256 private key, such as an Apple `.p8`, into AWS KMS as non-exportable
  * key material, following the AWS KMS "Importing key material" procedure:
  *
- * 1. check the target: a new alias, or an existing EXTERNAL ECC_NIST_P256 key in PendingImport;
- * 2. CreateKey with Origin EXTERNAL, unless the target key already exists;
- * 3. GetParametersForImport: an RSA wrapping public key and an import token;
- * 4. wrap the PKCS#8 DER locally;
- * 5. ImportKeyMaterial with KEY_MATERIAL_DOES_NOT_EXPIRE;
- * 6. CreateAlias, when the target named a new alias;
- * 7. prove the result: GetPublicKey must equal the `.p8`'s public key, and a test signature
- *    must verify locally.
+ * 1. CreateKey with Origin EXTERNAL, ECC_NIST_P256 and SIGN_VERIFY, or check that the target
+ *    is an existing EXTERNAL ECC_NIST_P256 key in PendingImport;
+ * 2. GetParametersForImport: an RSA wrapping public key and an import token;
+ * 3. wrap the PKCS#8 DER locally;
+ * 4. ImportKeyMaterial with KEY_MATERIAL_DOES_NOT_EXPIRE;
+ * 5. CreateAlias, when the target or the `alias` setting names an alias;
+ * 6. prove the result: GetPublicKey must equal the `.p8`'s public key, and a test signature
+ *    must verify locally;
+ * 7. return the key ARN and the public key, whose JWK thumbprint the CLI prints.
  *
- * The unwrapped key exists only in memory buffers, which are zeroed after wrapping. A failure
- * names its step and the state the KMS key was left in.
+ * The unwrapped key exists only in memory buffers, which are zeroed after wrapping, and is never
+ * written to a file. A failure names its step and the state the KMS key was left in.
  */
 import { createPublicKey, randomBytes, verify, type KeyObject } from 'node:crypto';
 import type {
@@ -36,6 +37,11 @@ export interface ImportSettings {
   wrappingKeySpec?: WrappingKeySpec;
   /** The description of a newly created key. */
   description?: string;
+  /**
+   * An alias (`alias/NAME`) to create for the key after the import. A target that is itself an
+   * alias is created anyway, so this setting is for a target given as a key ID or key ARN.
+   */
+  alias?: string;
   signal?: AbortSignal;
 }
 
@@ -57,13 +63,13 @@ type StepName =
 
 const stepNumbers: Record<StepName, number> = {
   'check target': 1,
-  CreateKey: 2,
-  GetParametersForImport: 3,
-  'wrap key material': 4,
-  ImportKeyMaterial: 5,
-  CreateAlias: 6,
-  'verify public key': 7,
-  'verify test signature': 7,
+  CreateKey: 1,
+  GetParametersForImport: 2,
+  'wrap key material': 3,
+  ImportKeyMaterial: 4,
+  CreateAlias: 5,
+  'verify public key': 6,
+  'verify test signature': 6,
 };
 
 /** Runs the import steps against one connection. */
@@ -94,6 +100,7 @@ class ImportRun {
 
   async execute(target: AwsKmsReference, privateKey: KeyObject): Promise<AwsKmsImportResult> {
     const { existing, alias } = await this.#step('check target', () => this.#checkTarget(target));
+    await this.#step('check target', () => this.#assertAliasFree(alias, existing));
     this.#keyArn = existing?.Arn;
     if (!this.#keyArn) this.#keyArn = await this.#step('CreateKey', () => this.#createKey());
     const keyArn = this.#keyArn;
@@ -105,7 +112,7 @@ class ImportRun {
       wrapKeyMaterial(privateKey, parameters.PublicKey, this.#algorithm, this.#wrappingKeySpec),
     );
     await this.#step('ImportKeyMaterial', () => this.#importMaterial(keyArn, parameters, wrapped));
-    if (alias && !existing) await this.#step('CreateAlias', () => this.#createAlias(alias, keyArn));
+    if (alias) await this.#step('CreateAlias', () => this.#createAlias(alias, keyArn));
 
     const publicKey = await this.#prove(keyArn, privateKey);
     return {
@@ -125,17 +132,34 @@ class ImportRun {
 
   async #checkTarget(target: AwsKmsReference) {
     const isAlias = target.kind === 'alias-name' || target.kind === 'alias-arn';
-    const alias = isAlias ? aliasName(target.keyId) : undefined;
-    const metadata = await this.#describe(target.keyId, isAlias);
+    const requestedAlias =
+      this.#settings.alias === undefined ? undefined : parseAlias(this.#settings.alias);
+    const alias = isAlias ? aliasName(target.keyId) : requestedAlias;
+    if (isAlias && requestedAlias !== undefined && requestedAlias !== alias) {
+      throw targetError(
+        `the target is alias ${alias}, but the alias setting names ${requestedAlias}. ` +
+          'Give the alias once, either as the target or as the alias setting',
+      );
+    }
+    const metadata = await this.#describe(target.keyId, true);
     if (!metadata) {
       if (isAlias) return { existing: undefined, alias };
       throw targetError(`key ${target.keyId} does not exist`);
     }
     assertImportableKey(metadata, target.keyId);
-    return { existing: metadata, alias };
+    return { existing: metadata, alias: isAlias ? undefined : alias };
   }
 
-  // Returns undefined when an alias is still free; a missing key ID is an error of its own.
+  // An alias given with an existing key must still be free, so that the import cannot stop at
+  // CreateAlias after the key material is in.
+  async #assertAliasFree(alias: string | undefined, existing: KeyMetadata | undefined) {
+    if (alias === undefined || existing === undefined) return;
+    const aliasTarget = await this.#describe(alias, true);
+    if (aliasTarget)
+      throw targetError(`alias ${alias} already points at key ${aliasTarget.Arn ?? '(no ARN)'}`);
+  }
+
+  // With allowMissing, returns undefined for a key or alias that does not exist.
   async #describe(keyId: string, allowMissing: boolean): Promise<KeyMetadata | undefined> {
     const command = new this.#kms.sdk.DescribeKeyCommand({ KeyId: keyId });
     try {
@@ -313,6 +337,18 @@ function targetError(problem: string): BackendError {
     `Import into AWS KMS stopped at step 1 (check target): ${problem}. No KMS key was changed.`,
     { details: { step: 'check target', stepNumber: 1 } },
   );
+}
+
+// Accepts `alias/NAME` or a bare NAME, with the characters AWS KMS allows in alias names.
+function parseAlias(text: string): string {
+  const alias = text.startsWith('alias/') ? text : `alias/${text}`;
+  if (!/^alias\/[A-Za-z0-9/_-]{1,250}$/.test(alias) || alias.startsWith('alias/aws/')) {
+    throw targetError(
+      `alias ${JSON.stringify(text)} is invalid. An alias is alias/NAME, where NAME has 1 to 250 ` +
+        'letters, digits, "/", "_" or "-" and does not start with aws/',
+    );
+  }
+  return alias;
 }
 
 // CreateAlias takes the alias name, also when the reference gave an alias ARN.

@@ -79,10 +79,11 @@ export async function importP8ToAwsKms(
     typeof privateKey === 'string' || Buffer.isBuffer(privateKey)
       ? parsePrivateKey(privateKey)
       : privateKey;
-  const parsed = parseAwsKmsReference(toKeyReference(target));
+  const reference = toKeyReference(target);
+  const parsed = parseAwsKmsReference(reference);
   const kms = await connect(parsed, options);
   try {
-    return await importIntoKms(kms, parsed, key, { ...options });
+    return withEndpoint(await importIntoKms(kms, parsed, key, { ...options }), reference, parsed);
   } finally {
     kms.close();
   }
@@ -108,10 +109,11 @@ export const adapter: KeyAdapter = {
     const parsed = parseAwsKmsReference(request.target);
     const kms = await connect(parsed, options);
     try {
-      return await importIntoKms(kms, parsed, request.privateKey, {
+      const result = await importIntoKms(kms, parsed, request.privateKey, {
         ...options,
         ...readImportSettings(request.options),
       });
+      return withEndpoint(result, request.target, parsed);
     } finally {
       kms.close();
     }
@@ -146,6 +148,21 @@ async function warnOnRegionMismatch(
     key: reference.keyId,
     message: `The KMSClient passed in is for ${clientRegion}, but the key ARN is in ${reference.region}; the passed client is used.`,
   });
+}
+
+// A target that named an endpoint gets a reference to the imported key at the same endpoint.
+function withEndpoint(
+  result: AwsKmsImportResult,
+  target: KeyReference,
+  parsed: AwsKmsReference,
+): AwsKmsImportResult {
+  if (parsed.endpoint === undefined) return result;
+  const sigstoreHost = /^\/\/([^/]+)\//.exec(target.rest)?.[1];
+  const reference =
+    sigstoreHost === undefined
+      ? `awskms:key-id=${encodeURIComponent(result.keyArn)}?endpoint=${encodeURIComponent(parsed.endpoint)}`
+      : `awskms://${sigstoreHost}/${result.keyArn}`;
+  return { ...result, reference };
 }
 
 function toKeyReference(reference: string): KeyReference {

@@ -14,7 +14,7 @@ import {
   stringValue,
   type FlagSpec,
 } from '../args.js';
-import { CliError, exitCodes } from '../errors.js';
+import { CliError, exitCodes, usageError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { adapterOptionsFrom, warnIfKeyFileExposed } from '../keys.js';
 
@@ -22,6 +22,7 @@ const flags: Record<string, FlagSpec> = {
   from: { type: 'string' },
   to: { type: 'string' },
   alias: { type: 'string' },
+  'wrapping-algorithm': { type: 'string' },
   overwrite: { type: 'boolean' },
   'passphrase-env': { type: 'string' },
 };
@@ -36,6 +37,8 @@ Options:
   --from FILE             The .p8 (PKCS#8) or SEC1 PEM key file to import
   --to REF                Where to import it: an awskms:, gcpkms: or pkcs11: reference
   --alias NAME            A name for the new key, where the backend has one (AWS KMS alias)
+  --wrapping-algorithm A  AWS KMS only: RSA_AES_KEY_WRAP_SHA_256 (the default, under RSA_4096)
+                          or RSAES_OAEP_SHA_256
   --overwrite             Replace an existing key or object with the same name or ID
   --passphrase-env NAME   Variable holding the passphrase of an encrypted .p8
   -h, --help              Show this help
@@ -60,7 +63,7 @@ export async function run(args: string[], io: CliIo): Promise<number> {
   const from = requiredValue(parsed, 'import', 'from');
   const target = parseKeyReference(requiredValue(parsed, 'import', 'to'));
   if (target.scheme === 'file' || target.scheme === 'env') throw localTargetError(target.scheme);
-  const options = importOptions(parsed, io);
+  const options = importOptions(parsed, io, target.scheme);
 
   warnIfKeyFileExposed(from, io);
   const { loadPrivateKey } = await import('../../../adapters/pem/index.js');
@@ -86,12 +89,26 @@ export async function run(args: string[], io: CliIo): Promise<number> {
 function importOptions(
   parsed: Parameters<typeof adapterOptionsFrom>[0],
   io: CliIo,
+  scheme: string,
 ): AdapterOptions {
   const options = adapterOptionsFrom(parsed, io);
   const alias = stringValue(parsed, 'alias');
   if (alias !== undefined) options.alias = alias;
+  const wrappingAlgorithm = stringValue(parsed, 'wrapping-algorithm');
+  if (wrappingAlgorithm !== undefined) {
+    if (scheme !== 'awskms') throw usageError('import', '--wrapping-algorithm is for awskms: only');
+    if (!awsWrappingAlgorithms.includes(wrappingAlgorithm)) {
+      throw usageError(
+        'import',
+        `--wrapping-algorithm must be ${awsWrappingAlgorithms.join(' or ')}`,
+      );
+    }
+    options.wrappingAlgorithm = wrappingAlgorithm;
+  }
   return options;
 }
+
+const awsWrappingAlgorithms = ['RSA_AES_KEY_WRAP_SHA_256', 'RSAES_OAEP_SHA_256'];
 
 function assertSameKey(expected: string, imported: string, reference: string): void {
   if (expected === imported) return;

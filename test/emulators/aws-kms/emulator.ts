@@ -20,7 +20,7 @@
 import { createHash, createPublicKey, randomBytes, randomUUID, type KeyObject } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { signDigest, signatureToDer, signatureToP1363 } from './ecdsa.js';
+import { signDigest } from './ecdsa.js';
 import { ImportState } from './import.js';
 import { KmsServiceError } from './service-error.js';
 import {
@@ -48,9 +48,20 @@ export interface EmulatorFaults {
   delayMs?: number;
   /** Make Sign return a bad or foreign signature. */
   signature?: SignatureFault;
+  /** Make GetPublicKey return the public key of another P-256 key pair. */
+  publicKey?: 'other-key';
+  /** Make GetParametersForImport return an RSA-2048 wrapping key whatever size was requested. */
+  wrappingKey?: 'wrong-size';
   /** Answer AccessDeniedException for these operations. */
   accessDenied?: string[];
-  /** Restrict throttle, serverErrors and delayMs to these operations, such as ['Sign']. */
+  /**
+   * Responds to every matching request with this AWS error, such as
+   * `{ type: 'KeyUnavailableException', status: 500 }`. The status defaults to 400.
+   */
+  error?: { type: string; message?: string; status?: number };
+  /** Change each successful matching response before it is sent, for malformed-response tests. */
+  rewrite?: (operation: string, payload: Record<string, unknown>) => Record<string, unknown>;
+  /** Restrict throttle, serverErrors, error, rewrite and delayMs to these operations. */
   operations?: string[];
 }
 
@@ -67,6 +78,8 @@ export interface RecordedRequest {
   operation: string;
   body: Record<string, unknown>;
   attemptHeader: string | undefined;
+  /** The region of the SigV4 credential scope, which shows the region the client signed for. */
+  signingRegion: string | undefined;
 }
 
 type OperationHandler = (
@@ -86,6 +99,8 @@ export class AwsKmsEmulator {
   readonly requests: RecordedRequest[] = [];
   /** The active fault switches; change them at any time. */
   faults: EmulatorFaults = {};
+  /** Unexpected errors inside the emulator, each answered as KMSInternalException (HTTP 500). */
+  readonly internalErrors: unknown[] = [];
 
   readonly #port: number;
   readonly #keys = new Map<string, EmulatorKey>();
@@ -197,10 +212,11 @@ export class AwsKmsEmulator {
     }
   }
 
-  /** Clears the fault switches, counters and request log. */
+  /** Clears the fault switches, counters, request log and recorded internal errors. */
   reset(): void {
     this.faults = {};
     this.requests.length = 0;
+    this.internalErrors.length = 0;
     for (const name of Object.keys(this.calls)) delete this.calls[name];
   }
 
@@ -218,9 +234,11 @@ export class AwsKmsEmulator {
         operation,
         body,
         attemptHeader: headerText(request.headers['amz-sdk-request']),
+        signingRegion: signingRegionOf(headerText(request.headers.authorization)),
       });
       payload = await this.#dispatch(request, operation, body);
     } catch (error) {
+      if (!(error instanceof KmsServiceError)) this.internalErrors.push(error);
       const serviceError =
         error instanceof KmsServiceError
           ? error
@@ -258,7 +276,9 @@ export class AwsKmsEmulator {
       );
 
     this.#injectFaults(operation, body);
-    return handler(body);
+    const payload = await handler(body);
+    const rewrite = this.faults.rewrite;
+    return rewrite && this.#faultApplies(operation) ? rewrite(operation, payload) : payload;
   }
 
   #injectFaults(operation: string, body: Record<string, unknown>): void {
@@ -274,6 +294,10 @@ export class AwsKmsEmulator {
     if ((faults.throttle ?? 0) > 0) {
       faults.throttle! -= 1;
       throw new KmsServiceError('ThrottlingException', 'Rate exceeded');
+    }
+    if (faults.error) {
+      const { type, message, status } = faults.error;
+      throw new KmsServiceError(type, message ?? `${type} from the emulator.`, status ?? 400);
     }
     if ((faults.serverErrors ?? 0) > 0) {
       faults.serverErrors! -= 1;
@@ -352,19 +376,19 @@ export class AwsKmsEmulator {
     }
     const fault = this.faults.signature;
     const signer = fault === 'other-key' ? this.#foreignKey : key.privateKey!;
-    const signature = signDigest(signer, digest);
-    const der = signatureToDer(signature);
+    const { der, p1363 } = signDigest(signer, digest);
     if (fault === 'truncated-der') return der.subarray(0, der.length - 3);
     if (fault === 'garbage-der') return randomBytes(der.length);
-    if (fault === 'raw-p1363') return signatureToP1363(signature, 32);
+    if (fault === 'raw-p1363') return p1363;
     return der;
   }
 
   #getPublicKey(body: Record<string, unknown>) {
     const key = this.#usableKey(body.KeyId);
+    const privateKey = this.faults.publicKey === 'other-key' ? this.#foreignKey : key.privateKey!;
     return {
       KeyId: key.arn,
-      PublicKey: publicSpki(key.privateKey!).toString('base64'),
+      PublicKey: publicSpki(privateKey).toString('base64'),
       KeySpec: key.keySpec,
       CustomerMasterKeySpec: key.keySpec,
       KeyUsage: key.keyUsage,
@@ -411,10 +435,12 @@ export class AwsKmsEmulator {
         `${key.arn} is ${stateWords(key.state)}.`,
       );
     }
+    const wrappingKeySpec = String(body.WrappingKeySpec ?? '');
     return this.#imports.issue(
       key,
       String(body.WrappingAlgorithm ?? ''),
-      String(body.WrappingKeySpec ?? ''),
+      wrappingKeySpec,
+      this.faults.wrappingKey === 'wrong-size' ? 'RSA_2048' : wrappingKeySpec,
     );
   }
 
@@ -547,6 +573,11 @@ function decodeBlob(value: unknown, field: string): Buffer {
   if (typeof value !== 'string' || value === '')
     throw new KmsServiceError('ValidationException', `${field} is required.`);
   return Buffer.from(value, 'base64');
+}
+
+// Authorization: AWS4-HMAC-SHA256 Credential=ACCESS-KEY/DATE/REGION/kms/aws4_request, ...
+function signingRegionOf(authorization: string | undefined): string | undefined {
+  return /Credential=[^/]+\/\d{8}\/([^/]+)\/kms\//.exec(authorization ?? '')?.[1];
 }
 
 function headerText(value: string | string[] | undefined): string | undefined {

@@ -8,11 +8,12 @@ import {
   createDecipheriv,
   createPrivateKey,
   createPublicKey,
-  generateKeyPairSync,
+  generateKeyPair,
   privateDecrypt,
   randomBytes,
   type KeyObject,
 } from 'node:crypto';
+import { promisify } from 'node:util';
 import { KmsServiceError } from './service-error.js';
 import { isKeyOfSpec, type EmulatorKey } from './keys.js';
 
@@ -24,6 +25,7 @@ const oaepHashes: Record<string, 'sha1' | 'sha256'> = {
   RSA_AES_KEY_WRAP_SHA_256: 'sha256',
 };
 const tokenLifetimeSeconds = 24 * 60 * 60;
+const generateRsaKeyPair = promisify(generateKeyPair);
 
 interface IssuedToken {
   keyId: string;
@@ -35,11 +37,14 @@ interface IssuedToken {
 /** Wrapping keys and outstanding import tokens. */
 export class ImportState {
   // One RSA pair per size, made on first use: RSA-4096 generation takes about a second.
-  readonly #wrappingKeys = new Map<string, KeyObject>();
+  readonly #wrappingKeys = new Map<string, Promise<KeyObject>>();
   readonly #tokens = new Map<string, IssuedToken>();
 
-  /** Issues an import token and the wrapping public key, as GetParametersForImport does. */
-  issue(key: EmulatorKey, algorithm: string, wrappingKeySpec: string) {
+  /**
+   * Issues an import token and the wrapping public key, as GetParametersForImport does.
+   * `issuedKeySpec` differs from `wrappingKeySpec` only under the wrong-size fault.
+   */
+  async issue(key: EmulatorKey, algorithm: string, wrappingKeySpec: string, issuedKeySpec: string) {
     if (!(algorithm in oaepHashes)) {
       throw new KmsServiceError(
         'ValidationException',
@@ -53,7 +58,10 @@ export class ImportState {
         `WrappingKeySpec ${wrappingKeySpec} is not valid.`,
       );
 
-    const wrappingKey = this.#wrappingKey(wrappingKeySpec, bits);
+    const wrappingKey = await this.#wrappingKey(
+      issuedKeySpec,
+      wrappingKeyBits[issuedKeySpec] ?? bits,
+    );
     const token = randomBytes(48);
     const validTo = Math.floor(Date.now() / 1000) + tokenLifetimeSeconds;
     this.#tokens.set(token.toString('base64'), {
@@ -102,10 +110,11 @@ export class ImportState {
     return material;
   }
 
-  #wrappingKey(spec: string, bits: number): KeyObject {
+  // Generation runs off the event loop, so that other requests are served meanwhile.
+  #wrappingKey(spec: string, bits: number): Promise<KeyObject> {
     let key = this.#wrappingKeys.get(spec);
     if (!key) {
-      key = generateKeyPairSync('rsa', { modulusLength: bits }).privateKey;
+      key = generateRsaKeyPair('rsa', { modulusLength: bits }).then((pair) => pair.privateKey);
       this.#wrappingKeys.set(spec, key);
     }
     return key;

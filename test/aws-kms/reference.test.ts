@@ -1,0 +1,118 @@
+import { describe, expect, it } from 'vitest';
+import { parseAwsKmsReference, regionFromArn } from '../../adapters/aws-kms/index.js';
+import { parseKeyReference } from '../../src/key-uri.js';
+
+const keyId = '1234abcd-12ab-34cd-56ef-1234567890ab';
+const keyArn = `arn:aws:kms:eu-west-1:111122223333:key/${keyId}`;
+const aliasArn = 'arn:aws:kms:eu-west-1:111122223333:alias/apple-siwa';
+
+function parse(reference: string) {
+  return parseAwsKmsReference(parseKeyReference(reference));
+}
+
+describe('awskms reference parser', () => {
+  const accepted = [
+    {
+      reference: `awskms:${keyId}`,
+      expected: { keyId, kind: 'key-id', region: undefined, endpoint: undefined },
+    },
+    {
+      reference: 'awskms:mrk-1234abcd12ab34cd56ef1234567890ab',
+      expected: { keyId: 'mrk-1234abcd12ab34cd56ef1234567890ab', kind: 'key-id' },
+    },
+    {
+      reference: `awskms:${keyArn}`,
+      expected: { keyId: keyArn, kind: 'key-arn', region: 'eu-west-1', endpoint: undefined },
+    },
+    {
+      reference: 'awskms:alias/apple-siwa',
+      expected: { keyId: 'alias/apple-siwa', kind: 'alias-name', region: undefined },
+    },
+    {
+      reference: `awskms:${aliasArn}`,
+      expected: { keyId: aliasArn, kind: 'alias-arn', region: 'eu-west-1' },
+    },
+    {
+      reference: `awskms:///${keyArn}`,
+      expected: { keyId: keyArn, kind: 'key-arn', region: 'eu-west-1', endpoint: undefined },
+    },
+    {
+      reference: 'awskms:///alias/apple-siwa',
+      expected: { keyId: 'alias/apple-siwa', kind: 'alias-name', endpoint: undefined },
+    },
+    {
+      reference: `awskms://kms.eu-west-1.amazonaws.com/${keyArn}`,
+      expected: { keyId: keyArn, endpoint: 'https://kms.eu-west-1.amazonaws.com' },
+    },
+    {
+      reference: `awskms://127.0.0.1:4566/${keyArn}`,
+      expected: { keyId: keyArn, endpoint: 'http://127.0.0.1:4566', region: 'eu-west-1' },
+    },
+    {
+      reference: `awskms://[::1]:4566/${keyId}`,
+      expected: { keyId, endpoint: 'http://[::1]:4566', kind: 'key-id' },
+    },
+    {
+      reference: `awskms:key-id=${keyId};region=us-east-2`,
+      expected: { keyId, kind: 'key-id', region: 'us-east-2', profile: undefined },
+    },
+    {
+      reference: `awskms:key-id=alias/apple-siwa;region=us-east-2;profile=signing`,
+      expected: { keyId: 'alias/apple-siwa', region: 'us-east-2', profile: 'signing' },
+    },
+    {
+      reference: `awskms:key-id=${encodeURIComponent(keyArn)}`,
+      expected: { keyId: keyArn, kind: 'key-arn', region: 'eu-west-1' },
+    },
+    {
+      reference: `awskms:key-id=${keyId}?endpoint=${encodeURIComponent('http://localhost:4566')}`,
+      expected: { keyId, endpoint: 'http://localhost:4566' },
+    },
+    {
+      reference: `AWSKMS:${keyId}`,
+      expected: { keyId, kind: 'key-id' },
+    },
+  ];
+
+  for (const { reference, expected } of accepted) {
+    it(`accepts ${reference}`, () => {
+      expect(parse(reference)).toMatchObject(expected);
+    });
+  }
+
+  const rejected = [
+    ['awskms:not-a-key', 'neither a key ID'],
+    ['awskms:arn:aws:s3:::bucket', 'not an AWS KMS key or alias ARN'],
+    ['awskms:arn:aws:kms:eu-west-1:111122223333:key/not-a-uuid', 'does not end in a key ID'],
+    ['awskms:arn:aws:kms:eu-west-1:111122223333:alias/', 'not an AWS KMS key or alias ARN'],
+    ['awskms:alias/', 'neither a key ID'],
+    ['awskms://127.0.0.1:4566', 'needs a "/"'],
+    ['awskms://user@host/alias/x', 'not HOST or HOST:PORT'],
+    ['awskms:region=us-east-1', 'key-id attribute is missing'],
+    [`awskms:key-id=${keyId};colour=blue`, 'attribute "colour"'],
+    [`awskms:key-id=${encodeURIComponent(keyArn)};region=us-east-1`, 'disagrees'],
+    [`awskms:key-id=${keyId}?endpoint=http%3A%2F%2Fkms.example.com`, 'must use https'],
+    [`awskms:key-id=${keyId}?endpoint=not%20a%20url`, 'not a URL'],
+  ];
+
+  for (const [reference, problem] of rejected) {
+    it(`rejects ${reference}`, () => {
+      let caught: unknown;
+      try {
+        parse(reference!);
+      } catch (error) {
+        caught = error;
+      }
+      expect(caught).toMatchObject({ code: 'ERR_KEY_REFERENCE_INVALID' });
+      expect((caught as Error).message).toContain(problem);
+      expect((caught as Error).message).toContain('awskms:alias/NAME');
+    });
+  }
+
+  it('reads the region of key and alias ARNs', () => {
+    expect(regionFromArn(keyArn)).toBe('eu-west-1');
+    expect(regionFromArn('arn:aws-cn:kms:cn-north-1:111122223333:alias/x')).toBe('cn-north-1');
+    expect(regionFromArn('alias/apple-siwa')).toBeUndefined();
+    expect(regionFromArn(keyId)).toBeUndefined();
+  });
+});
