@@ -11,7 +11,6 @@
  * A failure raises `ERR_GCP_KMS_IMPORT_FAILED`, naming the step and the state of the key.
  */
 import { createPublicKey, randomBytes, verify, type KeyObject } from 'node:crypto';
-import { derToJose } from '../../src/der.js';
 import { KmsJwtError, isKmsJwtError } from '../../src/errors.js';
 import type { ImportResult, KeyReference } from '../../src/key-uri.js';
 import { emitEvent, sha256, type RuntimeOptions } from '../../src/signer.js';
@@ -359,8 +358,8 @@ async function proveImport(
   }
 
   const testInput = Buffer.from(`kms-jwt-signer import check ${versionName}`);
-  const der = await signDigest(context.settings, context.client, versionName, sha256(testInput));
-  const signature = derToJose(der);
+  const digest = sha256(testInput);
+  const signature = await signDigest(context.settings, context.client, versionName, digest);
   if (!verify('sha256', testInput, { key: expected, dsaEncoding: 'ieee-p1363' }, signature)) {
     throw new KmsJwtError(
       'ERR_GCP_KMS_IMPORT_FAILED',
