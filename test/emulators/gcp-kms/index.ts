@@ -48,6 +48,10 @@ export interface GcpKmsFaults {
   permissionDenied: number;
   /** The next N AsymmetricSign calls answer FAILED_PRECONDITION as for a DISABLED version. */
   failedPrecondition: number;
+  /** The next N AsymmetricSign calls answer RESOURCE_EXHAUSTED as for a spent quota. */
+  resourceExhausted: number;
+  /** The next N AsymmetricSign calls answer NOT_FOUND as for a version the caller may see. */
+  notFound: number;
   /** The next N AsymmetricSign signatures lose their last byte; the CRC covers the cut bytes. */
   truncatedDer: number;
   /** The next N AsymmetricSign signatures come from another key, with correct CRCs. */
@@ -126,6 +130,8 @@ function noFaults(): GcpKmsFaults {
     wrongPemCrc32c: 0,
     permissionDenied: 0,
     failedPrecondition: 0,
+    resourceExhausted: 0,
+    notFound: 0,
     truncatedDer: 0,
     foreignSignature: 0,
     slow: 0,
@@ -331,6 +337,16 @@ export class GcpKmsEmulator {
         `${version.name} is not enabled, current state is: DISABLED.`,
       );
     }
+    if (take(this.faults, 'resourceExhausted')) {
+      throw new RpcError(
+        Status.RESOURCE_EXHAUSTED,
+        "Quota exceeded for quota metric 'Cryptographic requests' and limit " +
+          "'Cryptographic requests per minute' of service 'cloudkms.googleapis.com'.",
+      );
+    }
+    if (take(this.faults, 'notFound')) {
+      throw new RpcError(Status.NOT_FOUND, `${version.name} not found.`);
+    }
     const digest = readDigest(request, version.algorithm);
     const digestCrc = (request.digestCrc32c as { value?: string } | undefined)?.value;
     if (digestCrc !== undefined && digestCrc !== crc32cString(digest)) {
@@ -378,7 +394,9 @@ export class GcpKmsEmulator {
 
   #getCryptoKeyVersion(request: Record<string, unknown>): unknown {
     const version = this.#version(String(request.name));
-    if (version.state === 'PENDING_IMPORT') this.#advanceImport(version);
+    // Only versions made by ImportCryptoKeyVersion finish importing; one that a test created in
+    // PENDING_IMPORT stays there.
+    if (version.state === 'PENDING_IMPORT' && version.pendingOutcome) this.#advanceImport(version);
     return versionResource(version);
   }
 
