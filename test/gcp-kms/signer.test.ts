@@ -47,7 +47,7 @@ describe('Cloud KMS signer', () => {
     const signer = await createGcpKmsSigner(kms.reference(key.versionName));
     const parts = clientSecretParts();
     const token = await signJwt(signer, parts);
-    await signer.close();
+    await signer.close?.();
 
     const { payload, decoded } = await verifyToken(token, key.publicKey);
     expect(payload).toEqual(parts.payload);
@@ -65,7 +65,7 @@ describe('Cloud KMS signer', () => {
   it('checks the version before first use', async () => {
     const key = kms.createKey({ keyRing });
     const signer = await createGcpKmsSigner(kms.reference(key.versionName));
-    await signer.close();
+    await signer.close?.();
     expect(kms.calls.map((call) => call.method)).toEqual(['GetCryptoKeyVersion', 'GetPublicKey']);
     expect(signer.keyId).toBe(`gcpkms:${key.versionName}`);
   });
@@ -80,7 +80,7 @@ describe('Cloud KMS signer', () => {
     const refreshed = await signer.getPublicKey({ refresh: true });
     expect(kms.count('GetPublicKey')).toBe(2);
     expect(refreshed.export({ format: 'jwk' })).toEqual(key.publicKey.export({ format: 'jwk' }));
-    await signer.close();
+    await signer.close?.();
   });
 
   it('keeps the cached key when a refresh fails', async () => {
@@ -92,7 +92,7 @@ describe('Cloud KMS signer', () => {
 
     const cached = await signer.getPublicKey();
     expect(cached.export({ format: 'jwk' })).toEqual(key.publicKey.export({ format: 'jwk' }));
-    await signer.close();
+    await signer.close?.();
   });
 
   it('accepts every reference form', async () => {
@@ -110,7 +110,7 @@ describe('Cloud KMS signer', () => {
     for (const form of forms) {
       const signer = await createSigner(form);
       const token = await signJwt(signer, clientSecretParts(form));
-      await signer.close();
+      await signer.close?.();
       expect(signer.keyId).toBe(`gcpkms:${key.versionName}`);
       expect((await verifyToken(token, key.publicKey)).payload.jti).toBe(form);
     }
@@ -124,13 +124,13 @@ describe('Cloud KMS signer', () => {
     const reference = `gcpkms:${key.versionName}?endpoint=127.0.0.1:1&plaintext=true`;
     const signer = await createGcpKmsSigner(reference, { client });
     const token = await signJwt(signer, clientSecretParts());
-    await signer.close();
+    await signer.close?.();
     expect((await verifyToken(token, key.publicKey)).payload.iss).toBe('TEAMAAAA11');
 
     // close() leaves a caller's client open.
     const again = await createGcpKmsSigner(key.versionName, { client });
     expect((await again.sign(Buffer.from('a.b'))).length).toBe(64);
-    await again.close();
+    await again.close?.();
     await client.close();
   });
 
@@ -140,7 +140,7 @@ describe('Cloud KMS signer', () => {
     const signer = await createSigner(`cloudkms:${key.versionName}`, { client });
     const token = await signJwt(signer, clientSecretParts());
     expect((await verifyToken(token, key.publicKey)).payload.sub).toBe('com.example.web');
-    await signer.close();
+    await signer.close?.();
     await client.close();
   });
 
@@ -163,7 +163,7 @@ describe('Cloud KMS signer', () => {
     const key = kms.createKey({ keyRing });
     const signer = await createGcpKmsSigner(kms.reference(key.versionName));
     await expect(signer.sign('a.b' as never)).rejects.toThrow(TypeError);
-    await signer.close();
+    await signer.close?.();
   });
 });
 
@@ -263,7 +263,7 @@ describe('Cloud KMS key checks', () => {
       onEvent: (event) => events.push(event),
     });
     const token = await signJwt(signer, clientSecretParts());
-    await signer.close();
+    await signer.close?.();
 
     expect((await verifyToken(token, key.publicKey)).payload.iss).toBe('TEAMAAAA11');
     const warning = events.find((event) => event.type === 'warning')!;
