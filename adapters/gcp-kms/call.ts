@@ -116,6 +116,9 @@ function isRetryable<T>(error: unknown, call: KmsCall<T>): boolean {
   if (!call.idempotent || error instanceof KmsJwtError) return false;
   const code = grpcCode(error);
   if (code === grpcStatus.unavailable || code === grpcStatus.deadlineExceeded) return true;
+  // This loop never cancels a call (it abandons one on abort or deadline instead), so CANCELLED
+  // comes from the other side: grpc-js reports it when the server shuts down mid-call.
+  if (code === grpcStatus.cancelled) return true;
   // Cloud KMS answers INVALID_ARGUMENT when digestCrc32c does not match the digest it received,
   // which a corrupted request causes; Google's integrity guide says to retry a few times.
   const details = String((error as { details?: unknown }).details ?? '');
