@@ -597,14 +597,23 @@ export function startGcpKmsEmulator(): Promise<GcpKmsEmulator> {
   return new GcpKmsEmulator().start();
 }
 
-function loadServiceDefinition(): grpc.ServiceDefinition {
+/**
+ * The folders the emulator loads its protos from: those shipped in the installed
+ * @google-cloud/kms (the KMS service) and google-gax (google/api, google/protobuf and the
+ * other imports), so that the emulator speaks exactly the client's wire format.
+ */
+export function protoDirectories(): string[] {
   const require = createRequire(import.meta.url);
   // Both packages block package.json in their exports map, so their protos are found next to
   // their main files: build/src/index.js -> build/protos.
   const kmsProtos = join(dirname(require.resolve('@google-cloud/kms')), '..', 'protos');
   const gaxProtos = join(dirname(require.resolve('google-gax')), '..', 'protos');
+  return [kmsProtos, gaxProtos];
+}
+
+function loadServiceDefinition(): grpc.ServiceDefinition {
   const definition = protoLoader.loadSync('google/cloud/kms/v1/service.proto', {
-    includeDirs: [kmsProtos, gaxProtos],
+    includeDirs: protoDirectories(),
     keepCase: false,
     longs: String,
     enums: String,
