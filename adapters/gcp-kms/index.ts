@@ -19,7 +19,14 @@ export {
 } from './reference.js';
 export { crc32c } from './integrity.js';
 export { supportedImportMethods, defaultImportMethod } from './wrap.js';
-export type { GcpKmsClient, GcpKmsImportClient, GcpKmsCallOptions, GcpKmsReply } from './client.js';
+export type {
+  GcpKmsClient,
+  GcpKmsImportClient,
+  GcpKmsCallOptions,
+  GcpKmsReply,
+  ImportMethodName,
+  ImportProtectionLevel,
+} from './client.js';
 
 /**
  * The adapter behind the `gcpkms:` and `cloudkms:` schemes. Options read: `client`,
