@@ -56,6 +56,8 @@ export interface GcpKmsFaults {
   truncatedDer: number;
   /** The next N AsymmetricSign signatures come from another key, with correct CRCs. */
   foreignSignature: number;
+  /** The next N ImportCryptoKeyVersion calls flip a bit of the wrapped key before unwrapping. */
+  corruptWrappedKey: number;
   /** The next N calls of any method wait `slowMs` before answering. */
   slow: number;
   slowMs: number;
@@ -134,6 +136,7 @@ function noFaults(): GcpKmsFaults {
     notFound: 0,
     truncatedDer: 0,
     foreignSignature: 0,
+    corruptWrappedKey: 0,
     slow: 0,
     slowMs: 0,
     deniedMethods: [],
@@ -521,10 +524,12 @@ export class GcpKmsEmulator {
         `Algorithm ${algorithm} does not match the key's ${key.algorithm}.`,
       );
     }
-    const wrapped = request.wrappedKey ?? request.rsaAesWrappedKey;
-    if (!(wrapped instanceof Buffer) || wrapped.length === 0) {
+    const received = request.wrappedKey ?? request.rsaAesWrappedKey;
+    if (!(received instanceof Buffer) || received.length === 0) {
       throw new RpcError(Status.INVALID_ARGUMENT, 'wrapped_key is required.');
     }
+    const wrapped = Buffer.from(received);
+    if (take(this.faults, 'corruptWrappedKey')) wrapped[wrapped.length - 1]! ^= 0x01;
 
     const version: VersionRecord = {
       name: `${key.name}/cryptoKeyVersions/${key.nextVersion}`,
