@@ -43,7 +43,7 @@ export interface GcpKmsImportOptions extends RuntimeOptions {
   maxAttempts?: number;
   /** Delay between state polls, in milliseconds. Default 1000. */
   pollIntervalMs?: number;
-  /** Longest wait for the ImportJob, and then for the version, in ms. Default 300000. */
+  /** Maximum wait for the ImportJob, and then for the version, in ms. Default 300000. */
   pollTimeoutMs?: number;
 }
 
@@ -357,7 +357,7 @@ async function waitForVersion(context: ImportContext, versionName: string): Prom
   );
 }
 
-/** Checks that the version holds the `.p8`'s key: equal public keys and a verifying signature. */
+/** Checks that the version contains the `.p8`'s key: equal public keys, a verifying signature. */
 async function proveImport(
   context: ImportContext,
   versionName: string,

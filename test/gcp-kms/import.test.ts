@@ -53,7 +53,7 @@ function p256Key(): KeyObject {
 
 let keyCounter = 0;
 
-/** A new CryptoKey ID in the test key ring, and the reference for it. */
+/** Creates a new CryptoKey name in the test key ring, and the reference for it. */
 function newTarget(query = ''): { name: string; reference: string } {
   keyCounter += 1;
   const name = `${keyRing}/cryptoKeys/imported-${keyCounter}`;

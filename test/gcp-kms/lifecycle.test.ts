@@ -38,7 +38,7 @@ afterEach(() => {
   process.off('unhandledRejection', onRejection);
 });
 
-/** The tracked resources still alive that keep the event loop running. */
+/** Lists the tracked resources still alive that keep the event loop running. */
 function refedResources(): string[] {
   return [...live.values()]
     .filter(({ resource }) => !waitTimers.has(resource))

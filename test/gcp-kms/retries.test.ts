@@ -55,7 +55,7 @@ function digestRequest(name: string) {
 describe('Cloud KMS retry bounds', () => {
   it('client alone retries UNAVAILABLE', async () => {
     // The contrast for the next test: left to its defaults, the Google client hides
-    // UNAVAILABLE answers behind retries that can run for a minute or more.
+    // UNAVAILABLE responses behind retries that can run for a minute or more.
     const key = kms.createKey({ keyRing });
     const client = emulatorClient(kms);
     kms.faults.unavailable = 4;

@@ -27,7 +27,7 @@ beforeEach(() => {
   kms.reset();
 });
 
-/** The endpoint attributes that reach the emulator over plaintext loopback gRPC. */
+/** Returns the endpoint attributes that reach the emulator over plaintext loopback gRPC. */
 function endpointQuery(): string {
   return `?endpoint=${kms.host}:${kms.port}&plaintext=true`;
 }

@@ -1,8 +1,8 @@
 /**
  * A Cloud KMS emulator: a grpc-js server on 127.0.0.1 that serves
  * google.cloud.kms.v1.KeyManagementService from the protos shipped in the installed
- * @google-cloud/kms and google-gax packages. It holds real keys, signs digests with real ECDSA,
- * unwraps imported keys for real, checks digestCrc32c like the service, and answers with real
+ * @google-cloud/kms and google-gax packages. It keeps real keys, signs digests with real ECDSA,
+ * unwraps imported keys for real, checks digestCrc32c like the service, and fails with real
  * gRPC status codes. Fault switches make it misbehave in each way the adapter must survive.
  *
  * It imports no test framework, so tests, benchmarks and manual runs can all use it:
@@ -34,23 +34,23 @@ const Status = grpc.status;
 
 /** Misbehaviours, each a count of the next calls it applies to (Infinity for all of them). */
 export interface GcpKmsFaults {
-  /** The next N calls of any method answer UNAVAILABLE. */
+  /** The next N calls of any method fail with UNAVAILABLE. */
   unavailable: number;
   /** The next N AsymmetricSign responses carry a signatureCrc32c that does not match. */
   wrongSignatureCrc32c: number;
-  /** The next N AsymmetricSign responses say verifiedDigestCrc32c: false. */
+  /** The next N AsymmetricSign responses set verifiedDigestCrc32c to false. */
   unverifiedDigest: number;
   /** The next N AsymmetricSign and GetPublicKey responses name another version. */
   wrongName: number;
   /** The next N GetPublicKey responses carry a pemCrc32c that does not match. */
   wrongPemCrc32c: number;
-  /** The next N AsymmetricSign calls answer PERMISSION_DENIED. */
+  /** The next N AsymmetricSign calls fail with PERMISSION_DENIED. */
   permissionDenied: number;
-  /** The next N AsymmetricSign calls answer FAILED_PRECONDITION as for a DISABLED version. */
+  /** The next N AsymmetricSign calls fail with FAILED_PRECONDITION, as for a DISABLED version. */
   failedPrecondition: number;
-  /** The next N AsymmetricSign calls answer RESOURCE_EXHAUSTED as for a spent quota. */
+  /** The next N AsymmetricSign calls fail with RESOURCE_EXHAUSTED, as for a spent quota. */
   resourceExhausted: number;
-  /** The next N AsymmetricSign calls answer NOT_FOUND as for a version the caller may see. */
+  /** The next N AsymmetricSign calls fail with NOT_FOUND, as for a missing version. */
   notFound: number;
   /** The next N AsymmetricSign signatures lose their last byte; the CRC covers the cut bytes. */
   truncatedDer: number;
@@ -188,7 +188,7 @@ export class GcpKmsEmulator {
     this.calls.length = 0;
   }
 
-  /** A reference that reaches this emulator over plaintext loopback gRPC. */
+  /** Returns a reference that reaches this emulator over plaintext loopback gRPC. */
   reference(resourceName: string): string {
     return `gcpkms:${resourceName}?endpoint=${this.host}:${this.port}&plaintext=true`;
   }
@@ -603,7 +603,7 @@ export function startGcpKmsEmulator(): Promise<GcpKmsEmulator> {
 }
 
 /**
- * The folders the emulator loads its protos from: those shipped in the installed
+ * Returns the folders the emulator loads its protos from: those shipped in the installed
  * @google-cloud/kms (the KMS service) and google-gax (google/api, google/protobuf and the
  * other imports), so that the emulator speaks exactly the client's wire format.
  */
