@@ -137,6 +137,17 @@ describe('kms-jwt import --to gcpkms', () => {
     });
   }
 
+  it('warns that --alias is ignored', async () => {
+    const target = `${keyRing}/cryptoKeys/cli-import-alias`;
+    const run = await runCli(
+      ['import', '--from', p8.path, '--to', kms.reference(target), '--alias', 'alias/siwa'],
+      { env },
+    );
+    expect(run.code).toBe(0);
+    expect(run.stderr).toContain('Cloud KMS has no key aliases');
+    expect(run.stdout).toBe(`${kms.reference(`${target}/cryptoKeyVersions/1`)}\n`);
+  });
+
   it('names the failed step', async () => {
     kms.faults.deniedMethods = ['ImportCryptoKeyVersion'];
     const target = `${keyRing}/cryptoKeys/cli-import-denied`;
