@@ -110,6 +110,12 @@ const cases: FaultCase[] = [
     expected: 'ERR_GCP_KMS_RESOURCE_EXHAUSTED',
   },
   { name: 'NOT_FOUND', faults: { notFound: 1 }, expected: 'ERR_GCP_KMS_NOT_FOUND' },
+  { name: 'digest corrupted once', faults: { corruptDigest: 1 }, expected: 'token' },
+  {
+    name: 'digest corrupted always',
+    faults: { corruptDigest: Infinity },
+    expected: 'ERR_GCP_KMS_INVALID_ARGUMENT',
+  },
   {
     name: 'slow within the deadline',
     faults: { slow: Infinity, slowMs: 50 },

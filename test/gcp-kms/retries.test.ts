@@ -107,6 +107,24 @@ describe('Cloud KMS retry bounds', () => {
     expect(kms.count('AsymmetricSign')).toBe(3);
   });
 
+  it('retries a digestCrc32c mismatch', async () => {
+    const key = kms.createKey({ keyRing });
+    const events: SignerEvent[] = [];
+    const signer = await createGcpKmsSigner(kms.reference(key.versionName), {
+      onEvent: (event) => events.push(event),
+    });
+    kms.reset();
+    kms.faults.corruptDigest = 1;
+    const token = await signJwt(signer, clientSecretParts());
+    await signer.close?.();
+
+    expect((await verifyToken(token, key.publicKey)).payload.iss).toBe('TEAMAAAA11');
+    expect(kms.count('AsymmetricSign')).toBe(2);
+    const retry = events.find((event) => event.type === 'retry')!;
+    expect(retry.code).toBe(3);
+    expect(retry.reason).toBe('transient');
+  });
+
   it('does not repeat a permission failure', async () => {
     const key = kms.createKey({ keyRing });
     const signer = await createGcpKmsSigner(kms.reference(key.versionName));

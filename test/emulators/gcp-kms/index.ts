@@ -52,6 +52,9 @@ export interface GcpKmsFaults {
   resourceExhausted: number;
   /** The next N AsymmetricSign calls fail with NOT_FOUND, as for a missing version. */
   notFound: number;
+  /** The next N AsymmetricSign digests get one bit flipped on arrival, as by a faulty network,
+   * so the digestCrc32c check fails with INVALID_ARGUMENT like the service's. */
+  corruptDigest: number;
   /** The next N AsymmetricSign signatures lose their last byte; the CRC covers the cut bytes. */
   truncatedDer: number;
   /** The next N AsymmetricSign signatures come from another key, with correct CRCs. */
@@ -134,6 +137,7 @@ function noFaults(): GcpKmsFaults {
     failedPrecondition: 0,
     resourceExhausted: 0,
     notFound: 0,
+    corruptDigest: 0,
     truncatedDer: 0,
     foreignSignature: 0,
     corruptWrappedKey: 0,
@@ -350,7 +354,11 @@ export class GcpKmsEmulator {
     if (take(this.faults, 'notFound')) {
       throw new RpcError(Status.NOT_FOUND, `${version.name} not found.`);
     }
-    const digest = readDigest(request, version.algorithm);
+    let digest = readDigest(request, version.algorithm);
+    if (take(this.faults, 'corruptDigest')) {
+      digest = Buffer.from(digest);
+      digest[0]! ^= 0x80;
+    }
     const digestCrc = (request.digestCrc32c as { value?: string } | undefined)?.value;
     if (digestCrc !== undefined && digestCrc !== crc32cString(digest)) {
       throw new RpcError(
