@@ -124,8 +124,8 @@ const cases: FaultCase[] = [
   },
   {
     name: 'slow once past the deadline',
-    faults: { slow: 1, slowMs: 3_000 },
-    options: { timeoutMs: 200 },
+    faults: { slow: 1, slowMs: 10_000 },
+    options: { timeoutMs: 1_000 },
     expected: 'token',
   },
   {

@@ -99,7 +99,7 @@ it('signer gives up cleanly on a stopped emulator', async () => {
   const kms = await new GcpKmsEmulator().start();
   kms.addKeyRing(keyRing);
   const key = kms.createKey({ keyRing });
-  const signer = await createGcpKmsSigner(kms.reference(key.versionName), { timeoutMs: 500 });
+  const signer = await createGcpKmsSigner(kms.reference(key.versionName), { timeoutMs: 2_000 });
   await kms.stop();
   // The first attempt meets the shut-down connection (CANCELLED), the next ones find no
   // listener (UNAVAILABLE), and the last error decides the code.

@@ -245,7 +245,7 @@ describe('Cloud KMS abort', () => {
     kms.faults.slowMs = 10_000;
     const controller = new AbortController();
     const pending = signer.sign(Buffer.from('a.b'), { signal: controller.signal });
-    await vi.waitFor(() => expect(kms.count('AsymmetricSign')).toBe(1));
+    await vi.waitFor(() => expect(kms.count('AsymmetricSign')).toBe(1), { timeout: 10_000 });
     controller.abort();
     const error = await rejection(pending);
     await signer.close?.();
