@@ -1,11 +1,13 @@
 /**
  * Runs one Cloud KMS RPC with a deadline, the caller's AbortSignal and a bounded retry loop.
  *
- * The Google client's own retry settings are switched off for every call (`retry: null`):
- * by default it retries UNAVAILABLE and DEADLINE_EXCEEDED for up to 600 s, and the per-call
- * `maxRetries` option rewrites the settings that every later call on the client shares. This
- * loop retries transient failures and failed integrity checks instead, at most `maxAttempts`
- * times in all, and reports each retry through `onEvent`.
+ * The Google client's own retries are switched off for every call (`retry: null`). Its
+ * defaults retry UNAVAILABLE and DEADLINE_EXCEEDED for a long time: the client config of
+ * @google-cloud/kms 5.7.0 says 600 s, and google-gax 5.0.8 stopped after 60 s in a test
+ * against an always-UNAVAILABLE server. The per-call `maxRetries` option is never used,
+ * because it rewrites the settings that every later call on the client shares. This loop
+ * retries transient failures and failed integrity checks instead, at most `maxAttempts` times
+ * in all, and reports each retry through `onEvent`.
  */
 import { KmsJwtError } from '../../src/errors.js';
 import { emitEvent, type RuntimeOptions } from '../../src/signer.js';
@@ -92,6 +94,8 @@ async function attemptCall<T>(
   call: KmsCall<T>,
   signal: AbortSignal | undefined,
 ): Promise<T> {
+  // NOTE: google-gax 5 copies `timeout` into the method's shared retry settings until the next
+  // call on the client sets them again, which can shorten the retry window of a caller's own call.
   const pending = call.invoke({ timeout: settings.timeoutMs, retry: null });
   // The race may abandon this promise; a late rejection must not become an unhandled one.
   pending.catch(() => undefined);
@@ -116,8 +120,11 @@ function isRetryable<T>(error: unknown, call: KmsCall<T>): boolean {
   if (!call.idempotent || error instanceof KmsJwtError) return false;
   const code = grpcCode(error);
   if (code === grpcStatus.unavailable || code === grpcStatus.deadlineExceeded) return true;
-  // Cloud KMS answers INVALID_ARGUMENT when digestCrc32c does not match the digest it received,
-  // which a corrupted request causes; Google's integrity guide says to retry a few times.
+  // This loop never cancels a call (it abandons one on abort or deadline instead), so CANCELLED
+  // comes from the other side: grpc-js reports it when the server shuts down mid-call.
+  if (code === grpcStatus.cancelled) return true;
+  // Cloud KMS returns INVALID_ARGUMENT when digestCrc32c does not match the digest it received.
+  // A corrupted request causes that, so Google's integrity guide says to retry a few times.
   const details = String((error as { details?: unknown }).details ?? '');
   return code === grpcStatus.invalidArgument && /crc32c/i.test(details);
 }
@@ -177,7 +184,7 @@ function abortError<T>(signal: AbortSignal, call: KmsCall<T>): KmsJwtError {
   );
 }
 
-/** A local deadline for clients that ignore the `timeout` call option; mapped like gRPC's. */
+/** Builds the local deadline's error, with gRPC's DEADLINE_EXCEEDED code so it maps alike. */
 function localTimeout(timeoutMs: number): Error {
   return Object.assign(new Error(`no response within ${timeoutMs} ms`), {
     code: grpcStatus.deadlineExceeded,

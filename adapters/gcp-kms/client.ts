@@ -97,6 +97,16 @@ export interface GcpKmsClient {
   close?(): Promise<void>;
 }
 
+/** Protection levels an import can ask for. */
+export type ImportProtectionLevel = 'HSM' | 'SOFTWARE';
+
+/** ImportJob methods this adapter can wrap keys for. */
+export type ImportMethodName =
+  | 'RSA_OAEP_3072_SHA256_AES_256'
+  | 'RSA_OAEP_4096_SHA256_AES_256'
+  | 'RSA_OAEP_3072_SHA256'
+  | 'RSA_OAEP_4096_SHA256';
+
 /** The signer's calls plus the five an import makes. */
 export interface GcpKmsImportClient extends GcpKmsClient {
   getCryptoKey(
@@ -111,7 +121,10 @@ export interface GcpKmsImportClient extends GcpKmsClient {
       cryptoKey: {
         purpose: 'ASYMMETRIC_SIGN';
         importOnly: boolean;
-        versionTemplate: { algorithm: string; protectionLevel: string };
+        versionTemplate: {
+          algorithm: 'EC_SIGN_P256_SHA256';
+          protectionLevel: ImportProtectionLevel;
+        };
       };
     },
     options?: GcpKmsCallOptions,
@@ -120,7 +133,7 @@ export interface GcpKmsImportClient extends GcpKmsClient {
     request: {
       parent: string;
       importJobId: string;
-      importJob: { importMethod: string; protectionLevel: string };
+      importJob: { importMethod: ImportMethodName; protectionLevel: ImportProtectionLevel };
     },
     options?: GcpKmsCallOptions,
   ): GcpKmsReply<ImportJobResource>;
@@ -129,7 +142,12 @@ export interface GcpKmsImportClient extends GcpKmsClient {
     options?: GcpKmsCallOptions,
   ): GcpKmsReply<ImportJobResource>;
   importCryptoKeyVersion(
-    request: { parent: string; algorithm: string; importJob: string; wrappedKey: Uint8Array },
+    request: {
+      parent: string;
+      algorithm: 'EC_SIGN_P256_SHA256';
+      importJob: string;
+      wrappedKey: Uint8Array;
+    },
     options?: GcpKmsCallOptions,
   ): GcpKmsReply<CryptoKeyVersionResource>;
 }

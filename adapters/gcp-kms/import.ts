@@ -11,7 +11,6 @@
  * A failure raises `ERR_GCP_KMS_IMPORT_FAILED`, naming the step and the state of the key.
  */
 import { createPublicKey, randomBytes, verify, type KeyObject } from 'node:crypto';
-import { derToJose } from '../../src/der.js';
 import { KmsJwtError, isKmsJwtError } from '../../src/errors.js';
 import type { ImportResult, KeyReference } from '../../src/key-uri.js';
 import { emitEvent, sha256, type RuntimeOptions } from '../../src/signer.js';
@@ -22,6 +21,8 @@ import {
   type CryptoKeyResource,
   type GcpKmsImportClient,
   type ImportJobResource,
+  type ImportMethodName,
+  type ImportProtectionLevel,
 } from './client.js';
 import { grpcStatus } from './errors.js';
 import { formatGcpKmsReference, parseGcpKmsReference, type GcpKmsReference } from './reference.js';
@@ -42,7 +43,7 @@ export interface GcpKmsImportOptions extends RuntimeOptions {
   maxAttempts?: number;
   /** Delay between state polls, in milliseconds. Default 1000. */
   pollIntervalMs?: number;
-  /** Longest wait for the ImportJob, and then for the version, in ms. Default 300000. */
+  /** Maximum wait for the ImportJob, and then for the version, in ms. Default 300000. */
   pollTimeoutMs?: number;
 }
 
@@ -60,7 +61,9 @@ interface ImportContext {
   client: GcpKmsImportClient;
   settings: CallSettings;
   target: GcpKmsReference;
-  importMethod: string;
+  importMethod: ImportMethodName;
+  /** The CryptoKey's protection level, known after the create-key step. */
+  protectionLevel: ImportProtectionLevel;
   pollIntervalMs: number;
   pollTimeoutMs: number;
   /** Facts gathered so far, for the result and for error messages. */
@@ -98,6 +101,7 @@ export async function importP8ToGcpKms(
 
 async function runImport(context: ImportContext, privateKey: KeyObject): Promise<ImportResult> {
   const protectionLevel = await step(context, 'create-key', () => ensureCryptoKey(context));
+  context.protectionLevel = protectionLevel;
   context.facts.protectionLevel = protectionLevel;
 
   const jobName = await step(context, 'create-import-job', () => ensureImportJob(context));
@@ -160,6 +164,7 @@ function createContext(
     settings: callSettingsFrom(options),
     target: { ...target, importSettings: { protectionLevel, importMethod, importJobId } },
     importMethod,
+    protectionLevel: protectionLevel ?? 'HSM',
     pollIntervalMs,
     pollTimeoutMs,
     facts: { cryptoKey: target.cryptoKeyName, importMethod },
@@ -167,7 +172,7 @@ function createContext(
 }
 
 /** Creates the import-only CryptoKey, or checks an existing one; returns its protection level. */
-async function ensureCryptoKey(context: ImportContext): Promise<string> {
+async function ensureCryptoKey(context: ImportContext): Promise<ImportProtectionLevel> {
   const { client, settings, target } = context;
   const level = target.importSettings.protectionLevel ?? 'HSM';
   try {
@@ -206,7 +211,10 @@ async function ensureCryptoKey(context: ImportContext): Promise<string> {
   return assertExistingKeyFits(existing, target);
 }
 
-function assertExistingKeyFits(key: CryptoKeyResource, target: GcpKmsReference): string {
+function assertExistingKeyFits(
+  key: CryptoKeyResource,
+  target: GcpKmsReference,
+): ImportProtectionLevel {
   const algorithm = key.versionTemplate?.algorithm;
   const level = String(key.versionTemplate?.protectionLevel ?? '');
   const wanted = target.importSettings.protectionLevel;
@@ -220,14 +228,21 @@ function assertExistingKeyFits(key: CryptoKeyResource, target: GcpKmsReference):
     wanted === undefined || wanted === level
       ? ''
       : `its protection level is ${level}, not ${wanted}`,
+    isImportProtectionLevel(level)
+      ? ''
+      : `its protection level is ${level}, but imports go to HSM or SOFTWARE keys`,
   ].filter((problem) => problem !== '');
-  if (problems.length === 0) return level;
+  if (problems.length === 0 && isImportProtectionLevel(level)) return level;
   throw new KmsJwtError(
     'ERR_GCP_KMS_IMPORT_FAILED',
     `The existing CryptoKey ${target.cryptoKeyName} cannot take an ES256 import: ` +
       `${problems.join('; ')}. Name a new CryptoKey ID to have one created.`,
     { details: { resource: target.cryptoKeyName } },
   );
+}
+
+function isImportProtectionLevel(level: string): level is ImportProtectionLevel {
+  return level === 'HSM' || level === 'SOFTWARE';
 }
 
 /** Creates an ImportJob, or looks up the one named in the options; returns its name. */
@@ -250,7 +265,7 @@ async function ensureImportJob(context: ImportContext): Promise<string> {
         {
           parent: target.keyRingName,
           importJobId,
-          importJob: { importMethod, protectionLevel: context.facts.protectionLevel! },
+          importJob: { importMethod, protectionLevel: context.protectionLevel },
         },
         callOptions,
       ),
@@ -342,7 +357,7 @@ async function waitForVersion(context: ImportContext, versionName: string): Prom
   );
 }
 
-/** Checks that the version holds the `.p8`'s key: equal public keys and a verifying signature. */
+/** Checks that the version contains the `.p8`'s key: equal public keys, a verifying signature. */
 async function proveImport(
   context: ImportContext,
   versionName: string,
@@ -359,8 +374,8 @@ async function proveImport(
   }
 
   const testInput = Buffer.from(`kms-jwt-signer import check ${versionName}`);
-  const der = await signDigest(context.settings, context.client, versionName, sha256(testInput));
-  const signature = derToJose(der);
+  const digest = sha256(testInput);
+  const signature = await signDigest(context.settings, context.client, versionName, digest);
   if (!verify('sha256', testInput, { key: expected, dsaEncoding: 'ieee-p1363' }, signature)) {
     throw new KmsJwtError(
       'ERR_GCP_KMS_IMPORT_FAILED',

@@ -5,6 +5,7 @@
  * dependency) on first use.
  */
 import type { AdapterOptions, KeyAdapter } from '../../src/key-uri.js';
+import { emitEvent } from '../../src/signer.js';
 import { importP8ToGcpKms, type GcpKmsImportOptions } from './import.js';
 import { createGcpKmsSigner, type GcpKmsSignerOptions } from './signer.js';
 
@@ -19,12 +20,20 @@ export {
 } from './reference.js';
 export { crc32c } from './integrity.js';
 export { supportedImportMethods, defaultImportMethod } from './wrap.js';
-export type { GcpKmsClient, GcpKmsImportClient, GcpKmsCallOptions, GcpKmsReply } from './client.js';
+export type {
+  GcpKmsClient,
+  GcpKmsImportClient,
+  GcpKmsCallOptions,
+  GcpKmsReply,
+  ImportMethodName,
+  ImportProtectionLevel,
+} from './client.js';
 
 /**
  * The adapter behind the `gcpkms:` and `cloudkms:` schemes. Options read: `client`,
  * `maxAttempts`, the runtime options, and for `importKey` also `protectionLevel`,
- * `importMethod`, `importJobId`, `pollIntervalMs` and `pollTimeoutMs`.
+ * `importMethod`, `importJobId`, `pollIntervalMs` and `pollTimeoutMs`. An `alias` option, which
+ * other backends use to name an imported key, only raises a warning event here.
  *
  * @example
  * const reference = parseKeyReference('gcpkms:projects/.../cryptoKeyVersions/1');
@@ -37,6 +46,15 @@ export const adapter: KeyAdapter = {
   },
   importKey(request) {
     const options = (request.options ?? {}) as GcpKmsImportOptions;
+    if (request.options?.alias !== undefined) {
+      emitEvent(options, {
+        type: 'warning',
+        backend: 'gcp-kms',
+        message:
+          'Cloud KMS has no key aliases, so the alias is ignored; the CryptoKey ID in the ' +
+          'reference names the key.',
+      });
+    }
     return importP8ToGcpKms(request.privateKey, request.target, options);
   },
 };

@@ -6,6 +6,8 @@
  * from @aws-crypto/crc32c.
  */
 import { crc32c as computeCrc32c } from '@aws-crypto/crc32c';
+import { derToJose } from '../../src/der.js';
+import { isKmsJwtError } from '../../src/errors.js';
 import type { IntegrityProblem } from './call.js';
 import type { AsymmetricSignResponse, Int64Value, PublicKeyResponse } from './client.js';
 
@@ -44,6 +46,30 @@ export function checkSignResponse(
     return { check: 'signature', problem: 'the response carries no signature bytes.' };
   }
   return checksumProblem('signatureCrc32c', signature, response.signatureCrc32c, 'signature');
+}
+
+/**
+ * Converts a DER signature that passed {@link checkSignResponse} to the 64-byte form of
+ * RFC 7518 §3.4. A signature that is not strict DER although its CRC32C matched was damaged
+ * before Cloud KMS computed the checksum, or comes from something that is not Cloud KMS, so it
+ * is reported as a problem to retry, like a failed checksum.
+ *
+ * @example
+ * const converted = convertSignature(response.signature as Uint8Array);
+ * if ('jose' in converted) return converted.jose;
+ */
+export function convertSignature(
+  der: Uint8Array,
+): { jose: Buffer } | { problem: IntegrityProblem } {
+  try {
+    return { jose: derToJose(der) };
+  } catch (error) {
+    if (!isKmsJwtError(error)) throw error;
+    const detail = String(error.details.problem ?? error.message);
+    return {
+      problem: { check: 'signature', problem: `the signature is not strict DER: ${detail}.` },
+    };
+  }
 }
 
 /**

@@ -117,19 +117,31 @@ export function isLoopbackHost(host: string): boolean {
 }
 
 function parseResourcePart(pathPart: string): string {
-  if (pathPart.startsWith('//'))
-    return pathPart.slice(2).replace(/\/versions\//, '/cryptoKeyVersions/');
+  if (pathPart.startsWith('//')) return renameSigstoreVersions(pathPart.slice(2));
   if (!pathPart.includes('=')) return pathPart;
 
   const attributes = parseReferenceAttributes(pathPart, label).path;
   for (const name of attributes.keys()) {
     if (name !== 'resource') {
-      throw invalid(`the attribute "${name}" is not supported; only resource= is`);
+      throw invalid(
+        `the attribute "${name}" is not supported; only resource= is. For other credentials, ` +
+          'pass your own KeyManagementServiceClient as the client option',
+      );
     }
   }
   const resource = attributes.get('resource');
   if (resource === undefined) throw invalid('the attribute form needs resource=projects/...');
   return resource;
+}
+
+/**
+ * Sigstore writes the version collection as `versions`. Only the ninth segment is renamed, so a
+ * key ring or key that happens to be called "versions" keeps its name.
+ */
+function renameSigstoreVersions(resource: string): string {
+  const segments = resource.split('/');
+  if (segments.length === 10 && segments[8] === 'versions') segments[8] = 'cryptoKeyVersions';
+  return segments.join('/');
 }
 
 function parseResourceName(resource: string): Omit<GcpKmsReference, 'endpoint' | 'importSettings'> {

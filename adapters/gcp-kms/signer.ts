@@ -6,7 +6,6 @@
  * `signJwt`, which uses `getPublicKey`.
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { derToJose } from '../../src/der.js';
 import { BackendError, KmsJwtError } from '../../src/errors.js';
 import { parseKeyReference, type KeyReference } from '../../src/key-uri.js';
 import {
@@ -17,10 +16,26 @@ import {
   type SignOptions,
   type Signer,
 } from '../../src/signer.js';
-import { defaultMaxAttempts, defaultTimeoutMs, runKmsCall, type CallSettings } from './call.js';
-import { assertSignerClient, createKmsClient, type GcpKmsClient } from './client.js';
+import {
+  defaultMaxAttempts,
+  defaultTimeoutMs,
+  runKmsCall,
+  type CallSettings,
+  type IntegrityProblem,
+} from './call.js';
+import {
+  assertSignerClient,
+  createKmsClient,
+  type AsymmetricSignResponse,
+  type GcpKmsClient,
+} from './client.js';
 import { grpcStatus, mapKmsError } from './errors.js';
-import { checkPublicKeyResponse, checkSignResponse, crc32c } from './integrity.js';
+import {
+  checkPublicKeyResponse,
+  checkSignResponse,
+  convertSignature,
+  crc32c,
+} from './integrity.js';
 import { parseGcpKmsReference, type GcpKmsReference } from './reference.js';
 
 /** Options of {@link createGcpKmsSigner}: runtime concerns plus an optional client. */
@@ -87,14 +102,8 @@ class GcpKmsSigner implements Signer {
     if (!(signingInput instanceof Uint8Array)) {
       throw new TypeError('sign expects the JWS signing input as a Uint8Array.');
     }
-    const response = await signDigest(
-      this.settings,
-      this.client,
-      this.versionName,
-      sha256(signingInput),
-      options.signal,
-    );
-    return derToJose(response);
+    const digest = sha256(signingInput);
+    return signDigest(this.settings, this.client, this.versionName, digest, options.signal);
   }
 
   getPublicKey(options: GetPublicKeyOptions = {}): Promise<KeyObject> {
@@ -114,11 +123,11 @@ class GcpKmsSigner implements Signer {
 }
 
 /**
- * Signs a 32-byte SHA-256 digest with AsymmetricSign and returns the DER signature after the
- * integrity checks. The import's proof step uses it too.
+ * Signs a 32-byte SHA-256 digest with AsymmetricSign and returns the 64-byte r||s signature,
+ * after the integrity checks and the strict DER conversion. The import's proof step uses it too.
  *
  * @example
- * const der = await signDigest(settings, client, versionName, sha256(signingInput));
+ * const signature = await signDigest(settings, client, versionName, sha256(signingInput));
  */
 export async function signDigest(
   settings: CallSettings,
@@ -126,9 +135,19 @@ export async function signDigest(
   versionName: string,
   digest: Buffer,
   signal?: AbortSignal,
-): Promise<Uint8Array> {
+): Promise<Buffer> {
   const digestCrc32c = crc32c(digest);
-  const response = await runKmsCall(
+  let signature: Buffer | undefined;
+  const check = (reply: AsymmetricSignResponse): IntegrityProblem | undefined => {
+    const problem = checkSignResponse(reply, versionName);
+    if (problem) return problem;
+    const converted = convertSignature(reply.signature as Uint8Array);
+    if ('problem' in converted) return converted.problem;
+    signature = converted.jose;
+    return undefined;
+  };
+
+  await runKmsCall(
     settings,
     {
       operation: 'AsymmetricSign',
@@ -139,11 +158,11 @@ export async function signDigest(
           { name: versionName, digest: { sha256: digest }, digestCrc32c: { value: digestCrc32c } },
           callOptions,
         ),
-      check: (reply) => checkSignResponse(reply, versionName),
+      check,
     },
     signal,
   );
-  return response.signature as Uint8Array;
+  return signature!;
 }
 
 /**

@@ -14,9 +14,13 @@ import {
   type KeyObject,
 } from 'node:crypto';
 import { KmsJwtError } from '../../src/errors.js';
+import type { ImportMethodName } from './client.js';
 
 /** Import methods this adapter can wrap for, with the RSA size each one requires. */
-export const supportedImportMethods: Record<string, { modulusBits: number; aesKwp: boolean }> = {
+export const supportedImportMethods: Record<
+  ImportMethodName,
+  { modulusBits: number; aesKwp: boolean }
+> = {
   RSA_OAEP_3072_SHA256_AES_256: { modulusBits: 3072, aesKwp: true },
   RSA_OAEP_4096_SHA256_AES_256: { modulusBits: 4096, aesKwp: true },
   RSA_OAEP_3072_SHA256: { modulusBits: 3072, aesKwp: false },
@@ -24,7 +28,7 @@ export const supportedImportMethods: Record<string, { modulusBits: number; aesKw
 };
 
 /** The default import method. */
-export const defaultImportMethod = 'RSA_OAEP_3072_SHA256_AES_256';
+export const defaultImportMethod: ImportMethodName = 'RSA_OAEP_3072_SHA256_AES_256';
 
 // RFC 5649 §3: the alternative initial value of AES Key Wrap with Padding. OpenSSL's
 // id-aes256-wrap-pad cipher takes it as the 4-byte IV and rejects a null IV.
@@ -36,7 +40,7 @@ const kwpInitialValue = Buffer.from('a65959a6', 'hex');
  * @example
  * assertImportMethod('RSA_OAEP_3072_SHA256_AES_256');
  */
-export function assertImportMethod(method: string): void {
+export function assertImportMethod(method: string): asserts method is ImportMethodName {
   if (Object.hasOwn(supportedImportMethods, method)) return;
   throw new KmsJwtError(
     'ERR_GCP_KMS_IMPORT_METHOD_UNSUPPORTED',
@@ -60,7 +64,7 @@ export function wrapPkcs8ForImport(
   method: string,
 ): Buffer {
   assertImportMethod(method);
-  const { modulusBits, aesKwp } = supportedImportMethods[method]!;
+  const { modulusBits, aesKwp } = supportedImportMethods[method];
   const wrappingKey = parseWrappingKey(jobPublicKeyPem, modulusBits, method);
 
   const pkcs8 = privateKey.export({ type: 'pkcs8', format: 'der' });

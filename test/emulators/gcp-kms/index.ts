@@ -1,8 +1,8 @@
 /**
  * A Cloud KMS emulator: a grpc-js server on 127.0.0.1 that serves
  * google.cloud.kms.v1.KeyManagementService from the protos shipped in the installed
- * @google-cloud/kms and google-gax packages. It holds real keys, signs digests with real ECDSA,
- * unwraps imported keys for real, checks digestCrc32c like the service, and answers with real
+ * @google-cloud/kms and google-gax packages. It keeps real keys, signs digests with real ECDSA,
+ * unwraps imported keys for real, checks digestCrc32c like the service, and fails with real
  * gRPC status codes. Fault switches make it misbehave in each way the adapter must survive.
  *
  * It imports no test framework, so tests, benchmarks and manual runs can all use it:
@@ -34,24 +34,33 @@ const Status = grpc.status;
 
 /** Misbehaviours, each a count of the next calls it applies to (Infinity for all of them). */
 export interface GcpKmsFaults {
-  /** The next N calls of any method answer UNAVAILABLE. */
+  /** The next N calls of any method fail with UNAVAILABLE. */
   unavailable: number;
   /** The next N AsymmetricSign responses carry a signatureCrc32c that does not match. */
   wrongSignatureCrc32c: number;
-  /** The next N AsymmetricSign responses say verifiedDigestCrc32c: false. */
+  /** The next N AsymmetricSign responses set verifiedDigestCrc32c to false. */
   unverifiedDigest: number;
   /** The next N AsymmetricSign and GetPublicKey responses name another version. */
   wrongName: number;
   /** The next N GetPublicKey responses carry a pemCrc32c that does not match. */
   wrongPemCrc32c: number;
-  /** The next N AsymmetricSign calls answer PERMISSION_DENIED. */
+  /** The next N AsymmetricSign calls fail with PERMISSION_DENIED. */
   permissionDenied: number;
-  /** The next N AsymmetricSign calls answer FAILED_PRECONDITION as for a DISABLED version. */
+  /** The next N AsymmetricSign calls fail with FAILED_PRECONDITION, as for a DISABLED version. */
   failedPrecondition: number;
+  /** The next N AsymmetricSign calls fail with RESOURCE_EXHAUSTED, as for a spent quota. */
+  resourceExhausted: number;
+  /** The next N AsymmetricSign calls fail with NOT_FOUND, as for a missing version. */
+  notFound: number;
+  /** The next N AsymmetricSign digests get one bit flipped on arrival, as by a faulty network,
+   * so the digestCrc32c check fails with INVALID_ARGUMENT like the service's. */
+  corruptDigest: number;
   /** The next N AsymmetricSign signatures lose their last byte; the CRC covers the cut bytes. */
   truncatedDer: number;
   /** The next N AsymmetricSign signatures come from another key, with correct CRCs. */
   foreignSignature: number;
+  /** The next N ImportCryptoKeyVersion calls flip a bit of the wrapped key before unwrapping. */
+  corruptWrappedKey: number;
   /** The next N calls of any method wait `slowMs` before answering. */
   slow: number;
   slowMs: number;
@@ -126,8 +135,12 @@ function noFaults(): GcpKmsFaults {
     wrongPemCrc32c: 0,
     permissionDenied: 0,
     failedPrecondition: 0,
+    resourceExhausted: 0,
+    notFound: 0,
+    corruptDigest: 0,
     truncatedDer: 0,
     foreignSignature: 0,
+    corruptWrappedKey: 0,
     slow: 0,
     slowMs: 0,
     deniedMethods: [],
@@ -179,7 +192,7 @@ export class GcpKmsEmulator {
     this.calls.length = 0;
   }
 
-  /** A reference that reaches this emulator over plaintext loopback gRPC. */
+  /** Returns a reference that reaches this emulator over plaintext loopback gRPC. */
   reference(resourceName: string): string {
     return `gcpkms:${resourceName}?endpoint=${this.host}:${this.port}&plaintext=true`;
   }
@@ -331,7 +344,21 @@ export class GcpKmsEmulator {
         `${version.name} is not enabled, current state is: DISABLED.`,
       );
     }
-    const digest = readDigest(request, version.algorithm);
+    if (take(this.faults, 'resourceExhausted')) {
+      throw new RpcError(
+        Status.RESOURCE_EXHAUSTED,
+        "Quota exceeded for quota metric 'Cryptographic requests' and limit " +
+          "'Cryptographic requests per minute' of service 'cloudkms.googleapis.com'.",
+      );
+    }
+    if (take(this.faults, 'notFound')) {
+      throw new RpcError(Status.NOT_FOUND, `${version.name} not found.`);
+    }
+    let digest = readDigest(request, version.algorithm);
+    if (take(this.faults, 'corruptDigest')) {
+      digest = Buffer.from(digest);
+      digest[0]! ^= 0x80;
+    }
     const digestCrc = (request.digestCrc32c as { value?: string } | undefined)?.value;
     if (digestCrc !== undefined && digestCrc !== crc32cString(digest)) {
       throw new RpcError(
@@ -378,7 +405,9 @@ export class GcpKmsEmulator {
 
   #getCryptoKeyVersion(request: Record<string, unknown>): unknown {
     const version = this.#version(String(request.name));
-    if (version.state === 'PENDING_IMPORT') this.#advanceImport(version);
+    // Only versions made by ImportCryptoKeyVersion finish importing; one that a test created in
+    // PENDING_IMPORT stays there.
+    if (version.state === 'PENDING_IMPORT' && version.pendingOutcome) this.#advanceImport(version);
     return versionResource(version);
   }
 
@@ -503,10 +532,12 @@ export class GcpKmsEmulator {
         `Algorithm ${algorithm} does not match the key's ${key.algorithm}.`,
       );
     }
-    const wrapped = request.wrappedKey ?? request.rsaAesWrappedKey;
-    if (!(wrapped instanceof Buffer) || wrapped.length === 0) {
+    const received = request.wrappedKey ?? request.rsaAesWrappedKey;
+    if (!(received instanceof Buffer) || received.length === 0) {
       throw new RpcError(Status.INVALID_ARGUMENT, 'wrapped_key is required.');
     }
+    const wrapped = Buffer.from(received);
+    if (take(this.faults, 'corruptWrappedKey')) wrapped[wrapped.length - 1]! ^= 0x01;
 
     const version: VersionRecord = {
       name: `${key.name}/cryptoKeyVersions/${key.nextVersion}`,
@@ -579,14 +610,23 @@ export function startGcpKmsEmulator(): Promise<GcpKmsEmulator> {
   return new GcpKmsEmulator().start();
 }
 
-function loadServiceDefinition(): grpc.ServiceDefinition {
+/**
+ * Returns the folders the emulator loads its protos from: those shipped in the installed
+ * @google-cloud/kms (the KMS service) and google-gax (google/api, google/protobuf and the
+ * other imports), so that the emulator speaks exactly the client's wire format.
+ */
+export function protoDirectories(): string[] {
   const require = createRequire(import.meta.url);
   // Both packages block package.json in their exports map, so their protos are found next to
   // their main files: build/src/index.js -> build/protos.
   const kmsProtos = join(dirname(require.resolve('@google-cloud/kms')), '..', 'protos');
   const gaxProtos = join(dirname(require.resolve('google-gax')), '..', 'protos');
+  return [kmsProtos, gaxProtos];
+}
+
+function loadServiceDefinition(): grpc.ServiceDefinition {
   const definition = protoLoader.loadSync('google/cloud/kms/v1/service.proto', {
-    includeDirs: [kmsProtos, gaxProtos],
+    includeDirs: protoDirectories(),
     keepCase: false,
     longs: String,
     enums: String,
