@@ -166,7 +166,9 @@ const clientSecret = define({
       type: 'string',
     },
     keyIdField('The 10-character ID of a key with Sign in with Apple enabled (kid).'),
-    lifetimeField('How long the secret stays valid (default 180d; at most 181d).'),
+    lifetimeField(
+      'How long the secret stays valid (default 180d; Apple caps it at 15777000s, about 182d).',
+    ),
     skewField,
   ],
   checks: [],
@@ -437,7 +439,9 @@ const musicKit = define({
       required: false,
       type: 'string-list',
     },
-    lifetimeField('How long the token stays valid (default 180d; at most 181d).'),
+    lifetimeField(
+      'How long the token stays valid (default 180d; Apple caps it at 15777000s, about 182d).',
+    ),
     skewField,
   ],
   checks: [checkOriginBinding],

@@ -181,7 +181,7 @@ export interface AppleLifetimeRule {
   maxSeconds: number | undefined;
   /** Whether the cap itself is allowed (`exp - iat < cap` when false). */
   maxInclusive: boolean;
-  /** Seconds kept below the cap: a refused band for `'apple-now'`, a warning band for `'iat'`. */
+  /** Seconds below the cap where a lifetime warns, because reports show such tokens failing. */
   marginSeconds: number;
   /** The lifetime used when the caller gives none. */
   defaultSeconds: number;
