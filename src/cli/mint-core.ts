@@ -9,7 +9,7 @@ import type {
   AppleTokenKind,
   AppleTokenProfile,
 } from '../apple/types.js';
-import type { Signer } from '../signer.js';
+import type { Signer, SignerEvent } from '../signer.js';
 import {
   booleanValue,
   listValue,
@@ -78,7 +78,11 @@ export async function runMint(
   let signer: Signer | undefined;
   const mint = async (): Promise<AppleToken> => {
     signer ??= await openSigner(reference, parsed, io);
-    return apple.createAppleToken(kind, { ...values, signer } as never);
+    // Rules known only from reports do not stop the mint; each one is shown on stderr.
+    const onEvent = (event: SignerEvent) => {
+      if (event.type === 'warning') io.warn(String(event.message));
+    };
+    return apple.createAppleToken(kind, { ...values, signer, now: io.now, onEvent } as never);
   };
 
   try {
