@@ -10,6 +10,8 @@ import { createMemoryStore } from '../../src/stores/store.js';
 import { createTestKey, day, issuerId, keyId, teamId, verifyIndependently } from './support.js';
 
 const bootSeconds = 1_767_225_600;
+// No random jitter, so that refreshes happen at the policy's own points.
+const noJitter = { random: () => 0 };
 let publicPem: string;
 let signer: Signer & { calls: number };
 
@@ -54,7 +56,7 @@ function clockSeconds(): number {
 
 describe('createAppleTokenProvider: APNs', () => {
   it('mints one token for 500 sends in a minute', async () => {
-    const provider = createAppleTokenProvider('apns', { signer, teamId, keyId });
+    const provider = createAppleTokenProvider('apns', { signer, teamId, keyId }, noJitter);
     const tokens = new Set<string>();
     for (let send = 0; send < 500; send++) {
       tokens.add(await provider.get());
@@ -66,7 +68,7 @@ describe('createAppleTokenProvider: APNs', () => {
   });
 
   it('shares one mint between concurrent callers', async () => {
-    const provider = createAppleTokenProvider('apns', { signer, teamId, keyId });
+    const provider = createAppleTokenProvider('apns', { signer, teamId, keyId }, noJitter);
     const tokens = await Promise.all(Array.from({ length: 50 }, () => provider.get()));
     expect(new Set(tokens).size).toBe(1);
     expect(signer.calls).toBe(1);
@@ -74,7 +76,7 @@ describe('createAppleTokenProvider: APNs', () => {
   });
 
   it('counts age from the first mint, not from creation', async () => {
-    const provider = createAppleTokenProvider('apns', { signer, teamId, keyId });
+    const provider = createAppleTokenProvider('apns', { signer, teamId, keyId }, noJitter);
     await advance(45 * 60);
     const first = await provider.get();
     await advance(12 * 60);
@@ -84,7 +86,7 @@ describe('createAppleTokenProvider: APNs', () => {
   });
 
   it('refreshes between 20 and 60 minutes of age', async () => {
-    const provider = createAppleTokenProvider('apns', { signer, teamId, keyId });
+    const provider = createAppleTokenProvider('apns', { signer, teamId, keyId }, noJitter);
     const first = await provider.get();
     const firstIat = claimsOf(first).iat as number;
 
@@ -107,7 +109,7 @@ describe('createAppleTokenProvider: APNs', () => {
     const provider = createAppleTokenProvider(
       'apns',
       { signer, teamId, keyId },
-      { backgroundRefresh: false },
+      { ...noJitter, backgroundRefresh: false },
     );
     const first = await provider.get();
     await advance(60 * 60);
@@ -121,12 +123,16 @@ describe('createAppleTokenProvider: APNs', () => {
 
 describe('createAppleTokenProvider: kinds with exp', () => {
   it('replaces a client secret halfway through its life', async () => {
-    const provider = createAppleTokenProvider('client-secret', {
-      signer,
-      teamId,
-      clientId: 'com.example.web',
-      keyId,
-    });
+    const provider = createAppleTokenProvider(
+      'client-secret',
+      {
+        signer,
+        teamId,
+        clientId: 'com.example.web',
+        keyId,
+      },
+      noJitter,
+    );
     const first = await provider.get();
     await advance(90 * day - 60);
     expect(await provider.get()).toBe(first);
@@ -140,11 +146,15 @@ describe('createAppleTokenProvider: kinds with exp', () => {
   });
 
   it('replaces an App Store Connect token before its 15 minutes run out', async () => {
-    const provider = createAppleTokenProvider('app-store-connect', {
-      signer,
-      issuerId,
-      keyId: '2X9R4HXF34',
-    });
+    const provider = createAppleTokenProvider(
+      'app-store-connect',
+      {
+        signer,
+        issuerId,
+        keyId: '2X9R4HXF34',
+      },
+      noJitter,
+    );
     const record = await provider.getRecord();
     expect(record.exp! - record.iat).toBe(930);
 
