@@ -22,6 +22,11 @@ export interface InspectAppleTokenOptions {
 export interface AppleTokenInspection {
   /** The kind checked against, or undefined when the claims match no kind. */
   kind: AppleTokenKind | undefined;
+  /**
+   * Why the kind is a guess, when it was worked out from claims that more than one kind shares
+   * (APNs and DeviceCheck, or MusicKit and MapKit without `origin`). Pass `kind` to be sure.
+   */
+  kindGuess?: string;
   header: Record<string, unknown>;
   claims: Record<string, unknown>;
   /** Bytes in the decoded signature: 64 for a JOSE ES256 signature, 70 to 72 for DER. */
@@ -62,10 +67,17 @@ export function inspectAppleToken(
     ? [
         ...checkToken(profile, { header, claims, nowSeconds }),
         ...checkSignature(profile, signatureLength),
-        ...guessWarnings(profile, detected.guess),
       ]
     : [unknownKind(header, claims)];
-  return { kind: detected.kind, header, claims, signatureLength, problems: sortProblems(findings) };
+  const inspection: AppleTokenInspection = {
+    kind: detected.kind,
+    header,
+    claims,
+    signatureLength,
+    problems: sortProblems(findings),
+  };
+  if (detected.guess !== undefined) inspection.kindGuess = detected.guess;
+  return inspection;
 }
 
 function malformed(problem: string): ClaimsError {
@@ -125,7 +137,8 @@ function detectKind(
 
 /**
  * Picks the kind whose header and claim names differ least from the token's, for a token whose
- * `aud` names no Apple service. A tie or a distance of more than two fields matches no kind.
+ * `aud` names no Apple service; a kind with a fixed `aud` counts one more difference. A tie or a
+ * distance of more than two matches no kind.
  */
 function closestKind(
   header: Record<string, unknown>,
@@ -143,7 +156,9 @@ function closestKind(
       ]);
       const missing = [...expected].filter((name) => !names.has(name)).length;
       const extra = [...names].filter((name) => !expected.has(name)).length;
-      return { kind: profile.kind, distance: missing + extra };
+      // The token's aud names no Apple service, so a kind with a fixed aud differs in its value.
+      const audValue = profile.claims.some((spec) => spec.name === 'aud' && spec.value) ? 1 : 0;
+      return { kind: profile.kind, distance: missing + extra + audValue };
     })
     .sort((a, b) => a.distance - b.distance);
   const [best, second] = ranked;
@@ -152,17 +167,6 @@ function closestKind(
     kind: best.kind,
     guess: `its aud ${JSON.stringify(claims.aud)} names no Apple service, so it was checked as the kind whose fields it matches most closely`,
   };
-}
-
-function guessWarnings(profile: ProfileDefinition, guess: string | undefined): Finding[] {
-  if (!guess) return [];
-  const issue = {
-    severity: 'warning' as const,
-    rule: 'kind-guessed',
-    problem: `was worked out from the claims, but ${guess}`,
-    fix: 'Pass the kind to check against the right rules',
-  };
-  return [makeFinding(profile, { field: 'kind' }, issue, 'ERR_APPLE_KIND_UNKNOWN')];
 }
 
 function unknownKind(header: Record<string, unknown>, claims: Record<string, unknown>): Finding {
