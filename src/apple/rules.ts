@@ -296,7 +296,8 @@ function checkIatAge(profile: ProfileDefinition, view: TokenView, iat: number): 
       problem: `is ${-ahead} s old, but Apple rejects a token whose iat is more than ${maxAge} s old`,
       fix: 'Mint a new token; refresh it every 20 to 60 minutes',
     };
-    return [makeFinding(profile, where, issue, 'ERR_APPLE_TIME_INVALID')];
+    const answer = profile.kind === 'apns' ? 'HTTP 403 ExpiredProviderToken' : profile.appleError;
+    return [makeFinding(profile, where, issue, 'ERR_APPLE_TIME_INVALID', answer)];
   }
   if (ahead > futureIatWarningSeconds) {
     const issue: ShapeIssue = {
