@@ -1,7 +1,7 @@
 /**
  * One table per Apple token kind, under a frozen clock: a valid token whose header and claims
  * are compared exactly and verified by jose and jsonwebtoken, then each rule of the kind broken
- * in turn. Every broken rule must be refused before the signer is called, with the coded error,
+ * in turn. Every broken rule must be rejected before the signer is called, with the coded error,
  * field and rule the profile names.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -651,7 +651,7 @@ const brokenCases: BrokenCase[] = [
   },
 ];
 
-/** A signer that counts its sign calls, so that tests can see a token refused before signing. */
+/** Wraps a signer to count its sign calls, so that tests can see a token rejected before signing. */
 function countingSigner(inner: Signer): Signer & { calls: number } {
   const counting = {
     keyId: inner.keyId,
@@ -720,7 +720,7 @@ describe.each(validCases)('valid $kind token: $name', (testCase) => {
 });
 
 describe.each(brokenCases)('broken $kind token: $name', (testCase) => {
-  it('is refused before signing with a coded error', async () => {
+  it('is rejected before signing', async () => {
     const signer = countingSigner(key.signer);
     const options = withChange(base[testCase.kind], testCase.change);
     const error = await rejection(() =>

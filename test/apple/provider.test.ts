@@ -170,7 +170,7 @@ describe('createAppleTokenProvider: kinds with exp', () => {
     await provider.close();
   });
 
-  it('takes the policy and margin from the caller', async () => {
+  it('takes the policy from the caller', async () => {
     const provider = createAppleTokenProvider(
       'weatherkit',
       { signer, teamId, serviceId: 'com.example.weather', keyId, lifetime: '2h' },
