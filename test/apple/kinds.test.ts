@@ -651,7 +651,7 @@ const brokenCases: BrokenCase[] = [
   },
 ];
 
-/** Wraps a signer to count its sign calls, so that tests can see a token rejected before signing. */
+/** Wraps a signer to count sign calls, so that tests can see a token rejected before signing. */
 function countingSigner(inner: Signer): Signer & { calls: number } {
   const counting = {
     keyId: inner.keyId,
