@@ -176,6 +176,7 @@ function unknownKind(header: Record<string, unknown>, claims: Record<string, unk
     severity: 'error',
     field: 'kind',
     rule: 'kind-known',
+    source: 'derived',
     message:
       `The token matches no Apple token kind (${aud}; ${fields}). Pass the kind it is meant ` +
       "to be, or fix aud to the service's audience.",
@@ -208,9 +209,9 @@ function sortProblems(findings: Finding[]): AppleTokenProblem[] {
     ...findings.filter((finding) => finding.severity === 'error'),
     ...findings.filter((finding) => finding.severity === 'warning'),
   ];
-  return ordered.map(({ severity, field, rule, message, appleError }) =>
+  return ordered.map(({ severity, field, rule, source, message, appleError }) =>
     appleError === undefined
-      ? { severity, field, rule, message }
-      : { severity, field, rule, message, appleError },
+      ? { severity, field, rule, source, message }
+      : { severity, field, rule, source, message, appleError },
   );
 }

@@ -198,6 +198,7 @@ function reportFindings(
         kind: profile.kind,
         field: first.field,
         rule: first.rule,
+        source: first.source,
         option: first.option,
         appleError: first.appleError,
         problems: errors.map(({ field, rule }) => ({ field, rule })),
@@ -210,6 +211,7 @@ function reportFindings(
       kind: profile.kind,
       field: warning.field,
       rule: warning.rule,
+      source: warning.source,
       message: warning.message,
     });
   }

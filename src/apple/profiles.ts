@@ -152,6 +152,7 @@ const clientSecret = define({
     maxSeconds: sixMonthsSeconds,
     maxInclusive: true,
     marginSeconds: day,
+    marginSource: 'reports',
     defaultSeconds: 180 * day,
   },
   maxIatAgeSeconds: undefined,
@@ -179,12 +180,19 @@ function appStoreConnectCap(claims: Readonly<Record<string, unknown>>): SpanCap 
   const shortfall = longLivedScopeShortfall(claims.scope);
   if (shortfall === undefined) {
     // NOTE: Apple says "up to six months" without a number of seconds; 180 days stays inside.
-    return { maxSeconds: 180 * day, inclusive: true, marginSeconds: day, reason: '' };
+    return {
+      maxSeconds: 180 * day,
+      inclusive: true,
+      marginSeconds: day,
+      marginSource: 'derived',
+      reason: '',
+    };
   }
   return {
     maxSeconds: 1200,
     inclusive: true,
     marginSeconds: 60,
+    marginSource: 'reports',
     reason: ` (longer lifetimes need a scope of GET requests on long-lived resources only, but ${shortfall})`,
   };
 }
@@ -261,6 +269,7 @@ const appStoreConnect = define({
     maxSeconds: 1200,
     maxInclusive: true,
     marginSeconds: 60,
+    marginSource: 'reports',
     defaultSeconds: 900,
   },
   spanCap: appStoreConnectCap,
@@ -325,6 +334,7 @@ const appStoreServer = define({
     maxInclusive: true,
     // A 60-minute token has been reported to fail; stay 5 minutes short of the cap.
     marginSeconds: 300,
+    marginSource: 'reports',
     defaultSeconds: 1200,
   },
   maxIatAgeSeconds: undefined,
@@ -424,6 +434,7 @@ const musicKit = define({
     maxSeconds: sixMonthsSeconds,
     maxInclusive: true,
     marginSeconds: day,
+    marginSource: 'reports',
     defaultSeconds: 180 * day,
   },
   maxIatAgeSeconds: undefined,
@@ -491,6 +502,7 @@ const weatherKit = define({
     maxSeconds: undefined,
     maxInclusive: true,
     marginSeconds: 0,
+    marginSource: 'derived',
     defaultSeconds: 3600,
   },
   maxIatAgeSeconds: undefined,
@@ -532,6 +544,7 @@ function checkMapsScope(
   const issue = {
     severity: 'warning' as const,
     rule: 'maps-scope-value',
+    source: 'unconfirmed' as const,
     problem: `names ${quote(unknown.join(' '))}, but Apple documents only "server_api"`,
     fix: 'Check the scope against the Maps Server API token page',
   };
@@ -560,6 +573,7 @@ const mapKit = define({
     maxSeconds: undefined,
     maxInclusive: true,
     marginSeconds: 0,
+    marginSource: 'derived',
     defaultSeconds: 3600,
   },
   maxIatAgeSeconds: undefined,
@@ -596,6 +610,7 @@ function checkAssertionIssuer(
   const issue = {
     severity: 'warning' as const,
     rule: 'iss-equals-sub',
+    source: 'derived' as const,
     problem: `is ${quote(iss)}, but a client assertion's iss is the client ID in sub (${quote(sub)})`,
     fix: "Set iss to the client ID, as Apple's sample does and RFC 7523 §3 requires",
   };
@@ -642,6 +657,7 @@ const businessManager = define({
     maxSeconds: 180 * day,
     maxInclusive: false,
     marginSeconds: day,
+    marginSource: 'derived',
     defaultSeconds: 3600,
   },
   maxIatAgeSeconds: undefined,

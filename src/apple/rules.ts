@@ -4,7 +4,7 @@
  * Minting runs it on the token it is about to sign and `inspectAppleToken` on a decoded token,
  * so both report the same problem in the same words.
  */
-import type { AppleTokenProblem, AppleTokenProfile } from './types.js';
+import type { AppleRuleSource, AppleTokenProblem, AppleTokenProfile } from './types.js';
 import { quote, type ShapeCheck, type ShapeIssue } from './identifiers.js';
 
 /** One header field or claim of a profile. */
@@ -32,6 +32,7 @@ export interface SpanCap {
   maxSeconds: number;
   inclusive: boolean;
   marginSeconds: number;
+  marginSource: AppleRuleSource;
   /** Why this cap applies, appended to messages. */
   reason: string;
 }
@@ -89,6 +90,7 @@ export function makeFinding(
     severity: issue.severity,
     field: where.field,
     rule: issue.rule,
+    source: issue.source ?? (issue.severity === 'error' ? 'apple' : 'reports'),
     message,
     code,
   };
@@ -367,7 +369,8 @@ function checkSpan(
     const issue: ShapeIssue = {
       severity: 'warning',
       rule: 'lifetime-margin',
-      problem: `gives exp - iat = ${span} s, within ${cap.marginSeconds} s of Apple's ${cap.maxSeconds} s cap; tokens this close to the cap are reported to fail when clocks differ`,
+      source: cap.marginSource,
+      problem: `gives exp - iat = ${span} s, within ${cap.marginSeconds} s of Apple's ${cap.maxSeconds} s cap, where a difference between clocks or rounding can push it over`,
       fix: `Keep exp - iat at most ${cap.maxSeconds - cap.marginSeconds} s`,
     };
     return [makeFinding(profile, where, issue, 'ERR_APPLE_LIFETIME_TOO_LONG', profile.appleError)];
@@ -383,6 +386,7 @@ function spanCapOf(profile: ProfileDefinition, view: TokenView): SpanCap | undef
     maxSeconds: lifetime.maxSeconds,
     inclusive: lifetime.maxInclusive,
     marginSeconds: lifetime.marginSeconds,
+    marginSource: lifetime.marginSource,
     reason: '',
   };
 }
@@ -421,6 +425,7 @@ function checkRemaining(profile: ProfileDefinition, view: TokenView, exp: number
   const issue: ShapeIssue = {
     severity: 'warning',
     rule: 'lifetime-margin',
+    source: lifetime.marginSource,
     problem: `is ${remaining} s from now, within ${lifetime.marginSeconds} s of Apple's cap of ${lifetime.maxSeconds} s, which Apple counts from its own clock; tokens this close to the cap are reported to fail`,
     fix: `Use a lifetime of at most ${lifetime.maxSeconds - lifetime.marginSeconds} s (such as "180d")`,
   };

@@ -181,6 +181,8 @@ interface ProblemCase {
   rule: string;
   /** Text the Apple error must contain; warnings may carry none. */
   appleError?: string;
+  /** Where the rule comes from, when it is not `apple` for an error or `reports` for a warning. */
+  source?: 'unconfirmed' | 'derived';
 }
 
 const problemCases: ProblemCase[] = [
@@ -349,6 +351,7 @@ const problemCases: ProblemCase[] = [
     severity: 'warning',
     field: 'claims.iss',
     rule: 'iss-equals-sub',
+    source: 'derived',
   },
   {
     name: 'Maps scope Apple does not document',
@@ -357,6 +360,7 @@ const problemCases: ProblemCase[] = [
     severity: 'warning',
     field: 'claims.scope',
     rule: 'maps-scope-value',
+    source: 'unconfirmed',
   },
   {
     name: 'MusicKit origin on a server-to-server token',
@@ -389,6 +393,8 @@ describe.each(problemCases)('inspectAppleToken: $name', (testCase) => {
     const problem = report.problems.find((p) => p.rule === testCase.rule);
     expect(problem).toBeDefined();
     expect(problem!.severity).toBe(testCase.severity);
+    const defaultSource = testCase.severity === 'error' ? 'apple' : 'reports';
+    expect(problem!.source).toBe(testCase.source ?? defaultSource);
     expect(problem!.field).toBe(testCase.field);
     expect(problem!.message).toContain(testCase.kind);
     expect(problem!.message).toContain(testCase.field);

@@ -736,6 +736,9 @@ describe.each(brokenCases)('broken $kind token: $name', (testCase) => {
       expect(details.field).toBe(testCase.field);
       expect(message).toContain(testCase.field);
     }
+    if (testCase.rule !== undefined && testCase.rule !== 'options-known') {
+      expect(details.source).toBe('apple');
+    }
     if (testCase.rule !== undefined) {
       expect(details.rule).toBe(testCase.rule);
       expect(message).toContain(`rule ${testCase.rule}`);

@@ -88,7 +88,11 @@ describe('inspect', () => {
     for (const field of ['kid', 'aud', 'iat', 'exp', 'extra']) {
       expect(lines.some((line) => line.includes(field))).toBe(true);
     }
-    for (const line of lines) expect(line).toMatch(/^ {2}(error|warning) \S+ \[[\w-]+\]: /);
+    for (const line of lines) {
+      expect(line).toMatch(
+        /^ {2}(error|warning) \S+ \[[\w-]+, (apple|reports|unconfirmed|derived)\]: /,
+      );
+    }
     expect(run.stdout).toContain('invalid_client');
   });
 
@@ -152,7 +156,7 @@ describe('inspect', () => {
     expect(run.stdout).toMatch(/^kind: app-store-connect$/m);
     const lines = problemLines(run.stdout);
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/^ {2}error claims\.exp \[lifetime-max\]: /);
+    expect(lines[0]).toMatch(/^ {2}error claims\.exp \[lifetime-max, apple\]: /);
     expect(lines[0]).toContain('(Apple: HTTP 401 NOT_AUTHORIZED)');
   });
 
@@ -162,7 +166,7 @@ describe('inspect', () => {
     expect(run.code).toBe(1);
     const lines = problemLines(run.stdout);
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toContain('[iat-within-hour]');
+    expect(lines[0]).toContain('[iat-within-hour, apple]');
     expect(lines[0]).toContain('(Apple: HTTP 403 ExpiredProviderToken)');
   });
 
@@ -183,7 +187,7 @@ describe('inspect', () => {
     );
     const lines = problemLines(run.stdout);
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/^ {2}error claims\.aud \[claim-extra\]: /);
+    expect(lines[0]).toMatch(/^ {2}error claims\.aud \[claim-extra, apple\]: /);
   });
 
   it('says when the kind is a guess', async () => {

@@ -118,5 +118,6 @@ function members(
 
 function formatProblem(problem: AppleTokenProblem): string {
   const apple = problem.appleError === undefined ? '' : ` (Apple: ${problem.appleError})`;
-  return `  ${problem.severity} ${problem.field} [${problem.rule}]: ${problem.message}${apple}`;
+  const rule = `[${problem.rule}, ${problem.source}]`;
+  return `  ${problem.severity} ${problem.field} ${rule}: ${problem.message}${apple}`;
 }
