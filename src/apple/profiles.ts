@@ -412,6 +412,7 @@ function checkOriginBinding(
       { field: 'claims.origin', option: 'origin' },
       issue,
       'ERR_APPLE_FIELD_INVALID',
+      'HTTP 401 for requests without a matching Origin header',
     ),
   ];
 }

@@ -193,6 +193,7 @@ const problemCases: ProblemCase[] = [
     severity: 'warning',
     field: 'header.typ',
     rule: 'typ-undocumented',
+    appleError: 'InvalidProviderToken',
   },
   {
     name: 'aud on a WeatherKit token',
@@ -369,6 +370,7 @@ const problemCases: ProblemCase[] = [
     severity: 'warning',
     field: 'claims.origin',
     rule: 'origin-browser-only',
+    appleError: 'Origin header',
   },
 ];
 
