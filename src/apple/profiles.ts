@@ -338,6 +338,7 @@ const appStoreServer = define({
     defaultSeconds: 1200,
   },
   maxIatAgeSeconds: undefined,
+  // NOTE: Apple's page asks for a new JWT for each request; the provider reuses one instead.
   refreshPolicy: beforeExpiry(60),
   fields: [
     {

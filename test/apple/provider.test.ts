@@ -4,10 +4,21 @@
  * callers shares one token; client secrets are replaced halfway through their life.
  */
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { createAppleTokenProvider } from '../../src/apple/index.js';
+import { appleTokenProfiles, createAppleTokenProvider } from '../../src/apple/index.js';
+import type { AppleTokenKind } from '../../src/apple/types.js';
 import type { Signer, SignerEvent } from '../../src/signer.js';
 import { createMemoryStore } from '../../src/stores/store.js';
-import { createTestKey, day, issuerId, keyId, teamId, verifyIndependently } from './support.js';
+import { computeRefreshWindow } from '../../src/token-policy.js';
+import {
+  businessClientId,
+  businessKeyId,
+  createTestKey,
+  day,
+  issuerId,
+  keyId,
+  teamId,
+  verifyIndependently,
+} from './support.js';
 
 const bootSeconds = 1_767_225_600;
 // No random jitter, so that refreshes happen at the policy's own points.
@@ -248,3 +259,41 @@ describe('createAppleTokenProvider: cache keys and errors', () => {
     await provider.close();
   });
 });
+
+const optionsByKind: Record<AppleTokenKind, Record<string, unknown>> = {
+  'client-secret': { teamId, clientId: 'com.example.web', keyId },
+  'app-store-connect': { subject: 'user', keyId: '2X9R4HXF34' },
+  'app-store-server': { issuerId, bundleId: 'com.example.app', keyId: '2X9R4HXF34' },
+  apns: { teamId, keyId },
+  musickit: { teamId, keyId },
+  weatherkit: { teamId, serviceId: 'com.example.weather', keyId },
+  mapkit: { teamId, keyId },
+  devicecheck: { teamId, keyId },
+  'business-manager': { clientId: businessClientId, keyId: businessKeyId },
+};
+
+describe.each(Object.keys(optionsByKind) as AppleTokenKind[])(
+  'createAppleTokenProvider: %s',
+  (kind) => {
+    it('refreshes at its profile policy point', async () => {
+      const options = { ...optionsByKind[kind], signer };
+      const provider = createAppleTokenProvider(kind, options as never, noJitter);
+      const first = await provider.getRecord();
+      const window = computeRefreshWindow(appleTokenProfiles[kind].refreshPolicy, first, 60);
+      const dueIn = window.refreshAt - clockSeconds();
+      expect(dueIn).toBeGreaterThan(0);
+
+      await advance(dueIn - 1);
+      expect((await provider.getRecord()).token).toBe(first.token);
+      expect(signer.calls).toBe(1);
+      await advance(2);
+      const second = await provider.getRecord();
+      expect(second.token).not.toBe(first.token);
+      expect(signer.calls).toBe(2);
+      // The timer mints at the refresh point, and iat is backdated 30 s from then.
+      expect(second.iat - (window.refreshAt - 30)).toBeGreaterThanOrEqual(0);
+      expect(second.iat - (window.refreshAt - 30)).toBeLessThanOrEqual(1);
+      await provider.close();
+    });
+  },
+);
