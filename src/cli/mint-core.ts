@@ -277,6 +277,8 @@ function kindHelp(
     `Usage: kms-jwt ${command} --key REF [options]`,
     '',
     profile.summary,
+    `Header: ${profile.headerFields.join(', ')}. Claims: ${profile.claimFields.join(', ')}.`,
+    lifetimeLine(profile),
     '',
     'Options:',
     ...lines,
@@ -284,4 +286,16 @@ function kindHelp(
     'The token alone is printed on stdout. Durations are whole seconds or units: 180d, 12h, 20m, 30s.',
     '',
   ].join('\n');
+}
+
+/** Describes a kind's lifetime cap for its help, in the words of the rule Apple states. */
+function lifetimeLine(profile: AppleTokenProfile): string {
+  const lifetime = profile.lifetime;
+  if (lifetime === undefined) {
+    return `Lifetime: no exp; Apple rejects an iat more than ${profile.maxIatAgeSeconds} s old.`;
+  }
+  if (lifetime.maxSeconds === undefined) return 'Lifetime: Apple documents no cap.';
+  const from = lifetime.countsFrom === 'iat' ? 'exp - iat' : "exp - now on Apple's clock";
+  const bound = lifetime.maxInclusive ? 'at most' : 'less than';
+  return `Lifetime: ${from} ${bound} ${lifetime.maxSeconds} s.`;
 }

@@ -168,6 +168,8 @@ describe.each(kindCases)('mint $kind', (testCase) => {
     expect(run.code).toBe(0);
     expect(run.stdout).toContain(`Usage: kms-jwt mint ${testCase.kind} --key REF`);
     for (const flag of testCase.flags) expect(run.stdout).toMatch(new RegExp(`^ {2}${flag} `, 'm'));
+    expect(run.stdout).toMatch(/^Header: alg, kid[\w, ]*\. Claims: [\w, ]+\.$/m);
+    expect(run.stdout).toMatch(/^Lifetime: /m);
   });
 
   it('passes inspect as its kind', async () => {
