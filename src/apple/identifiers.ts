@@ -10,7 +10,7 @@ import type { AppleRuleSource } from './types.js';
 export interface ShapeIssue {
   severity: 'error' | 'warning';
   rule: string;
-  /** Where the rule comes from; by default `apple` for errors and `reports` for warnings. */
+  /** The rule's origin, by default `apple` for errors and `reports` for warnings. */
   source?: AppleRuleSource;
   /** What is wrong, as a clause that follows the field name ("must be ..."). */
   problem: string;

@@ -23,7 +23,7 @@ export interface AppleTokenInspection {
   /** The kind checked against, or undefined when the claims match no kind. */
   kind: AppleTokenKind | undefined;
   /**
-   * Why the kind is a guess, when it was worked out from claims that more than one kind shares
+   * The reason the kind is a guess, present when claims that several kinds share decided it
    * (APNs and DeviceCheck, or MusicKit and MapKit without `origin`). Pass `kind` to be sure.
    */
   kindGuess?: string;
@@ -137,8 +137,8 @@ function detectKind(
 
 /**
  * Picks the kind whose header and claim names differ least from the token's, for a token whose
- * `aud` names no Apple service; a kind with a fixed `aud` counts one more difference. A tie or a
- * distance of more than two matches no kind.
+ * `aud` names no Apple service. A kind with a fixed `aud` counts one more difference, because the
+ * token's `aud` cannot be that value. A tie or a distance of more than two matches no kind.
  */
 function closestKind(
   header: Record<string, unknown>,

@@ -338,7 +338,7 @@ const appStoreServer = define({
     defaultSeconds: 1200,
   },
   maxIatAgeSeconds: undefined,
-  // NOTE: Apple's page asks for a new JWT for each request; the provider reuses one instead.
+  // NOTE: Apple's page requests a new JWT per request, but the provider reuses one instead.
   refreshPolicy: beforeExpiry(60),
   fields: [
     {

@@ -157,10 +157,10 @@ export interface AppleTokenField {
 }
 
 /**
- * Where a rule comes from: `apple` for a rule Apple documents (enforced), `reports` for one
- * known from developers' failure reports, `unconfirmed` for one nobody has confirmed, and
- * `derived` for one this package adds to stay inside a documented rule. Only `apple` rules and
- * the shape of the token itself are errors; the others are warnings.
+ * The origin of a rule. `apple` marks a rule Apple documents, which is enforced. `reports` marks
+ * one known from developers' failure reports, `unconfirmed` one that no source confirms, and
+ * `derived` one that this package adds to stay inside a documented rule. Those three only warn,
+ * except `derived` checks of the token's own shape, such as an unknown kind.
  */
 export type AppleRuleSource = 'apple' | 'reports' | 'unconfirmed' | 'derived';
 
@@ -172,7 +172,7 @@ export interface AppleTokenProblem {
   field: string;
   /** A stable rule name, such as `team-or-key-id-shape` or `lifetime-max`. */
   rule: string;
-  /** Where the rule comes from. */
+  /** The rule's origin. */
   source: AppleRuleSource;
   /** A sentence naming the kind, the field, the rule and the fix. Never contains token text. */
   message: string;
@@ -193,7 +193,7 @@ export interface AppleLifetimeRule {
   maxInclusive: boolean;
   /** Seconds below the cap where a lifetime warns, because such tokens can fail. */
   marginSeconds: number;
-  /** Where the margin comes from: `reports` of tokens near the cap failing, or `derived`. */
+  /** The margin's origin: `reports` of tokens near the cap failing, or `derived`. */
   marginSource: AppleRuleSource;
   /** The lifetime used when the caller gives none. */
   defaultSeconds: number;

@@ -1,7 +1,7 @@
 /**
  * createAppleTokenProvider under a fake clock: each kind refreshed by its own policy. APNs
- * tokens are replaced by age, never sooner than 20 minutes and always before 60, and a burst of
- * callers shares one token; client secrets are replaced halfway through their life.
+ * tokens are replaced by age, never sooner than 20 minutes and always before 60. A burst of
+ * callers shares one token, and client secrets are replaced halfway through their life.
  */
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { appleTokenProfiles, createAppleTokenProvider } from '../../src/apple/index.js';

@@ -89,7 +89,7 @@ export function eventLog(): { events: SignerEvent[]; onEvent: (event: SignerEven
   return { events, onEvent: (event) => events.push(event) };
 }
 
-/** The rules of the warning events in `events`. */
+/** Lists the rules of the warning events in `events`. */
 export function warningRules(events: SignerEvent[]): string[] {
   return events.filter((event) => event.type === 'warning').map((event) => String(event.rule));
 }

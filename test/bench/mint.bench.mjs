@@ -25,7 +25,7 @@ const rounds = Number(process.env.BENCH_MINT_ROUNDS ?? 15);
 const sliceMs = Number(process.env.BENCH_MINT_SLICE_MS ?? 200);
 const warmupRounds = 2;
 // Mints in flight at once in the concurrent run. jose signs through WebCrypto, which runs on
-// libuv's thread pool, so concurrency lets it use a second core; the local signer signs on the
+// libuv's thread pool, so concurrency lets it use a second core. The local signer signs on the
 // main thread.
 const batchSize = 16;
 

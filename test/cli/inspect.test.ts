@@ -34,7 +34,7 @@ function clientSecretClaims(overrides: Record<string, unknown> = {}): Record<str
   };
 }
 
-/** The lines under "problems:" in the text report. */
+/** Returns the lines under "problems:" in the text report. */
 function problemLines(stdout: string): string[] {
   const after = stdout.split(/^problems: .*$/m)[1] ?? '';
   return after.split('\n').filter((line) => line.startsWith('  '));
