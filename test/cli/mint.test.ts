@@ -4,6 +4,8 @@
  * the exit codes and single error line of rejected input. `inspect` then checks each minted
  * token against its kind.
  */
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   buildIfStale,
@@ -266,5 +268,20 @@ describe('mint', () => {
     const claims = output.claims as Record<string, number>;
     expect(output.issuedAt).toBe(new Date(claims.iat! * 1000).toISOString());
     await verifyIndependently(output.token as string, key.publicPem);
+  });
+
+  it('reuses an APNs token from --cache and keys it by team', async () => {
+    const cache = join(key.folder, 'apns-cache.json');
+    const args = ['mint', 'apns', '--key', key.path, '--cache', cache, '--json'];
+    const first = JSON.parse((await runCli([...args, '--team-id', teamId])).stdout);
+    const second = JSON.parse((await runCli([...args, '--team-id', teamId])).stdout);
+    const other = JSON.parse((await runCli([...args, '--team-id', 'ZZZ999YYYY'])).stdout);
+
+    expect(first.cache).toBe('miss');
+    expect(second.cache).toBe('hit');
+    expect(second.token).toBe(first.token);
+    expect(other.cache).toBe('miss');
+    expect(other.claims.iss).toBe('ZZZ999YYYY');
+    expect(statSync(cache).mode & 0o777).toBe(0o600);
   });
 });
