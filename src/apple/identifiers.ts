@@ -4,11 +4,14 @@
  * Apple page says so outright. So the length and the letters-and-digits alphabet are enforced,
  * while lower case only warns. Issuer IDs and Business/School Manager key IDs are UUIDs.
  */
+import type { AppleRuleSource } from './types.js';
 
 /** One way a value misses its shape. */
 export interface ShapeIssue {
   severity: 'error' | 'warning';
   rule: string;
+  /** The rule's origin, by default `apple` for errors and `reports` for warnings. */
+  source?: AppleRuleSource;
   /** What is wrong, as a clause that follows the field name ("must be ..."). */
   problem: string;
   fix: string;

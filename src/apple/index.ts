@@ -15,6 +15,7 @@ export {
   createBusinessManagerAssertion,
 } from './kinds.js';
 export { appleTokenProfiles, appleTokenKinds } from './profiles.js';
+export { createAppleTokenProvider, type AppleTokenProviderOptions } from './provider.js';
 export {
   inspectAppleToken,
   type InspectAppleTokenOptions,

@@ -22,6 +22,11 @@ export interface InspectAppleTokenOptions {
 export interface AppleTokenInspection {
   /** The kind checked against, or undefined when the claims match no kind. */
   kind: AppleTokenKind | undefined;
+  /**
+   * The reason the kind is a guess, present when claims that several kinds share decided it
+   * (APNs and DeviceCheck, or MusicKit and MapKit without `origin`). Pass `kind` to be sure.
+   */
+  kindGuess?: string;
   header: Record<string, unknown>;
   claims: Record<string, unknown>;
   /** Bytes in the decoded signature: 64 for a JOSE ES256 signature, 70 to 72 for DER. */
@@ -62,10 +67,17 @@ export function inspectAppleToken(
     ? [
         ...checkToken(profile, { header, claims, nowSeconds }),
         ...checkSignature(profile, signatureLength),
-        ...guessWarnings(profile, detected.guess),
       ]
     : [unknownKind(header, claims)];
-  return { kind: detected.kind, header, claims, signatureLength, problems: sortProblems(findings) };
+  const inspection: AppleTokenInspection = {
+    kind: detected.kind,
+    header,
+    claims,
+    signatureLength,
+    problems: sortProblems(findings),
+  };
+  if (detected.guess !== undefined) inspection.kindGuess = detected.guess;
+  return inspection;
 }
 
 function malformed(problem: string): ClaimsError {
@@ -125,7 +137,8 @@ function detectKind(
 
 /**
  * Picks the kind whose header and claim names differ least from the token's, for a token whose
- * `aud` names no Apple service. A tie or a distance of more than two fields matches no kind.
+ * `aud` names no Apple service. A kind with a fixed `aud` counts one more difference, because the
+ * token's `aud` cannot be that value. A tie or a distance of more than two matches no kind.
  */
 function closestKind(
   header: Record<string, unknown>,
@@ -143,7 +156,9 @@ function closestKind(
       ]);
       const missing = [...expected].filter((name) => !names.has(name)).length;
       const extra = [...names].filter((name) => !expected.has(name)).length;
-      return { kind: profile.kind, distance: missing + extra };
+      // The token's aud names no Apple service, so a kind with a fixed aud differs in its value.
+      const audValue = profile.claims.some((spec) => spec.name === 'aud' && spec.value) ? 1 : 0;
+      return { kind: profile.kind, distance: missing + extra + audValue };
     })
     .sort((a, b) => a.distance - b.distance);
   const [best, second] = ranked;
@@ -154,17 +169,6 @@ function closestKind(
   };
 }
 
-function guessWarnings(profile: ProfileDefinition, guess: string | undefined): Finding[] {
-  if (!guess) return [];
-  const issue = {
-    severity: 'warning' as const,
-    rule: 'kind-guessed',
-    problem: `was worked out from the claims, but ${guess}`,
-    fix: 'Pass the kind to check against the right rules',
-  };
-  return [makeFinding(profile, { field: 'kind' }, issue, 'ERR_APPLE_KIND_UNKNOWN')];
-}
-
 function unknownKind(header: Record<string, unknown>, claims: Record<string, unknown>): Finding {
   const aud = claims.aud === undefined ? 'no aud' : `aud ${JSON.stringify(claims.aud)}`;
   const fields = `header ${Object.keys(header).join(', ')}; claims ${Object.keys(claims).join(', ')}`;
@@ -172,6 +176,7 @@ function unknownKind(header: Record<string, unknown>, claims: Record<string, unk
     severity: 'error',
     field: 'kind',
     rule: 'kind-known',
+    source: 'derived',
     message:
       `The token matches no Apple token kind (${aud}; ${fields}). Pass the kind it is meant ` +
       "to be, or fix aud to the service's audience.",
@@ -204,9 +209,9 @@ function sortProblems(findings: Finding[]): AppleTokenProblem[] {
     ...findings.filter((finding) => finding.severity === 'error'),
     ...findings.filter((finding) => finding.severity === 'warning'),
   ];
-  return ordered.map(({ severity, field, rule, message, appleError }) =>
+  return ordered.map(({ severity, field, rule, source, message, appleError }) =>
     appleError === undefined
-      ? { severity, field, rule, message }
-      : { severity, field, rule, message, appleError },
+      ? { severity, field, rule, source, message }
+      : { severity, field, rule, source, message, appleError },
   );
 }

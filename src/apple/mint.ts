@@ -93,7 +93,7 @@ function assertOptions(profile: ProfileDefinition, options: Record<string, unkno
     throw new TypeError(`Minting a ${profile.kind} token expects options.signer to be a Signer.`);
   }
 
-  const known = new Set([...runtimeOptionNames, ...profile.fields.map((field) => field.option)]);
+  const known = knownOptions(profile);
   const unknown = Object.keys(options).filter(
     (name) => !known.has(name) && options[name] !== undefined,
   );
@@ -107,6 +107,18 @@ function assertOptions(profile: ProfileDefinition, options: Record<string, unkno
       `options-known).${noExp} Its options are ${[...known].filter((n) => n !== 'signer').join(', ')}.`,
     { details: { kind: profile.kind, field: unknown[0], rule: 'options-known' } },
   );
+}
+
+const knownOptionsByKind = new Map<string, ReadonlySet<string>>();
+
+/** Returns the option names a kind accepts, computed once per kind. */
+function knownOptions(profile: ProfileDefinition): ReadonlySet<string> {
+  let known = knownOptionsByKind.get(profile.kind);
+  if (known === undefined) {
+    known = new Set([...runtimeOptionNames, ...profile.fields.map((field) => field.option)]);
+    knownOptionsByKind.set(profile.kind, known);
+  }
+  return known;
 }
 
 function readClock(profile: ProfileDefinition, now: (() => number) | undefined): number {
@@ -186,6 +198,7 @@ function reportFindings(
         kind: profile.kind,
         field: first.field,
         rule: first.rule,
+        source: first.source,
         option: first.option,
         appleError: first.appleError,
         problems: errors.map(({ field, rule }) => ({ field, rule })),
@@ -198,6 +211,7 @@ function reportFindings(
       kind: profile.kind,
       field: warning.field,
       rule: warning.rule,
+      source: warning.source,
       message: warning.message,
     });
   }

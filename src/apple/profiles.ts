@@ -152,6 +152,7 @@ const clientSecret = define({
     maxSeconds: sixMonthsSeconds,
     maxInclusive: true,
     marginSeconds: day,
+    marginSource: 'reports',
     defaultSeconds: 180 * day,
   },
   maxIatAgeSeconds: undefined,
@@ -166,7 +167,9 @@ const clientSecret = define({
       type: 'string',
     },
     keyIdField('The 10-character ID of a key with Sign in with Apple enabled (kid).'),
-    lifetimeField('How long the secret stays valid (default 180d; at most 181d).'),
+    lifetimeField(
+      'How long the secret stays valid (default 180d; Apple caps it at 15777000s, about 182d).',
+    ),
     skewField,
   ],
   checks: [],
@@ -177,12 +180,19 @@ function appStoreConnectCap(claims: Readonly<Record<string, unknown>>): SpanCap 
   const shortfall = longLivedScopeShortfall(claims.scope);
   if (shortfall === undefined) {
     // NOTE: Apple says "up to six months" without a number of seconds; 180 days stays inside.
-    return { maxSeconds: 180 * day, inclusive: true, marginSeconds: day, reason: '' };
+    return {
+      maxSeconds: 180 * day,
+      inclusive: true,
+      marginSeconds: day,
+      marginSource: 'derived',
+      reason: '',
+    };
   }
   return {
     maxSeconds: 1200,
     inclusive: true,
     marginSeconds: 60,
+    marginSource: 'reports',
     reason: ` (longer lifetimes need a scope of GET requests on long-lived resources only, but ${shortfall})`,
   };
 }
@@ -259,6 +269,7 @@ const appStoreConnect = define({
     maxSeconds: 1200,
     maxInclusive: true,
     marginSeconds: 60,
+    marginSource: 'reports',
     defaultSeconds: 900,
   },
   spanCap: appStoreConnectCap,
@@ -323,9 +334,11 @@ const appStoreServer = define({
     maxInclusive: true,
     // A 60-minute token has been reported to fail; stay 5 minutes short of the cap.
     marginSeconds: 300,
+    marginSource: 'reports',
     defaultSeconds: 1200,
   },
   maxIatAgeSeconds: undefined,
+  // NOTE: Apple's page requests a new JWT per request, but the provider reuses one instead.
   refreshPolicy: beforeExpiry(60),
   fields: [
     {
@@ -400,6 +413,7 @@ function checkOriginBinding(
       { field: 'claims.origin', option: 'origin' },
       issue,
       'ERR_APPLE_FIELD_INVALID',
+      'HTTP 401 for requests without a matching Origin header',
     ),
   ];
 }
@@ -422,6 +436,7 @@ const musicKit = define({
     maxSeconds: sixMonthsSeconds,
     maxInclusive: true,
     marginSeconds: day,
+    marginSource: 'reports',
     defaultSeconds: 180 * day,
   },
   maxIatAgeSeconds: undefined,
@@ -437,7 +452,9 @@ const musicKit = define({
       required: false,
       type: 'string-list',
     },
-    lifetimeField('How long the token stays valid (default 180d; at most 181d).'),
+    lifetimeField(
+      'How long the token stays valid (default 180d; Apple caps it at 15777000s, about 182d).',
+    ),
     skewField,
   ],
   checks: [checkOriginBinding],
@@ -487,6 +504,7 @@ const weatherKit = define({
     maxSeconds: undefined,
     maxInclusive: true,
     marginSeconds: 0,
+    marginSource: 'derived',
     defaultSeconds: 3600,
   },
   maxIatAgeSeconds: undefined,
@@ -528,6 +546,7 @@ function checkMapsScope(
   const issue = {
     severity: 'warning' as const,
     rule: 'maps-scope-value',
+    source: 'unconfirmed' as const,
     problem: `names ${quote(unknown.join(' '))}, but Apple documents only "server_api"`,
     fix: 'Check the scope against the Maps Server API token page',
   };
@@ -556,6 +575,7 @@ const mapKit = define({
     maxSeconds: undefined,
     maxInclusive: true,
     marginSeconds: 0,
+    marginSource: 'derived',
     defaultSeconds: 3600,
   },
   maxIatAgeSeconds: undefined,
@@ -592,6 +612,7 @@ function checkAssertionIssuer(
   const issue = {
     severity: 'warning' as const,
     rule: 'iss-equals-sub',
+    source: 'derived' as const,
     problem: `is ${quote(iss)}, but a client assertion's iss is the client ID in sub (${quote(sub)})`,
     fix: "Set iss to the client ID, as Apple's sample does and RFC 7523 §3 requires",
   };
@@ -638,6 +659,7 @@ const businessManager = define({
     maxSeconds: 180 * day,
     maxInclusive: false,
     marginSeconds: day,
+    marginSource: 'derived',
     defaultSeconds: 3600,
   },
   maxIatAgeSeconds: undefined,

@@ -29,6 +29,33 @@ const longLivedResourceTypes = new Set([
   'ciXcodeVersions',
 ]);
 
+// Related-resource paths, such as GET /v1/ciBuildRuns/{id}/actions, name the resource they
+// read by a relationship name instead of its type.
+const relationshipTypes: Readonly<Record<string, string>> = {
+  actions: 'ciBuildActions',
+  buildActions: 'ciBuildActions',
+  buildRuns: 'ciBuildRuns',
+  gitReferences: 'scmGitReferences',
+  sourceBranchOrTag: 'scmGitReferences',
+  destinationBranch: 'scmGitReferences',
+  issues: 'ciIssues',
+  macOsVersions: 'ciMacOsVersions',
+  products: 'ciProducts',
+  product: 'ciProducts',
+  providers: 'scmProviders',
+  provider: 'scmProviders',
+  pullRequests: 'scmPullRequests',
+  pullRequest: 'scmPullRequests',
+  repositories: 'scmRepositories',
+  repository: 'scmRepositories',
+  primaryRepositories: 'scmRepositories',
+  additionalRepositories: 'scmRepositories',
+  testResults: 'ciTestResults',
+  workflows: 'ciWorkflows',
+  workflow: 'ciWorkflows',
+  xcodeVersions: 'ciXcodeVersions',
+};
+
 const entryPattern = /^([A-Z]+) (\/v\d+\/[^\s?]+)(\?\S*)?$/;
 
 /** Checks one scope entry's format: an upper-case method, one space and a `/v1/...` path. */
@@ -52,7 +79,8 @@ export function longLivedScopeShortfall(scope: unknown): string | undefined {
     const match = typeof entry === 'string' ? entryPattern.exec(entry) : null;
     if (!match) return `scope entry ${quote(entry)} is malformed`;
     if (match[1] !== 'GET') return `scope entry ${quote(entry)} is not a GET`;
-    const resource = resourceTypeOf(match[2]!);
+    const named = resourceTypeOf(match[2]!);
+    const resource = Object.hasOwn(relationshipTypes, named) ? relationshipTypes[named]! : named;
     if (!longLivedResourceTypes.has(resource)) {
       return `scope entry ${quote(entry)} reads ${resource}, which is not on Apple's long-lived list`;
     }

@@ -156,14 +156,24 @@ export interface AppleTokenField {
   type: 'string' | 'string-list' | 'duration';
 }
 
+/**
+ * The origin of a rule. `apple` marks a rule Apple documents, which is enforced. `reports` marks
+ * one known from developers' failure reports, `unconfirmed` one that no source confirms, and
+ * `derived` one that this package adds to stay inside a documented rule. Those three only warn,
+ * except `derived` checks of the token's own shape, such as an unknown kind.
+ */
+export type AppleRuleSource = 'apple' | 'reports' | 'unconfirmed' | 'derived';
+
 /** A rule broken by a token or by the options that would build it. */
 export interface AppleTokenProblem {
   /** `'error'` for a rule Apple documents; `'warning'` for one known from reports only. */
   severity: 'error' | 'warning';
   /** The field at fault, such as `claims.iss`, `header.kid`, `lifetime` or `signature`. */
   field: string;
-  /** A stable rule name, such as `kid-shape` or `lifetime-max`. */
+  /** A stable rule name, such as `team-or-key-id-shape` or `lifetime-max`. */
   rule: string;
+  /** The rule's origin. */
+  source: AppleRuleSource;
   /** A sentence naming the kind, the field, the rule and the fix. Never contains token text. */
   message: string;
   /** What Apple answers when the rule is broken, such as `HTTP 400 invalid_client`. */
@@ -181,8 +191,10 @@ export interface AppleLifetimeRule {
   maxSeconds: number | undefined;
   /** Whether the cap itself is allowed (`exp - iat < cap` when false). */
   maxInclusive: boolean;
-  /** Seconds kept below the cap: a refused band for `'apple-now'`, a warning band for `'iat'`. */
+  /** Seconds below the cap where a lifetime warns, because such tokens can fail. */
   marginSeconds: number;
+  /** The margin's origin: `reports` of tokens near the cap failing, or `derived`. */
+  marginSource: AppleRuleSource;
   /** The lifetime used when the caller gives none. */
   defaultSeconds: number;
 }

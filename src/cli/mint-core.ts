@@ -9,7 +9,7 @@ import type {
   AppleTokenKind,
   AppleTokenProfile,
 } from '../apple/types.js';
-import type { Signer } from '../signer.js';
+import type { Signer, SignerEvent } from '../signer.js';
 import {
   booleanValue,
   listValue,
@@ -78,7 +78,11 @@ export async function runMint(
   let signer: Signer | undefined;
   const mint = async (): Promise<AppleToken> => {
     signer ??= await openSigner(reference, parsed, io);
-    return apple.createAppleToken(kind, { ...values, signer } as never);
+    // Rules known only from reports do not stop the mint; each one is shown on stderr.
+    const onEvent = (event: SignerEvent) => {
+      if (event.type === 'warning') io.warn(String(event.message));
+    };
+    return apple.createAppleToken(kind, { ...values, signer, now: io.now, onEvent } as never);
   };
 
   try {
@@ -273,6 +277,8 @@ function kindHelp(
     `Usage: kms-jwt ${command} --key REF [options]`,
     '',
     profile.summary,
+    `Header: ${profile.headerFields.join(', ')}. Claims: ${profile.claimFields.join(', ')}.`,
+    lifetimeLine(profile),
     '',
     'Options:',
     ...lines,
@@ -280,4 +286,16 @@ function kindHelp(
     'The token alone is printed on stdout. Durations are whole seconds or units: 180d, 12h, 20m, 30s.',
     '',
   ].join('\n');
+}
+
+/** Describes a kind's lifetime cap for its help, in the words of the rule Apple states. */
+function lifetimeLine(profile: AppleTokenProfile): string {
+  const lifetime = profile.lifetime;
+  if (lifetime === undefined) {
+    return `Lifetime: no exp; Apple rejects an iat more than ${profile.maxIatAgeSeconds} s old.`;
+  }
+  if (lifetime.maxSeconds === undefined) return 'Lifetime: Apple documents no cap.';
+  const from = lifetime.countsFrom === 'iat' ? 'exp - iat' : "exp - now on Apple's clock";
+  const bound = lifetime.maxInclusive ? 'at most' : 'less than';
+  return `Lifetime: ${from} ${bound} ${lifetime.maxSeconds} s.`;
 }

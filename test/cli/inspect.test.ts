@@ -34,7 +34,7 @@ function clientSecretClaims(overrides: Record<string, unknown> = {}): Record<str
   };
 }
 
-/** The lines under "problems:" in the text report. */
+/** Returns the lines under "problems:" in the text report. */
 function problemLines(stdout: string): string[] {
   const after = stdout.split(/^problems: .*$/m)[1] ?? '';
   return after.split('\n').filter((line) => line.startsWith('  '));
@@ -88,7 +88,11 @@ describe('inspect', () => {
     for (const field of ['kid', 'aud', 'iat', 'exp', 'extra']) {
       expect(lines.some((line) => line.includes(field))).toBe(true);
     }
-    for (const line of lines) expect(line).toMatch(/^ {2}(error|warning) \S+ \[[\w-]+\]: /);
+    for (const line of lines) {
+      expect(line).toMatch(
+        /^ {2}(error|warning) \S+ \[[\w-]+, (apple|reports|unconfirmed|derived)\]: /,
+      );
+    }
     expect(run.stdout).toContain('invalid_client');
   });
 
@@ -140,5 +144,57 @@ describe('inspect', () => {
     expect(run.stderr.trimEnd().split('\n')).toHaveLength(1);
     expect(run.stderr).not.toContain('notjsonnotjson');
     expect(run.stderr).not.toContain('eyJhbGciOiJFUzI1NiJ9');
+  });
+
+  it('names the Apple error of an App Store Connect token', async () => {
+    const now = nowSeconds();
+    const claims = { iss: '57246542-96fe-1a63-e053-0824d011072a', iat: now - 30, exp: now + 1800 };
+    const header = { alg: 'ES256', kid: '2X9R4HXF34', typ: 'JWT' };
+    const token = signToken({ ...claims, aud: 'appstoreconnect-v1' }, header);
+    const run = await runCli(['inspect', token]);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(/^kind: app-store-connect$/m);
+    const lines = problemLines(run.stdout);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^ {2}error claims\.exp \[lifetime-max, apple\]: /);
+    expect(lines[0]).toContain('(Apple: HTTP 401 NOT_AUTHORIZED)');
+  });
+
+  it('names ExpiredProviderToken for a stale APNs token', async () => {
+    const token = signToken({ iss: 'DEF123GHIJ', iat: nowSeconds() - 3700 });
+    const run = await runCli(['inspect', token, '--kind', 'apns']);
+    expect(run.code).toBe(1);
+    const lines = problemLines(run.stdout);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain('[iat-within-hour, apple]');
+    expect(lines[0]).toContain('(Apple: HTTP 403 ExpiredProviderToken)');
+  });
+
+  it('rejects an aud claim in a WeatherKit token', async () => {
+    const now = nowSeconds();
+    const claims = {
+      iss: 'DEF123GHIJ',
+      iat: now - 30,
+      exp: now + 3600,
+      sub: 'com.example.weather',
+    };
+    const header = { alg: 'ES256', kid: 'ABC123DEFG', id: 'DEF123GHIJ.com.example.weather' };
+    const token = signToken({ ...claims, aud: 'weatherkit' }, header);
+    const run = await runCli(['inspect', token]);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(
+      /^kind: weatherkit \(a guess, because its aud "weatherkit" names no/m,
+    );
+    const lines = problemLines(run.stdout);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^ {2}error claims\.aud \[claim-extra, apple\]: /);
+  });
+
+  it('says when the kind is a guess', async () => {
+    const token = signToken({ iss: 'DEF123GHIJ', iat: nowSeconds() - 30 });
+    const run = await runCli(['inspect', token]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^kind: apns \(a guess, because APNs and DeviceCheck .*\)$/m);
+    expect(run.stdout).toContain('problems: none');
   });
 });

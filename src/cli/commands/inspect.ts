@@ -75,6 +75,7 @@ export async function run(args: string[], io: CliIo): Promise<number> {
 
 interface Report {
   kind: AppleTokenKind | undefined;
+  kindGuess?: string;
   header: Record<string, unknown>;
   claims: Record<string, unknown>;
   signatureLength: number;
@@ -83,7 +84,13 @@ interface Report {
 
 function formatReport(report: Report, io: CliIo): string {
   const nowMs = io.now();
-  const lines = [`kind: ${report.kind ?? 'unknown (no kind matches the claims; pass --kind)'}`];
+  const guess =
+    report.kindGuess === undefined
+      ? ''
+      : ` (a guess, because ${report.kindGuess}; pass --kind to be sure)`;
+  const lines = [
+    `kind: ${report.kind ?? 'unknown (no kind matches the claims; pass --kind)'}${guess}`,
+  ];
   lines.push('header:', ...members(report.header, () => undefined));
   lines.push('claims:');
   lines.push(
@@ -111,5 +118,6 @@ function members(
 
 function formatProblem(problem: AppleTokenProblem): string {
   const apple = problem.appleError === undefined ? '' : ` (Apple: ${problem.appleError})`;
-  return `  ${problem.severity} ${problem.field} [${problem.rule}]: ${problem.message}${apple}`;
+  const rule = `[${problem.rule}, ${problem.source}]`;
+  return `  ${problem.severity} ${problem.field} ${rule}: ${problem.message}${apple}`;
 }

@@ -1,0 +1,459 @@
+/**
+ * inspectAppleToken on hand-built tokens: working out the kind from the claims, and naming each
+ * broken rule with the Apple error it would cause. Tokens are signed with node:crypto so that
+ * they can carry mistakes the minting functions refuse to make.
+ */
+import { generateKeyPairSync, sign } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { inspectAppleToken } from '../../src/apple/index.js';
+import type { AppleTokenKind } from '../../src/apple/types.js';
+import {
+  businessClientId,
+  businessKeyId,
+  day,
+  issuerId,
+  keyId,
+  now,
+  nowSeconds,
+  teamId,
+} from './support.js';
+
+const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const iat = nowSeconds - 30;
+
+function signToken(
+  header: Record<string, unknown>,
+  claims: Record<string, unknown>,
+  dsaEncoding: 'der' | 'ieee-p1363' = 'ieee-p1363',
+): string {
+  const encode = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const signingInput = `${encode(header)}.${encode(claims)}`;
+  const signature = sign('sha256', Buffer.from(signingInput), { key: privateKey, dsaEncoding });
+  return `${signingInput}.${signature.toString('base64url')}`;
+}
+
+interface Sample {
+  kind: AppleTokenKind;
+  header: Record<string, unknown>;
+  claims: Record<string, unknown>;
+}
+
+const samples: Record<AppleTokenKind, Sample> = {
+  'client-secret': {
+    kind: 'client-secret',
+    header: { alg: 'ES256', kid: keyId },
+    claims: {
+      iss: teamId,
+      iat,
+      exp: nowSeconds + 30 * day,
+      aud: 'https://appleid.apple.com',
+      sub: 'com.example.web',
+    },
+  },
+  'app-store-connect': {
+    kind: 'app-store-connect',
+    header: { alg: 'ES256', kid: '2X9R4HXF34', typ: 'JWT' },
+    claims: { iss: issuerId, iat, exp: nowSeconds + 900, aud: 'appstoreconnect-v1' },
+  },
+  'app-store-server': {
+    kind: 'app-store-server',
+    header: { alg: 'ES256', kid: '2X9R4HXF34', typ: 'JWT' },
+    claims: {
+      iss: issuerId,
+      iat,
+      exp: nowSeconds + 900,
+      aud: 'appstoreconnect-v1',
+      bid: 'com.example.app',
+    },
+  },
+  apns: { kind: 'apns', header: { alg: 'ES256', kid: keyId }, claims: { iss: teamId, iat } },
+  musickit: {
+    kind: 'musickit',
+    header: { alg: 'ES256', kid: keyId },
+    claims: { iss: teamId, iat, exp: nowSeconds + 30 * day },
+  },
+  weatherkit: {
+    kind: 'weatherkit',
+    header: { alg: 'ES256', kid: keyId, id: `${teamId}.com.example.weather` },
+    claims: { iss: teamId, iat, exp: nowSeconds + 3600, sub: 'com.example.weather' },
+  },
+  mapkit: {
+    kind: 'mapkit',
+    header: { alg: 'ES256', kid: keyId, typ: 'JWT' },
+    claims: { iss: teamId, iat, exp: nowSeconds + 3600 },
+  },
+  devicecheck: {
+    kind: 'devicecheck',
+    header: { alg: 'ES256', kid: keyId },
+    claims: { iss: teamId, iat },
+  },
+  'business-manager': {
+    kind: 'business-manager',
+    header: { alg: 'ES256', kid: businessKeyId },
+    claims: {
+      sub: businessClientId,
+      aud: 'https://account.apple.com/auth/oauth2/v2/token',
+      iat,
+      exp: nowSeconds + 3600,
+      jti: 'jti-0001',
+      iss: businessClientId,
+    },
+  },
+};
+
+function inspect(
+  header: Record<string, unknown>,
+  claims: Record<string, unknown>,
+  kind?: AppleTokenKind,
+) {
+  return inspectAppleToken(signToken(header, claims), { kind, now });
+}
+
+describe('inspectAppleToken: kind detection', () => {
+  const detected: Array<[AppleTokenKind, AppleTokenKind, boolean]> = [
+    ['client-secret', 'client-secret', false],
+    ['app-store-connect', 'app-store-connect', false],
+    ['app-store-server', 'app-store-server', false],
+    ['apns', 'apns', true],
+    ['musickit', 'musickit', true],
+    ['weatherkit', 'weatherkit', false],
+    ['mapkit', 'mapkit', false],
+    ['devicecheck', 'apns', true],
+    ['business-manager', 'business-manager', false],
+  ];
+
+  it.each(detected)('works out %s as %s', (kind, expected, guessed) => {
+    const { header, claims } = samples[kind];
+    const report = inspect(header, claims);
+    expect(report.kind).toBe(expected);
+    expect(report.problems).toEqual([]);
+    expect(report.kindGuess !== undefined).toBe(guessed);
+  });
+
+  it.each(Object.keys(samples) as AppleTokenKind[])('passes %s with --kind', (kind) => {
+    const { header, claims } = samples[kind];
+    const report = inspect(header, claims, kind);
+    expect(report.kind).toBe(kind);
+    expect(report.problems).toEqual([]);
+    expect(report.kindGuess).toBeUndefined();
+  });
+
+  it('tells a MusicKit origin list from a MapKit origin', () => {
+    const music = inspect(samples.musickit.header, {
+      ...samples.musickit.claims,
+      origin: ['https://music.example.com'],
+    });
+    expect(music.kind).toBe('musickit');
+    const maps = inspect(samples.musickit.header, {
+      ...samples.musickit.claims,
+      origin: '*.example.com',
+    });
+    expect(maps.kind).toBe('mapkit');
+  });
+
+  it('matches a wrong aud to the closest kind', () => {
+    const report = inspect(samples['client-secret'].header, {
+      ...samples['client-secret'].claims,
+      aud: 'https://appleid.apple.com/auth/token',
+    });
+    expect(report.kind).toBe('client-secret');
+    const rules = report.problems.map((problem) => problem.rule);
+    expect(rules).toEqual(['field-value']);
+    expect(report.kindGuess).toContain('names no Apple service');
+  });
+
+  it('names no kind for unrelated claims', () => {
+    const report = inspect({ alg: 'ES256' }, { aud: 'https://example.com', foo: 1, bar: 2 });
+    expect(report.kind).toBeUndefined();
+    expect(report.problems.map((problem) => problem.rule)).toEqual(['kind-known']);
+  });
+});
+
+interface ProblemCase {
+  name: string;
+  kind: AppleTokenKind;
+  header?: Record<string, unknown>;
+  claims?: Record<string, unknown>;
+  /** Removed claims. */
+  without?: string[];
+  severity: 'error' | 'warning';
+  field: string;
+  rule: string;
+  /** Text the Apple error must contain; warnings may carry none. */
+  appleError?: string;
+  /** Where the rule comes from, when it is not `apple` for an error or `reports` for a warning. */
+  source?: 'unconfirmed' | 'derived';
+}
+
+const problemCases: ProblemCase[] = [
+  {
+    name: 'typ on an APNs token',
+    kind: 'apns',
+    header: { typ: 'JWT' },
+    severity: 'warning',
+    field: 'header.typ',
+    rule: 'typ-undocumented',
+    appleError: 'InvalidProviderToken',
+  },
+  {
+    name: 'aud on a WeatherKit token',
+    kind: 'weatherkit',
+    claims: { aud: 'weatherkit' },
+    severity: 'error',
+    field: 'claims.aud',
+    rule: 'claim-extra',
+    appleError: '401',
+  },
+  {
+    name: 'WeatherKit id header not TEAM.SERVICE',
+    kind: 'weatherkit',
+    header: { id: `${teamId}.com.example.app` },
+    severity: 'error',
+    field: 'header.id',
+    rule: 'id-team-dot-service',
+    appleError: '401',
+  },
+  {
+    name: 'WeatherKit id header missing',
+    kind: 'weatherkit',
+    header: { id: undefined },
+    severity: 'error',
+    field: 'header.id',
+    rule: 'field-required',
+    appleError: '401',
+  },
+  {
+    name: 'App Store Server token without bid',
+    kind: 'app-store-server',
+    without: ['bid'],
+    severity: 'error',
+    field: 'claims.bid',
+    rule: 'field-required',
+    appleError: '401',
+  },
+  {
+    name: 'App Store Connect token without typ',
+    kind: 'app-store-connect',
+    header: { typ: undefined },
+    severity: 'error',
+    field: 'header.typ',
+    rule: 'field-required',
+    appleError: 'NOT_AUTHORIZED',
+  },
+  {
+    name: 'App Store Connect token over 20 minutes',
+    kind: 'app-store-connect',
+    claims: { exp: iat + 1201 },
+    severity: 'error',
+    field: 'claims.exp',
+    rule: 'lifetime-max',
+    appleError: 'NOT_AUTHORIZED',
+  },
+  {
+    name: 'client secret with the wrong aud',
+    kind: 'client-secret',
+    claims: { aud: 'appleid.apple.com' },
+    severity: 'error',
+    field: 'claims.aud',
+    rule: 'field-value',
+    appleError: 'invalid_client',
+  },
+  {
+    name: 'client secret without kid',
+    kind: 'client-secret',
+    header: { kid: undefined },
+    severity: 'error',
+    field: 'header.kid',
+    rule: 'field-required',
+    appleError: 'invalid_client',
+  },
+  {
+    name: 'client secret with kid in the claims',
+    kind: 'client-secret',
+    claims: { kid: keyId },
+    severity: 'warning',
+    field: 'claims.kid',
+    rule: 'claim-extra',
+  },
+  {
+    name: 'client secret with a lower-case Team ID',
+    kind: 'client-secret',
+    claims: { iss: 'def123ghij' },
+    severity: 'warning',
+    field: 'claims.iss',
+    rule: 'team-or-key-id-case',
+  },
+  {
+    name: 'iat as a string',
+    kind: 'apns',
+    claims: { iat: String(iat) },
+    severity: 'error',
+    field: 'claims.iat',
+    rule: 'time-integer-seconds',
+    appleError: 'InvalidProviderToken',
+  },
+  {
+    name: 'iat in milliseconds',
+    kind: 'musickit',
+    claims: { iat: iat * 1000 },
+    severity: 'error',
+    field: 'claims.iat',
+    rule: 'time-integer-seconds',
+    appleError: '401',
+  },
+  {
+    name: 'fractional exp',
+    kind: 'client-secret',
+    claims: { exp: nowSeconds + 3600.5 },
+    severity: 'warning',
+    field: 'claims.exp',
+    rule: 'time-integer-seconds',
+  },
+  {
+    name: 'HS256 alg',
+    kind: 'mapkit',
+    header: { alg: 'HS256' },
+    severity: 'error',
+    field: 'header.alg',
+    rule: 'alg-es256',
+    appleError: '401',
+  },
+  {
+    name: 'DeviceCheck token with an issuer UUID',
+    kind: 'devicecheck',
+    claims: { iss: issuerId },
+    severity: 'error',
+    field: 'claims.iss',
+    rule: 'team-or-key-id-shape',
+    appleError: 'Unable to verify authorization token',
+  },
+  {
+    name: 'Business Manager assertion with a 10-character kid',
+    kind: 'business-manager',
+    header: { kid: keyId },
+    severity: 'error',
+    field: 'header.kid',
+    rule: 'uuid-shape',
+    appleError: 'invalid_client',
+  },
+  {
+    name: 'Business Manager assertion without jti',
+    kind: 'business-manager',
+    without: ['jti'],
+    severity: 'error',
+    field: 'claims.jti',
+    rule: 'field-required',
+    appleError: 'invalid_client',
+  },
+  {
+    name: 'Business Manager assertion whose iss is not its sub',
+    kind: 'business-manager',
+    claims: { iss: 'SCHOOLAPI.0a1b2c3d-0a1b-4c2d-8e3f-0a1b2c3d4e5f' },
+    severity: 'warning',
+    field: 'claims.iss',
+    rule: 'iss-equals-sub',
+    source: 'derived',
+  },
+  {
+    name: 'Maps scope Apple does not document',
+    kind: 'mapkit',
+    claims: { scope: 'mapkit_js' },
+    severity: 'warning',
+    field: 'claims.scope',
+    rule: 'maps-scope-value',
+    source: 'unconfirmed',
+  },
+  {
+    name: 'MusicKit origin on a server-to-server token',
+    kind: 'musickit',
+    claims: { origin: ['https://music.example.com'] },
+    severity: 'warning',
+    field: 'claims.origin',
+    rule: 'origin-browser-only',
+    appleError: 'Origin header',
+  },
+];
+
+function applyChanges(
+  base: Record<string, unknown>,
+  changes: Record<string, unknown> = {},
+  without: string[] = [],
+): Record<string, unknown> {
+  const result: Record<string, unknown> = { ...base, ...changes };
+  for (const [name, value] of Object.entries(changes)) if (value === undefined) delete result[name];
+  for (const name of without) delete result[name];
+  return result;
+}
+
+describe.each(problemCases)('inspectAppleToken: $name', (testCase) => {
+  it('names the field, the rule and the Apple error', () => {
+    const sample = samples[testCase.kind];
+    const header = applyChanges(sample.header, testCase.header);
+    const claims = applyChanges(sample.claims, testCase.claims, testCase.without);
+    const report = inspect(header, claims, testCase.kind);
+
+    const problem = report.problems.find((p) => p.rule === testCase.rule);
+    expect(problem).toBeDefined();
+    expect(problem!.severity).toBe(testCase.severity);
+    const defaultSource = testCase.severity === 'error' ? 'apple' : 'reports';
+    expect(problem!.source).toBe(testCase.source ?? defaultSource);
+    expect(problem!.field).toBe(testCase.field);
+    expect(problem!.message).toContain(testCase.kind);
+    expect(problem!.message).toContain(testCase.field);
+    if (testCase.appleError !== undefined)
+      expect(problem!.appleError).toContain(testCase.appleError);
+    const errors = report.problems.filter((p) => p.severity === 'error');
+    expect(errors.length > 0).toBe(testCase.severity === 'error');
+  });
+});
+
+describe('inspectAppleToken: signature and shape', () => {
+  it('flags a DER-encoded signature', () => {
+    const { header, claims } = samples['client-secret'];
+    const report = inspectAppleToken(signToken(header, claims, 'der'), { now });
+    expect(report.signatureLength).toBeGreaterThanOrEqual(68);
+    const problem = report.problems.find((p) => p.rule === 'signature-jose-64');
+    expect(problem?.field).toBe('signature');
+    expect(problem?.message).toContain('DER');
+  });
+
+  it('flags an unsigned token', () => {
+    const { header, claims } = samples.apns;
+    const token = signToken(header, claims).replace(/\.[^.]+$/, '.');
+    const report = inspectAppleToken(token, { now });
+    expect(report.signatureLength).toBe(0);
+    expect(report.problems.map((p) => p.rule)).toContain('signature-jose-64');
+  });
+
+  it('rejects text that is not a compact JWS', () => {
+    const codes = ['a.b', 'a.b.c.d', '!!.e30.AA', 'e30.bm90anNvbg.AA', 'W10.e30.AA'].map((text) => {
+      try {
+        inspectAppleToken(text, { now });
+        return 'none';
+      } catch (error) {
+        return (error as { code?: string }).code;
+      }
+    });
+    expect(codes).toEqual(Array(5).fill('ERR_APPLE_TOKEN_MALFORMED'));
+  });
+
+  it('rejects a kind that does not exist', () => {
+    const { header, claims } = samples.apns;
+    expect(() =>
+      inspectAppleToken(signToken(header, claims), { kind: 'fax' as AppleTokenKind, now }),
+    ).toThrow(expect.objectContaining({ code: 'ERR_APPLE_KIND_UNKNOWN' }));
+  });
+
+  it('keeps token text out of every message', () => {
+    const { header, claims } = samples.weatherkit;
+    const token = signToken({ ...header, id: 'X.Y' }, { ...claims, aud: 'x' });
+    const report = inspectAppleToken(token, { kind: 'weatherkit', now });
+    expect(report.problems.length).toBeGreaterThan(0);
+    const [headerText, claimsText, signatureText] = token.split('.');
+    for (const problem of report.problems) {
+      expect(problem.message).not.toContain(headerText);
+      expect(problem.message).not.toContain(claimsText);
+      expect(problem.message).not.toContain(signatureText);
+    }
+  });
+});
