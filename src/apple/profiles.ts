@@ -153,6 +153,9 @@ const clientSecret = define({
     maxInclusive: true,
     marginSeconds: day,
     marginSource: 'reports',
+    // Refused, not warned: secrets at the cap were reported rejected, Apple checks exp against its
+    // own clock, and a day is nothing against six months.
+    marginSeverity: 'error',
     defaultSeconds: 180 * day,
   },
   maxIatAgeSeconds: undefined,
@@ -437,6 +440,9 @@ const musicKit = define({
     maxInclusive: true,
     marginSeconds: day,
     marginSource: 'reports',
+    // Refused, not warned: secrets at the cap were reported rejected, Apple checks exp against its
+    // own clock, and a day is nothing against six months.
+    marginSeverity: 'error',
     defaultSeconds: 180 * day,
   },
   maxIatAgeSeconds: undefined,

@@ -423,10 +423,10 @@ function checkRemaining(profile: ProfileDefinition, view: TokenView, exp: number
     return [makeFinding(profile, where, issue, 'ERR_APPLE_LIFETIME_TOO_LONG')];
   }
   if (remaining <= lifetime.maxSeconds - lifetime.marginSeconds) return [];
-  // Reports show tokens at the cap rejected when Apple's clock runs ahead of ours, but Apple
-  // documents only the cap itself, so the band below it warns.
+  // Reports show tokens at the cap rejected when Apple's clock runs ahead of ours. Apple documents
+  // only the cap itself, so the band below it warns unless the profile refuses it.
   const issue: ShapeIssue = {
-    severity: 'warning',
+    severity: lifetime.marginSeverity ?? 'warning',
     rule: 'lifetime-margin',
     source: lifetime.marginSource,
     problem: `is ${remaining} s from now, within ${lifetime.marginSeconds} s of Apple's cap of ${lifetime.maxSeconds} s, which Apple counts from its own clock; tokens this close to the cap are reported to fail`,

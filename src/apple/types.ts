@@ -195,6 +195,11 @@ export interface AppleLifetimeRule {
   marginSeconds: number;
   /** The margin's origin: `reports` of tokens near the cap failing, or `derived`. */
   marginSource: AppleRuleSource;
+  /**
+   * `error` refuses a lifetime inside the margin instead of warning. Used where Apple counts the
+   * cap from its own clock, so that a clock difference cannot push a six-month token over it.
+   */
+  marginSeverity?: 'error' | 'warning';
   /** The lifetime used when the caller gives none. */
   defaultSeconds: number;
 }

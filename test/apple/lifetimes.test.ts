@@ -44,8 +44,11 @@ interface LifetimeCase {
   lifetime: number;
   skew: number;
   scope?: string[];
-  /** `ok`: no warning; `margin`: minted with a lifetime-margin warning; `max`: refused. */
-  outcome: 'ok' | 'margin' | 'max';
+  /**
+   * `ok`: no warning; `margin`: minted with a lifetime-margin warning; `refused`: refused inside
+   * the margin; `max`: refused past the cap.
+   */
+  outcome: 'ok' | 'margin' | 'refused' | 'max';
 }
 
 function rows(
@@ -58,22 +61,25 @@ function rows(
 }
 
 const lifetimeCases: LifetimeCase[] = [
-  // Apple counts 15 777 000 s from its own clock, so backdating iat changes nothing.
+  // Apple counts 15 777 000 s from its own clock, so backdating iat changes nothing, and the
+  // last day below the cap is refused.
   ...rows('client-secret', 30, [
     [180 * day, 'ok'],
     [sixMonths - day, 'ok'],
-    [sixMonths - day + 1, 'margin'],
-    [sixMonths, 'margin'],
+    [sixMonths - day + 1, 'refused'],
+    [sixMonths, 'refused'],
     [sixMonths + 1, 'max'],
   ]),
   ...rows('client-secret', 300, [
-    [sixMonths, 'margin'],
+    [sixMonths - day, 'ok'],
+    [sixMonths, 'refused'],
     [sixMonths + 1, 'max'],
   ]),
   ...rows('client-secret', 0, [[sixMonths + 1, 'max']]),
   ...rows('musickit', 30, [
     [180 * day, 'ok'],
-    [sixMonths, 'margin'],
+    [sixMonths - day + 1, 'refused'],
+    [sixMonths, 'refused'],
     [sixMonths + 1, 'max'],
   ]),
 
@@ -164,12 +170,13 @@ describe.each(lifetimeCases)(
   (testCase) => {
     it('is minted or refused as the cap requires', async () => {
       const log = eventLog();
-      if (testCase.outcome === 'max') {
+      if (testCase.outcome === 'max' || testCase.outcome === 'refused') {
         const error = await rejection(() =>
           createAppleToken(testCase.kind, optionsFor(testCase, log.onEvent)),
         );
+        const rule = testCase.outcome === 'max' ? 'lifetime-max' : 'lifetime-margin';
         expect(error.code).toBe('ERR_APPLE_LIFETIME_TOO_LONG');
-        expect((error.details as Record<string, unknown>).rule).toBe('lifetime-max');
+        expect((error.details as Record<string, unknown>).rule).toBe(rule);
         expect(String(error.message)).toContain(testCase.kind);
         return;
       }
@@ -208,18 +215,25 @@ const skewCases: SkewCase[] = [
     problems: ['iat-future'],
   },
   {
-    name: 'secret near the cap with Apple 101 s behind',
+    name: 'longest secret with Apple 101 s behind',
     kind: 'client-secret',
-    lifetime: sixMonths - 100,
+    lifetime: sixMonths - day,
     offset: -101,
-    problems: ['lifetime-max', 'iat-future'],
+    problems: ['lifetime-margin', 'iat-future'],
   },
   {
-    name: 'secret near the cap on the same clock',
+    name: 'longest token with Apple 1 s behind',
     kind: 'musickit',
-    lifetime: sixMonths - 100,
-    offset: 0,
+    lifetime: sixMonths - day,
+    offset: -1,
     problems: ['lifetime-margin'],
+  },
+  {
+    name: 'longest token on the same clock',
+    kind: 'musickit',
+    lifetime: sixMonths - day,
+    offset: 0,
+    problems: [],
   },
   {
     name: 'secret past its exp',
