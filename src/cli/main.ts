@@ -52,7 +52,7 @@ async function printHelp(io: CliIo): Promise<number> {
 async function printVersion(io: CliIo): Promise<number> {
   const { readFileSync, realpathSync } = await import('node:fs');
   const { dirname, join } = await import('node:path');
-  // The running script is dist/cli.js, one folder below package.json, also when run through the
+  // The running script is dist/cli.cjs, one folder below package.json, also when run through the
   // node_modules/.bin symbolic link.
   const manifestPath = join(dirname(realpathSync(process.argv[1] ?? '.')), '..', 'package.json');
   const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as { version?: unknown };
