@@ -74,6 +74,10 @@ function reportFailure(error: unknown, io: CliIo): Promise<void> {
   return finish(exitCodeFor(error));
 }
 
-// No top-level await, because the same entry is also built as CommonJS.
+// No top-level await, because the CLI is built as CommonJS.
 const io = processIo();
+// An SDK can fail outside the command's promise chain, for example from a credentials lookup it
+// started on its own. That failure is reported like any other: one line, and no stack trace.
+process.on('uncaughtException', (error) => void reportFailure(error, io));
+process.on('unhandledRejection', (reason) => void reportFailure(reason, io));
 main(process.argv.slice(2), io).then(finish, (error: unknown) => reportFailure(error, io));
