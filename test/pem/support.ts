@@ -140,7 +140,7 @@ export async function rejectionOf(promise: Promise<unknown>): Promise<Error & { 
   throw new Error('expected the promise to reject, but it resolved');
 }
 
-/** Collects every piece of text an error exposes: messages, details and causes, all the way down. */
+/** Collects the text an error exposes: messages, details and causes, all the way down. */
 export function errorText(error: unknown): string {
   const parts: string[] = [];
   let current: unknown = error;
