@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { decodeProtectedHeader, importSPKI, jwtVerify } from 'jose';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const cli = join(root, 'dist', 'cli.js');
+const cli = join(root, 'dist', 'cli.cjs');
 const teamId = 'DEMOTEAM01';
 const keyId = 'DEMOKEY001';
 const clientId = 'com.example.demo.web';

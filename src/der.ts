@@ -40,7 +40,8 @@ export function derToJose(der: Uint8Array): Buffer {
     throw derError(`SEQUENCE length is ${contentLength} but ${problem}`);
   }
 
-  const jose = Buffer.alloc(2 * scalarLength);
+  // allocUnsafe takes the bytes from Node's shared pool, and readInteger writes all 64 of them.
+  const jose = Buffer.allocUnsafe(2 * scalarLength);
   const afterR = readInteger(der, 2, jose, 0, 'r');
   const afterS = readInteger(der, afterR, jose, scalarLength, 's');
   if (afterS !== der.length) throw derError('bytes follow the second INTEGER inside the SEQUENCE');
@@ -60,18 +61,17 @@ export function joseToDer(jose: Uint8Array): Buffer {
     throw joseError(`it is ${jose.length} bytes, but ES256 needs exactly 64 (RFC 7518 §3.4)`);
   }
 
-  const r = minimalInteger(jose.subarray(0, scalarLength), 'r');
-  const s = minimalInteger(jose.subarray(scalarLength), 's');
-  const contentLength = 2 + r.length + 2 + s.length;
-  const der = Buffer.alloc(2 + contentLength);
+  const rStart = firstSignificantByte(jose, 0, 'r');
+  const sStart = firstSignificantByte(jose, scalarLength, 's');
+  const rLength = integerLength(jose, rStart, scalarLength);
+  const sLength = integerLength(jose, sStart, 2 * scalarLength);
+  const contentLength = 2 + rLength + 2 + sLength;
+
+  const der = Buffer.allocUnsafe(2 + contentLength);
   der[0] = tagSequence;
   der[1] = contentLength;
-  der[2] = tagInteger;
-  der[3] = r.length;
-  der.set(r, 4);
-  der[4 + r.length] = tagInteger;
-  der[5 + r.length] = s.length;
-  der.set(s, 6 + r.length);
+  const afterR = writeInteger(der, 2, jose, rStart, scalarLength, rLength);
+  writeInteger(der, afterR, jose, sStart, 2 * scalarLength, sLength);
   return der;
 }
 
@@ -87,7 +87,11 @@ function readShortLength(der: Uint8Array, offset: number, what: string): number 
   return first;
 }
 
-/** Reads one INTEGER at `offset`, writes it left-padded into `out`, and returns the next offset. */
+/**
+ * Reads one INTEGER at `offset`, writes it left-padded into the 32 bytes of `out` at
+ * `outOffset`, and returns the next offset. Plain loops over the bytes keep this free of
+ * per-call views and allocations, because it runs for every signature a KMS returns.
+ */
 function readInteger(
   der: Uint8Array,
   offset: number,
@@ -115,41 +119,63 @@ function readInteger(
   const valueStart = leading === 0 && length > 1 ? start + 1 : start;
   const valueLength = end - valueStart;
   if (valueLength > scalarLength) throw derError(`INTEGER ${name} is longer than 32 bytes`);
-  out.set(der.subarray(valueStart, end), outOffset + scalarLength - valueLength);
-  assertScalarInRange(out.subarray(outOffset, outOffset + scalarLength), name, derError);
+  // A minimal INTEGER is zero only as the single byte 0x00, so this one test finds zero.
+  if (length === 1 && leading === 0) throw derError(`${name} is zero`);
+  if (valueLength === scalarLength && !isBelowOrder(der, valueStart)) {
+    throw derError(`${name} is not less than the P-256 group order n`);
+  }
+
+  const padding = scalarLength - valueLength;
+  for (let i = 0; i < padding; i++) out[outOffset + i] = 0;
+  for (let i = 0; i < valueLength; i++) out[outOffset + padding + i] = der[valueStart + i]!;
   return end;
 }
 
-/** Strips leading zeros from a 32-byte scalar and adds one back where the high bit is set. */
-function minimalInteger(scalar: Uint8Array, name: 'r' | 's'): Uint8Array {
-  assertScalarInRange(scalar, name, joseError);
-  let first = 0;
-  while (first < scalar.length - 1 && scalar[first] === 0) first++;
-
-  const trimmed = scalar.subarray(first);
-  if (!(trimmed[0]! & 0x80)) return trimmed;
-  const padded = new Uint8Array(trimmed.length + 1);
-  padded.set(trimmed, 1);
-  return padded;
+/**
+ * Returns the index of the first non-zero byte of the 32-byte scalar at `offset` in `jose`,
+ * after asserting 1 <= value < n.
+ */
+function firstSignificantByte(jose: Uint8Array, offset: number, name: 'r' | 's'): number {
+  let first = offset;
+  const end = offset + scalarLength;
+  while (first < end && jose[first] === 0) first++;
+  if (first === end) throw joseError(`${name} is zero`);
+  if (first === offset && !isBelowOrder(jose, offset)) {
+    throw joseError(`${name} is not less than the P-256 group order n`);
+  }
+  return first;
 }
 
-/** Asserts 1 <= value < n for a 32-byte big-endian scalar. */
-function assertScalarInRange(
-  scalar: Uint8Array,
-  name: 'r' | 's',
-  fail: (problem: string) => SignatureError,
-): void {
-  let isZero = true;
-  for (const byte of scalar) {
-    if (byte !== 0) {
-      isZero = false;
-      break;
-    }
+/** Returns the DER content length of the scalar bytes `[start, end)`: one more for a high bit. */
+function integerLength(jose: Uint8Array, start: number, end: number): number {
+  return end - start + (jose[start]! & 0x80 ? 1 : 0);
+}
+
+/** Writes one INTEGER of content length `length` at `offset`, and returns the next offset. */
+function writeInteger(
+  der: Buffer,
+  offset: number,
+  jose: Uint8Array,
+  start: number,
+  end: number,
+  length: number,
+): number {
+  der[offset] = tagInteger;
+  der[offset + 1] = length;
+  let next = offset + 2;
+  if (length > end - start) der[next++] = 0;
+  for (let i = start; i < end; i++) der[next++] = jose[i]!;
+  return next;
+}
+
+/** Returns true when the 32 bytes at `offset` are, big-endian, less than the group order n. */
+function isBelowOrder(bytes: Uint8Array, offset: number): boolean {
+  for (let i = 0; i < scalarLength; i++) {
+    const byte = bytes[offset + i]!;
+    const limit = curveOrder[i]!;
+    if (byte !== limit) return byte < limit;
   }
-  if (isZero) throw fail(`${name} is zero`);
-  if (Buffer.compare(scalar, curveOrder) >= 0) {
-    throw fail(`${name} is not less than the P-256 group order n`);
-  }
+  return false;
 }
 
 function derError(problem: string): SignatureError {

@@ -102,7 +102,8 @@ function takeLegacyHeaders(body: string, label: string, origin: KeyOrigin) {
 
 function noteLayout(body: string, repairs: Repair[]): void {
   const lines = body.split('\n');
-  if (lines.some((line) => /^[ \t]+\S/.test(line))) addRepair(repairs, 'indentation');
+  // The first piece shares its line with BEGIN, so a space there is a lost line break instead.
+  if (lines.slice(1).some((line) => /^[ \t]+\S/.test(line))) addRepair(repairs, 'indentation');
 
   const content = lines.map((line) => line.trim()).filter((line) => line !== '');
   const wrapped = content.every((line, index) =>
@@ -120,7 +121,7 @@ function decodeBareBody(text: string, repairs: Repair[], origin: KeyOrigin): Pem
   if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(compact)) throw notPem(text, origin);
 
   addRepair(repairs, 'missing-armour');
-  if (/\s/.test(text)) addRepair(repairs, 'line-breaks');
+  if (/\s/.test(text)) noteLayout(`\n${text}\n`, repairs);
   return { label: undefined, der: decodeBase64(compact, repairs, origin, 'the base64 text') };
 }
 

@@ -1,7 +1,9 @@
 /**
  * Loading local keys: read the source once, normalise the text, parse it with node:crypto and
  * check that it is a consistent P-256 key. The raw input is wiped when it is a Buffer this module
- * read itself; strings cannot be wiped, so none is kept.
+ * read itself. Strings cannot be wiped, so none is kept: not by this module, and not by the
+ * RegExp legacy static properties (`RegExp.input`, `RegExp.leftContext`), which V8 points at the
+ * subject of the last successful match until the next one.
  */
 import type { KeyObject } from 'node:crypto';
 import { emitEvent } from '../../src/signer.js';
@@ -65,6 +67,7 @@ export async function readPrivateKey(
     return { privateKey, publicKey: parsed.publicKey, origin, repairs: normalised.repairs, path };
   } finally {
     if (ownsInput && Buffer.isBuffer(input)) input.fill(0);
+    forgetLastRegExpSubject();
   }
 }
 
@@ -95,8 +98,20 @@ export async function loadPublicKey(
     return publicKey;
   } finally {
     if (ownsInput && Buffer.isBuffer(input)) input.fill(0);
+    forgetLastRegExpSubject();
   }
 }
+
+/**
+ * Points the RegExp legacy static properties at an empty string. Without this, `RegExp.input`
+ * keeps the key text of the last normalisation step alive for as long as the process runs.
+ */
+function forgetLastRegExpSubject(): void {
+  // Called through Reflect.apply, because bundlers drop a bare `/(?:)/.exec('')` as pure.
+  Reflect.apply(RegExp.prototype.exec, emptyPattern, ['']);
+}
+
+const emptyPattern = /(?:)/;
 
 function passphraseProvider(options: PemSignerOptions, origin: KeyOrigin) {
   const given = options.passphrase !== undefined || options.passphraseEnv !== undefined;

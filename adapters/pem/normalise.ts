@@ -84,7 +84,8 @@ function decodeBytes(bytes: Uint8Array, repairs: Repair[], origin: KeyOrigin): s
   }
 
   try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    // ignoreBOM keeps a byte order mark in the text, so that its removal is reported as a repair.
+    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
   } catch {
     throw keyError(
       'ERR_KEY_NOT_PEM',
@@ -116,8 +117,8 @@ function unwrapText(text: string, repairs: Repair[], origin: KeyOrigin) {
 
 function trimSurrounding(text: string, repairs: Repair[]): string {
   const trimmed = text.trim();
-  // A final newline is the normal end of a file, not a repair.
-  if (trimmed !== '' && trimmed !== text.replace(/\r?\n$/, '')) {
+  // A final line break (LF, CRLF or CR) is the normal end of a file, not a repair.
+  if (trimmed !== '' && trimmed !== text.replace(/(?:\r\n|\r|\n)$/, '')) {
     addRepair(repairs, 'surrounding-whitespace');
   }
   return trimmed;

@@ -1,12 +1,13 @@
 /**
  * Opening the key a command names with `--key REF`. Every reference goes through the scheme
  * registry (`createSigner`), so file, env, AWS KMS, Cloud KMS and PKCS#11 keys all work the same
- * way. Local key files get two extra checks: a warning when others can read them, and the key
- * ID read from Apple's `AuthKey_<KEYID>.p8` file name.
+ * way. For local key files, the pem adapter reports a file that group or others can read as a
+ * `warning` event, which this module prints, and the key ID is read from Apple's
+ * `AuthKey_<KEYID>.p8` file name.
  */
-import { statSync } from 'node:fs';
-import { basename, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { keyIdFromFileName } from '../../adapters/pem/file-checks.js';
 import { createSigner, parseKeyReference, type AdapterOptions } from '../key-uri.js';
 import type { Signer, SignerEvent } from '../signer.js';
 import { CliError } from './errors.js';
@@ -62,34 +63,16 @@ export function localKeyPath(reference: string): string | undefined {
 }
 
 /**
- * Warns on stderr when a key file is readable by its group or by others, because an Apple key
- * cannot be revoked without breaking every secret signed with it until they are re-issued.
- */
-export function warnIfKeyFileExposed(path: string, io: CliIo): void {
-  let mode: number;
-  try {
-    mode = statSync(path).mode;
-  } catch {
-    return; // The adapter reports a missing or unreadable file with its own coded error.
-  }
-  if ((mode & 0o044) === 0) return;
-
-  const octal = (mode & 0o777).toString(8).padStart(4, '0');
-  io.warn(
-    `key file ${path} is readable by group or others (mode ${octal}); run: chmod 600 ${path}`,
-  );
-}
-
-/**
- * Returns the key ID from an Apple key file name such as `AuthKey_ABC123DEFG.p8`, or undefined
- * when the name has another shape.
+ * Returns the key ID from an Apple key file name such as `AuthKey_ABC123DEFG.p8` (or the
+ * `AuthKey_ABC123DEFG (1).p8` of a second download), or undefined for any other name.
  */
 export function keyIdFromKeyFileName(path: string): string | undefined {
-  return /^AuthKey_([A-Z0-9]{10})\.p8$/.exec(basename(path))?.[1];
+  return keyIdFromFileName(path);
 }
 
 /**
- * Opens the signer for `--key REF`, after the file permission check for a local key.
+ * Opens the signer for `--key REF`. Its warnings, such as a key file that others can read, go to
+ * stderr.
  *
  * @example
  * const signer = await openSigner('AuthKey_ABC123DEFG.p8', parsed, io);
@@ -99,8 +82,6 @@ export async function openSigner(
   parsed: ParsedArgs,
   io: CliIo,
 ): Promise<Signer> {
-  const path = localKeyPath(reference);
-  if (path !== undefined) warnIfKeyFileExposed(path, io);
   return createSigner(reference, adapterOptionsFrom(parsed, io));
 }
 

@@ -52,7 +52,7 @@ async function printHelp(io: CliIo): Promise<number> {
 async function printVersion(io: CliIo): Promise<number> {
   const { readFileSync, realpathSync } = await import('node:fs');
   const { dirname, join } = await import('node:path');
-  // The running script is dist/cli.js, one folder below package.json, also when run through the
+  // The running script is dist/cli.cjs, one folder below package.json, also when run through the
   // node_modules/.bin symbolic link.
   const manifestPath = join(dirname(realpathSync(process.argv[1] ?? '.')), '..', 'package.json');
   const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as { version?: unknown };
@@ -74,6 +74,10 @@ function reportFailure(error: unknown, io: CliIo): Promise<void> {
   return finish(exitCodeFor(error));
 }
 
-// No top-level await, because the same entry is also built as CommonJS.
+// No top-level await, because the CLI is built as CommonJS.
 const io = processIo();
+// An SDK can fail outside the command's promise chain, for example from a credentials lookup it
+// started on its own. That failure is reported like any other: one line, and no stack trace.
+process.on('uncaughtException', (error) => void reportFailure(error, io));
+process.on('unhandledRejection', (reason) => void reportFailure(reason, io));
 main(process.argv.slice(2), io).then(finish, (error: unknown) => reportFailure(error, io));

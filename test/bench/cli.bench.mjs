@@ -13,7 +13,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const cli = join(here, '..', '..', 'dist', 'cli.js');
+const cli = join(here, '..', '..', 'dist', 'cli.cjs');
 const python = '/usr/bin/python3';
 const pyjwtScript = join(here, 'pyjwt_client_secret.py');
 const rounds = Number(process.env.BENCH_CLI_ROUNDS ?? 40);
@@ -124,7 +124,7 @@ function printTable(commands, samples) {
 }
 
 function main() {
-  if (!existsSync(cli)) throw new Error('dist/cli.js is missing: run `npm run build` first.');
+  if (!existsSync(cli)) throw new Error('dist/cli.cjs is missing: run `npm run build` first.');
   if (spawnSync(python, ['-c', 'import jwt, cryptography']).status !== 0) {
     throw new Error(
       `${python} lacks PyJWT or cryptography: apt-get install python3-jwt python3-cryptography`,

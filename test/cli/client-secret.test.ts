@@ -99,6 +99,16 @@ describe('client-secret', () => {
     expect(lines[0]).toMatch(/^kms-jwt: warning: --key-id ZZZ999YYYY differs from .*ABC123DEFG/);
   });
 
+  it('reads the key ID from a second download name', async () => {
+    const copy = join(key.folder, 'AuthKey_ABC123DEFG (1).p8');
+    copyFileSync(key.path, copy);
+    chmodSync(copy, 0o600);
+    const run = await runCli(baseArgs(copy));
+    expect(run.code).toBe(0);
+    expect(run.stderr).toBe('');
+    expect(decodePart(run.stdout.trim(), 0).kid).toBe('ABC123DEFG');
+  });
+
   it('requires --key-id for other file names', async () => {
     const other = join(key.folder, 'apple-key.p8');
     copyFileSync(key.path, other);
@@ -121,9 +131,11 @@ describe('client-secret', () => {
       const run = await runCli(baseArgs(exposed.path));
       expect(run.code).toBe(0);
       await verifyIndependently(run.stdout.trim(), exposed.publicPem);
-      expect(run.stderr).toMatch(/^kms-jwt: warning: key file .* readable by group or others/);
-      expect(run.stderr).toContain('0644');
-      expect(run.stderr).toContain('chmod 600');
+      const lines = run.stderr.trimEnd().split('\n');
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(/^kms-jwt: warning: Key file .* is readable by group and others/);
+      expect(lines[0]).toContain('(mode 0644)');
+      expect(lines[0]).toContain('chmod 600');
     } finally {
       exposed.remove();
     }

@@ -1,7 +1,9 @@
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   buildIfStale,
+  cliPath,
   createTestKey,
   expectOneErrorLine,
   runCli,
@@ -146,5 +148,28 @@ describe('kms-jwt error output', () => {
     expect(run.code).toBe(2);
     expectOneErrorLine(run, 'ERR_CLI_ENV_NOT_SET');
     expect(run.stderr).toContain('NOT_SET_X');
+  });
+});
+
+describe('kms-jwt failures outside a command', () => {
+  it('print one line for an uncaught error', async () => {
+    // The preload throws from a timer while `verify -` waits on a stdin that stays open, the way
+    // an SDK can fail from a background task. Only that error can end this run.
+    const preload = `data:text/javascript,setTimeout(() => { throw new Error('late failure'); }, 300);`;
+    const child = spawn(
+      process.execPath,
+      ['--import', preload, cliPath, 'verify', '-', '--key', key.path],
+      { env: { PATH: process.env.PATH ?? '' }, stdio: ['pipe', 'pipe', 'pipe'] },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    const code = await new Promise<number | null>((done) => child.on('close', done));
+    child.stdin.destroy();
+
+    expectOneErrorLine({ code, stdout, stderr }, 'ERR_CLI_UNEXPECTED');
+    expect(stderr).toContain('Error: late failure');
+    expect(code).toBe(5);
   });
 });

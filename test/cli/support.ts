@@ -11,7 +11,7 @@ import { importSPKI, jwtVerify } from 'jose';
 import jsonwebtoken from 'jsonwebtoken';
 import { expect } from 'vitest';
 
-export const cliPath = resolve('dist/cli.js');
+export const cliPath = resolve('dist/cli.cjs');
 
 /** Builds dist/ when any source is newer, under the build lock other test runs share. */
 export function buildIfStale(): void {

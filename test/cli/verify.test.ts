@@ -1,6 +1,6 @@
 import { sign, X509Certificate } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { exportJWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -92,6 +92,26 @@ describe('verify', () => {
     );
     expect(run.code).toBe(0);
     expect(run.stdout).toBe('valid\n');
+  });
+
+  it('warns once for an exposed private key file', async () => {
+    const exposed = join(key.folder, 'exposed-private.p8');
+    writeFileSync(exposed, key.pem);
+    chmodSync(exposed, 0o644);
+    const run = await runCli(['verify', signToken(clientSecretClaims()), '--key', exposed]);
+    expect(run.code).toBe(0);
+    const lines = run.stderr.trimEnd().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^kms-jwt: warning: Key file .* readable by group and others/);
+  });
+
+  it('stays quiet for a public key file', async () => {
+    const publicFile = join(key.folder, 'public-0644.pem');
+    writeFileSync(publicFile, key.publicPem);
+    chmodSync(publicFile, 0o644);
+    const run = await runCli(['verify', signToken(clientSecretClaims()), '--key', publicFile]);
+    expect(run.code).toBe(0);
+    expect(run.stderr).toBe('');
   });
 
   it('reads the token from stdin with -', async () => {

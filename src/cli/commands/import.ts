@@ -16,7 +16,7 @@ import {
 } from '../args.js';
 import { CliError, exitCodes, usageError } from '../errors.js';
 import type { CliIo } from '../io.js';
-import { adapterOptionsFrom, warnIfKeyFileExposed } from '../keys.js';
+import { adapterOptionsFrom } from '../keys.js';
 
 const flags: Record<string, FlagSpec> = {
   from: { type: 'string' },
@@ -65,9 +65,10 @@ export async function run(args: string[], io: CliIo): Promise<number> {
   if (target.scheme === 'file' || target.scheme === 'env') throw localTargetError(target.scheme);
   const options = importOptions(parsed, io, target.scheme);
 
-  warnIfKeyFileExposed(from, io);
-  const { loadPrivateKey } = await import('../../../adapters/pem/index.js');
-  const privateKey = await loadPrivateKey({ path: from }, options);
+  const pem = await import('../../../adapters/pem/index.js');
+  const exposure = pem.describeKeyFilePermissions(from);
+  if (exposure !== undefined) io.warn(exposure);
+  const privateKey = await pem.loadPrivateKey({ path: from }, options);
   const expectedThumbprint = jwkThumbprint(createPublicKey(privateKey));
 
   const adapter = await loadAdapter(target);

@@ -17,7 +17,7 @@ import {
 } from '../args.js';
 import { exitCodes, registerSecret } from '../errors.js';
 import type { CliIo } from '../io.js';
-import { closeSigner, keyFlags, localKeyPath, openSigner, warnIfKeyFileExposed } from '../keys.js';
+import { closeSigner, keyFlags, localKeyPath, openSigner } from '../keys.js';
 import {
   decodeCompactJws,
   formatRelative,
@@ -115,9 +115,10 @@ async function loadVerificationKey(
 ): Promise<KeyObject> {
   const path = localKeyPath(reference);
   if (path !== undefined && stringValue(parsed, 'passphrase-env') === undefined) {
-    if (mayHoldPrivateKey(path)) warnIfKeyFileExposed(path, io);
-    const { loadPublicKey } = await import('../../../adapters/pem/index.js');
-    return loadPublicKey({ path });
+    const pem = await import('../../../adapters/pem/index.js');
+    const exposure = mayHoldPrivateKey(path) ? pem.describeKeyFilePermissions(path) : undefined;
+    if (exposure !== undefined) io.warn(exposure);
+    return pem.loadPublicKey({ path });
   }
 
   const signer = await openSigner(reference, parsed, io);
