@@ -254,6 +254,7 @@ class CachingTokenProvider implements TokenProvider {
       operation: 'refresh',
       code: coded.code,
       causeCode: codeOf(coded.cause),
+      message: coded.message,
       attempt: attempts,
       retryInMs: delayMs,
       servingCurrent,

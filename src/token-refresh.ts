@@ -49,7 +49,9 @@ export async function coordinateRefresh(
   context: RefreshContext,
   reason: string,
 ): Promise<CachedToken> {
-  const deadline = context.clocks.monotonicNow() + context.lockTtlMs + context.pollIntervalMs;
+  // Two lease times: the current holder's lease can run out, and the process that takes it over
+  // then needs up to one more lease time to store its token. Past that, mint locally.
+  const deadline = context.clocks.monotonicNow() + 2 * context.lockTtlMs + context.pollIntervalMs;
 
   for (;;) {
     const stored = await readAdoptable(context);
