@@ -5,9 +5,9 @@
  * own connection.
  *
  * Keys, for a namespace `ns` and a cache key `k`:
- * - `ns:{k}:token` holds the token record as JSON with its fencing number, and expires with the
- *   token (`PX`), so Redis never keeps a token past the moment it stops being valid.
- * - `ns:{k}:lock` holds the lease owner's random token, with the lease time as its expiry.
+ * - `ns:{k}:token` contains the token record as JSON with its fencing number. It expires with
+ *   the token (`PX`, counted from this host's clock), so Redis drops a token once it is invalid.
+ * - `ns:{k}:lock` contains the lease owner's random token, with the lease time as its expiry.
  * - `ns:{k}:fence` counts leases. Each lease gets the next number, and a write under an older
  *   number than the stored token's is dropped.
  * The braces are a Redis Cluster hash tag, so that one script's keys live in one slot.
@@ -65,11 +65,11 @@ export interface RedisTokenStore extends TokenStore {
 const defaults = { namespace: 'kms-jwt', commandTimeoutMs: 1_000, connectTimeoutMs: 2_000 };
 const namespacePattern = /^[A-Za-z0-9._:-]+$/;
 // Reconnect after 50 ms, doubling up to 2 s, and never give up: the provider keeps minting
-// locally meanwhile, and picks the store up again once Redis answers.
+// locally meanwhile, and picks the store up again once Redis replies.
 const reconnectDelay = (retries: number) => Math.min(50 * 2 ** Math.min(retries, 6), 2_000);
 
 /**
- * Creates a token store in Redis. The connection opens on first use; until Redis answers, each
+ * Creates a token store in Redis. The connection opens on first use; until Redis replies, each
  * operation rejects with `ERR_STORE_UNAVAILABLE` and the provider mints locally.
  *
  * @example
@@ -202,11 +202,13 @@ class RedisConnection {
 
   async close(): Promise<void> {
     this.#closed = true;
-    const client = this.#client;
-    if (!this.#owned || client === undefined) return;
+    if (!this.#owned) return;
 
-    await this.#opening?.catch(() => undefined);
-    if (client.isOpen && client.isReady) await client.close?.().catch(() => client.destroy?.());
+    // While the peer is still loading, #open() checks #closed and creates no client.
+    if (this.#client === undefined) await this.#opening?.catch(() => undefined);
+    const client = this.#client;
+    if (client === undefined) return;
+    if (client.isReady) await client.close?.().catch(() => client.destroy?.());
     else client.destroy?.();
   }
 
@@ -223,6 +225,7 @@ class RedisConnection {
 
   async #open(): Promise<RedisClientLike> {
     const redis = await loadPeer('redis', () => import('redis'));
+    if (this.#closed) throw new Error('the store was closed while connecting');
     const client = redis.createClient({
       url: this.#options.url,
       disableOfflineQueue: true,
@@ -290,7 +293,7 @@ function describeUrl(url: string): string {
 function withTimeout<T>(work: Promise<T>, timeoutMs: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no reply within ${timeoutMs} ms`)), timeoutMs);
+    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs);
     timer.unref();
   });
   work.catch(() => undefined);
