@@ -42,6 +42,8 @@ export interface TokenProviderOptions {
   jitterSeconds?: number;
   /** Deadline for one mint, in milliseconds. Default 20 000. */
   mintTimeoutMs?: number;
+  /** Deadline for one store operation, in milliseconds. Default 5 000. */
+  storeTimeoutMs?: number;
   /** Lease expiry in a shared store, in milliseconds. Default `mintTimeoutMs` + 5 000. */
   lockTtlMs?: number;
   /** How often a process waiting on another's lease checks the store, in ms. Default 100. */
@@ -87,6 +89,7 @@ interface FailureState {
 const defaults = {
   marginSeconds: 60,
   mintTimeoutMs: 20_000,
+  storeTimeoutMs: 5_000,
   pollIntervalMs: 100,
   backoffInitialMs: 1_000,
   backoffMaxMs: 60_000,
@@ -175,6 +178,7 @@ class CachingTokenProvider implements TokenProvider {
       settings: this.#settings,
       clocks: this.#clocks,
       mintTimeoutMs,
+      storeTimeoutMs: options.storeTimeoutMs ?? defaults.storeTimeoutMs,
       lockTtlMs: options.lockTtlMs ?? mintTimeoutMs + 5_000,
       pollIntervalMs: options.pollIntervalMs ?? defaults.pollIntervalMs,
       storeUnavailable: false,
@@ -377,7 +381,15 @@ function assertProviderOptions(options: TokenProviderOptions): void {
     throw new TypeError('createTokenProvider needs mint, a function resolving to a token.');
   }
   assertRefreshPolicy(options.policy);
-  for (const field of ['marginSeconds', 'jitterSeconds', 'mintTimeoutMs', 'lockTtlMs'] as const) {
+  const fields = [
+    'marginSeconds',
+    'jitterSeconds',
+    'mintTimeoutMs',
+    'storeTimeoutMs',
+    'lockTtlMs',
+    'pollIntervalMs',
+  ] as const;
+  for (const field of fields) {
     const value = options[field];
     if (value !== undefined && !(Number.isFinite(value) && value >= 0)) {
       throw new TypeError(`${field} must be a number >= 0, got ${String(value)}.`);

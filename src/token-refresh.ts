@@ -27,6 +27,8 @@ export interface RefreshContext {
   settings: WindowSettings;
   clocks: ProviderClocks;
   mintTimeoutMs: number;
+  /** Deadline for one store operation, in milliseconds. */
+  storeTimeoutMs: number;
   lockTtlMs: number;
   pollIntervalMs: number;
   /** True while the store is failing, so that one outage is reported once. */
@@ -90,7 +92,7 @@ async function mintUnderLease(
     }
     return createCachedToken(record, 'mint', context.settings, context.clocks);
   } finally {
-    await lease.release().catch(() => undefined);
+    await withStoreDeadline(context, 'release', lease.release()).catch(() => undefined);
   }
 }
 
@@ -117,11 +119,33 @@ async function mintOnce(
 }
 
 function withDeadline<T>(context: RefreshContext, work: Promise<T>): Promise<T> {
+  return raceTimer(work, context.mintTimeoutMs, () => mintTimeoutError(context));
+}
+
+/** Bounds one store call, so that a hung store makes the provider mint locally, not wait. */
+function withStoreDeadline<T>(
+  context: RefreshContext,
+  operation: string,
+  work: Promise<T>,
+): Promise<T> {
+  const timeoutMs = context.storeTimeoutMs;
+  return raceTimer(work, timeoutMs, () => {
+    return new KmsJwtError(
+      'ERR_STORE_TIMEOUT',
+      `The ${context.store.name} store did not finish ${operation} for ${context.cacheKey} ` +
+        `within ${timeoutMs} ms. Check the store's health, or raise storeTimeoutMs.`,
+      { details: { cacheKey: context.cacheKey, store: context.store.name, operation, timeoutMs } },
+    );
+  });
+}
+
+function raceTimer<T>(work: Promise<T>, timeoutMs: number, onTimeout: () => Error): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(mintTimeoutError(context)), context.mintTimeoutMs);
+    timer = setTimeout(() => reject(onTimeout()), timeoutMs);
     timer.unref();
   });
+  work.catch(() => undefined);
   return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }
 
@@ -165,7 +189,7 @@ async function readAdoptable(
 ): Promise<CachedToken | undefined | typeof unavailable> {
   let record: unknown;
   try {
-    record = await context.store.read(context.cacheKey);
+    record = await withStoreDeadline(context, 'read', context.store.read(context.cacheKey));
   } catch (error) {
     reportStoreFailure(context, 'read', error);
     return unavailable;
@@ -210,7 +234,8 @@ async function acquireLease(
   context: RefreshContext,
 ): Promise<TokenLease | undefined | typeof unavailable> {
   try {
-    const lease = await context.store.acquire(context.cacheKey, context.lockTtlMs);
+    const acquiring = context.store.acquire(context.cacheKey, context.lockTtlMs);
+    const lease = await withStoreDeadline(context, 'acquire', acquiring);
     reportStoreRecovery(context);
     return lease;
   } catch (error) {
@@ -225,7 +250,8 @@ async function writeLease(
   record: MintedToken,
 ): Promise<boolean | typeof unavailable> {
   try {
-    return await lease.write(record, storageExpiry(context.settings.policy, record) * 1000);
+    const expiresAtMs = storageExpiry(context.settings.policy, record) * 1000;
+    return await withStoreDeadline(context, 'write', lease.write(record, expiresAtMs));
   } catch (error) {
     reportStoreFailure(context, 'write', error);
     return unavailable;
