@@ -354,9 +354,18 @@ function abortedError(signal: AbortSignal): KmsJwtError {
   });
 }
 
+// Codes the provider raises itself. They reach callers unwrapped.
+const providerCodes = new Set([
+  'ERR_TOKEN_INVALID',
+  'ERR_TOKEN_MINT_TIMEOUT',
+  'ERR_TOKEN_MINT_FAILED',
+  'ERR_TOKEN_PROVIDER_CLOSED',
+  'ERR_TOKEN_ABORTED',
+]);
+
 /** Keeps the provider's own coded errors and wraps everything else as ERR_TOKEN_MINT_FAILED. */
 function toProviderError(error: unknown, cacheKey: string): KmsJwtError {
-  if (isKmsJwtError(error) && error.code.startsWith('ERR_TOKEN_')) return error;
+  if (isKmsJwtError(error) && providerCodes.has(error.code)) return error;
 
   const cause = error instanceof Error ? error : new Error(String(error));
   const causeCode = codeOf(error);
