@@ -4,7 +4,12 @@
 // parent can jump the whole fleet ahead by minutes while Redis lock expiry stays real.
 import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { appleTokenProfiles, createApnsToken, createTokenProvider } from '../../dist/index.js';
+import {
+  appleTokenProfiles,
+  createApnsToken,
+  createMemoryStore,
+  createTokenProvider,
+} from '../../dist/index.js';
 import { createPemSigner } from '../../dist/pem.js';
 import { createRedisStore } from '../../dist/redis-store.js';
 
@@ -18,12 +23,16 @@ function send(message) {
 }
 
 const signer = await createPemSigner({ pem: process.env.FLEET_WORKER_KEY });
-const store = createRedisStore({
-  url: config.url,
-  namespace: config.namespace,
-  now,
-  onEvent: (event) => send({ type: 'event', event }),
-});
+// Without a URL each process keeps its own in-memory store, as an unshared deployment would.
+const store =
+  config.url === undefined
+    ? createMemoryStore()
+    : createRedisStore({
+        url: config.url,
+        namespace: config.namespace,
+        now,
+        onEvent: (event) => send({ type: 'event', event }),
+      });
 
 // Blocks while the parent's hang file exists, so the parent can kill a process mid-mint.
 async function waitWhileHangFileExists() {
@@ -63,8 +72,17 @@ async function handle(command) {
   }
   if (command.cmd === 'connect') {
     // Opens the Redis connection, so that a later get() races the other processes at once.
-    await store.read('connect-check');
-    return { connected: true };
+    // Many processes starting together on a small machine can take longer than one deadline.
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      try {
+        await store.read('connect-check');
+        return { connected: true };
+      } catch (error) {
+        if (Date.now() > deadline) return { error: error.code ?? String(error) };
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
   }
   if (command.cmd === 'advance') {
     offsetMs += command.seconds * 1000;
@@ -72,7 +90,7 @@ async function handle(command) {
   }
   if (command.cmd === 'close') {
     await provider.close();
-    await store.close();
+    await store.close?.();
     setImmediate(() => process.exit(0));
     return { closed: true };
   }
@@ -82,7 +100,10 @@ async function handle(command) {
 const lines = createInterface({ input: process.stdin });
 lines.on('line', (line) => {
   const command = JSON.parse(line);
-  handle(command).then((reply) => send({ type: 'reply', id: command.id, ...reply }));
+  handle(command).then(
+    (reply) => send({ type: 'reply', id: command.id, ...reply }),
+    (error) => send({ type: 'reply', id: command.id, error: error.code ?? String(error) }),
+  );
 });
 lines.on('close', () => process.exit(0));
 send({ type: 'ready' });

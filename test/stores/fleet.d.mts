@@ -11,7 +11,8 @@ export interface FleetMessage {
 }
 
 export interface FleetWorkerConfig {
-  url: string;
+  /** Redis URL; without it each process keeps its own in-memory store. */
+  url?: string;
   namespace: string;
   cacheKey: string;
   lockTtlMs?: number;

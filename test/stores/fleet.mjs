@@ -114,6 +114,8 @@ export async function startFleet(count, config, keyPem = createThrowawayKeyPem()
     return new FleetWorker(`worker-${index + 1}`, config, keyPem);
   });
   await Promise.all(workers.map((worker) => worker.waitFor((message) => message.type === 'ready')));
-  await Promise.all(workers.map((worker) => worker.send({ cmd: 'connect' })));
+  const connected = await Promise.all(workers.map((worker) => worker.send({ cmd: 'connect' })));
+  const failed = connected.find((reply) => reply.error !== undefined);
+  if (failed !== undefined) throw new Error(`${failed.worker} cannot reach Redis: ${failed.error}`);
   return workers;
 }
