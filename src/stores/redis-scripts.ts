@@ -17,20 +17,26 @@ return fence
 `;
 
 /**
- * Stores a token unless a token written under a newer lease is stored already. KEYS: token.
- * ARGV: record JSON, the lease's fencing number, time to live in milliseconds. Returns 1 when
- * stored and 0 when dropped. A stored value that does not decode is replaced.
+ * Stores a token unless a token written under a newer lease is stored already. KEYS: token,
+ * fence counter. ARGV: record JSON, the lease's fencing number, time to live in milliseconds.
+ * Returns 1 when stored and 0 when dropped. A stored value that does not decode is replaced.
+ * The counter is raised to the written number, so that after Redis lost the counter (a restart
+ * without persistence) new leases still get numbers above every stored token's.
  */
 export const writeScript = `
+local fence = tonumber(ARGV[2])
 local current = redis.call('GET', KEYS[1])
 if current then
   local ok, stored = pcall(cjson.decode, current)
   if ok and type(stored) == 'table' and tonumber(stored.fence) ~= nil
-      and tonumber(stored.fence) > tonumber(ARGV[2]) then
+      and tonumber(stored.fence) > fence then
     return 0
   end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+if tonumber(redis.call('GET', KEYS[2]) or '0') < fence then
+  redis.call('SET', KEYS[2], ARGV[2])
+end
 return 1
 `;
 

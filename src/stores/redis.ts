@@ -118,14 +118,14 @@ export function createRedisStore(options: RedisStoreOptions): RedisTokenStore {
   }
 
   function createLease(cacheKey: string, fence: number, owner: string): TokenLease {
-    const { token, lock } = keys(cacheKey);
+    const { token, lock, fence: fenceKey } = keys(cacheKey);
     return {
       fence,
       async write(record, expiresAtMs) {
         const ttlMs = Math.floor(expiresAtMs - settings.now());
         if (ttlMs <= 0) return false;
         const body = JSON.stringify({ ...recordFields(record), fence });
-        const args = evalArgs(writeScript, [token], [body, String(fence), String(ttlMs)]);
+        const args = evalArgs(writeScript, [token, fenceKey], [body, String(fence), String(ttlMs)]);
         return Number(await connection.run('write', cacheKey, args)) === 1;
       },
       async release() {

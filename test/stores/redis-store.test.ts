@@ -122,6 +122,20 @@ describeWithRedis('redis store', () => {
     expect(await store.read('k')).toEqual(newer);
   });
 
+  it('raises the counter to a written fence', async () => {
+    const store = openStore();
+    await raw.set(`${namespace}:{k}:fence`, '6');
+    const lease = await store.acquire('k', 5_000);
+    expect(lease?.fence).toBe(7);
+    await lease!.release();
+
+    // As after a Redis restart that lost the counter but not the lease holder.
+    await raw.set(`${namespace}:{k}:fence`, '2');
+    await lease!.write(makeToken(nowSeconds(), nowSeconds() + 3600), Date.now() + 60_000);
+    expect(await raw.get(`${namespace}:{k}:fence`)).toBe('7');
+    expect((await store.acquire('k', 5_000))?.fence).toBe(8);
+  });
+
   it('keeps a token only while it is valid', async () => {
     const store = openStore();
     const lease = await store.acquire('k', 5_000);
