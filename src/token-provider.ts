@@ -1,6 +1,6 @@
 /**
  * The token provider: a cheap `get()` that returns a token valid for at least a margin, minting
- * through the caller's function only when the refresh policy asks for it.
+ * through the caller's function only when the refresh policy requires it.
  *
  * - Concurrent callers share one mint in flight (single-flight), in one process and, through a
  *   shared store's leases, across a fleet.
@@ -8,7 +8,9 @@
  *   only when no usable token is left.
  * - A failed refresh keeps the current token. Without a usable token, callers get the coded
  *   error, and the next attempt waits for an exponential backoff.
- * - Timers are unref()'d and stop on close(). Events never carry token text.
+ * - Idle timers are unref()'d and stop on close(). Only while a caller awaits a token that
+ *   another process is minting does the store poll keep the process alive. Events never carry
+ *   token text.
  */
 import { KmsJwtError, isKmsJwtError } from './errors.js';
 import type { SignerEvent } from './signer.js';
@@ -127,6 +129,7 @@ class CachingTokenProvider implements TokenProvider {
   #failure: FailureState | undefined;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
+  #waiters = 0;
 
   constructor(options: TokenProviderOptions) {
     this.#options = options;
@@ -158,8 +161,13 @@ class CachingTokenProvider implements TokenProvider {
       throw failure.error;
     }
 
-    const entry = await waitForFlight(this.#refresh('foreground'), options.signal);
-    return entry.record;
+    this.#waiters += 1;
+    try {
+      const entry = await waitForFlight(this.#refresh('foreground'), options.signal);
+      return entry.record;
+    } finally {
+      this.#waiters -= 1;
+    }
   }
 
   close(): Promise<void> {
@@ -184,6 +192,7 @@ class CachingTokenProvider implements TokenProvider {
       storeUnavailable: false,
       current: () => this.#current,
       isClosed: () => this.#closed,
+      hasWaiters: () => this.#waiters > 0,
       emit: (event) => this.#emit(event),
     };
   }

@@ -35,6 +35,8 @@ export interface RefreshContext {
   storeUnavailable: boolean;
   current: () => CachedToken | undefined;
   isClosed: () => boolean;
+  /** True while a caller of `get()` waits for this refresh. */
+  hasWaiters: () => boolean;
   emit: (event: SignerEvent) => void;
 }
 
@@ -68,7 +70,7 @@ export async function coordinateRefresh(
       reportStoreFailure(context, 'acquire', new Error('the lease holder never stored a token'));
       return mintLocally(context, reason);
     }
-    await sleep(context.pollIntervalMs);
+    await sleep(context.pollIntervalMs, context.hasWaiters());
     assertStillOpen(context);
   }
 }
@@ -284,8 +286,15 @@ function reportStoreRecovery(context: RefreshContext): void {
   context.emit({ type: 'store-recovered', store: context.store.name });
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+/**
+ * Waits `ms`. The timer keeps the process alive only while a caller waits for the token, so that
+ * a script awaiting `get()` does not exit while another process holds the lease.
+ */
+function sleep(ms: number, keepAlive: boolean): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    if (!keepAlive) timer.unref();
+  });
 }
 
 function assertStillOpen(context: RefreshContext): void {
