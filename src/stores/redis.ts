@@ -36,6 +36,7 @@ export interface RedisClientLike {
   on(event: 'error' | 'ready', listener: (error?: unknown) => void): unknown;
   close?(): Promise<unknown>;
   destroy?(): void;
+  ref?(): void;
   unref?(): void;
 }
 
@@ -64,8 +65,8 @@ export interface RedisTokenStore extends TokenStore {
 
 const defaults = { namespace: 'kms-jwt', commandTimeoutMs: 1_000, connectTimeoutMs: 2_000 };
 const namespacePattern = /^[A-Za-z0-9._:-]+$/;
-// Reconnect after 50 ms, doubling up to 2 s, and never give up: the provider keeps minting
-// locally meanwhile, and picks the store up again once Redis replies.
+// While a command waits, reconnect after 50 ms, doubling up to 2 s. The provider mints locally
+// meanwhile, and picks the store up again once Redis replies.
 const reconnectDelay = (retries: number) => Math.min(50 * 2 ** Math.min(retries, 6), 2_000);
 
 /**
@@ -177,6 +178,7 @@ class RedisConnection {
   #opening: Promise<RedisClientLike> | undefined;
   #failing = false;
   #closed = false;
+  #inFlight = 0;
 
   constructor(options: RedisStoreOptions, settings: ConnectionSettings) {
     this.#options = options;
@@ -191,12 +193,15 @@ class RedisConnection {
   async run(operation: string, cacheKey: string, args: string[]): Promise<unknown> {
     if (this.#closed) throw this.#error(operation, cacheKey, 'the store is closed');
 
+    this.#hold();
     try {
       const client = await this.#ready();
       return await withTimeout(client.sendCommand(args), this.#settings.commandTimeoutMs);
     } catch (error) {
       if (error instanceof KmsJwtError && error.code === 'ERR_PEER_MISSING') throw error;
       throw this.#error(operation, cacheKey, messageOf(error), error);
+    } finally {
+      this.#letGo();
     }
   }
 
@@ -212,13 +217,30 @@ class RedisConnection {
     else client.destroy?.();
   }
 
+  /**
+   * Keeps an opened socket referenced while a command is in flight, so that a script awaiting a
+   * token does not exit mid-command. An idle socket is unreferenced and never keeps a process
+   * alive. A client the caller supplied is left as it is.
+   */
+  #hold(): void {
+    this.#inFlight += 1;
+    if (this.#inFlight === 1 && this.#owned) this.#client?.ref?.();
+  }
+
+  #letGo(): void {
+    this.#inFlight -= 1;
+    if (this.#inFlight === 0 && this.#owned) this.#client?.unref?.();
+  }
+
   async #ready(): Promise<RedisClientLike> {
     const client = this.#client;
     if (client?.isReady) return client;
-    if (client !== undefined && (client.isOpen || !this.#owned)) {
+    if (!this.#owned) throw new Error('the supplied client is not connected');
+    if (this.#opening === undefined && client?.isOpen) {
       throw new Error('the connection is not ready; the client is reconnecting');
     }
 
+    // No client yet, or the last one gave up reconnecting: open a new one.
     this.#opening ??= this.#open();
     return withTimeout(this.#opening, this.#settings.connectTimeoutMs);
   }
@@ -231,21 +253,31 @@ class RedisConnection {
       disableOfflineQueue: true,
       socket: {
         connectTimeout: this.#settings.connectTimeoutMs,
-        reconnectStrategy: reconnectDelay,
+        reconnectStrategy: (retries: number) => this.#reconnectDelay(retries),
       },
     }) as unknown as RedisClientLike;
     this.#watch(client);
-    client.unref?.();
+    if (this.#inFlight === 0) client.unref?.();
     this.#client = client;
 
     try {
       await client.connect();
+      return client;
     } catch (error) {
-      this.#opening = undefined;
       this.#client = undefined;
       throw error;
+    } finally {
+      this.#opening = undefined;
     }
-    return client;
+  }
+
+  /**
+   * Retries only while a command waits for Redis. An idle store lets a broken connection close,
+   * so that no reconnect timer keeps the process alive, and opens a new one on the next command.
+   */
+  #reconnectDelay(retries: number): number | false {
+    if (this.#closed || this.#inFlight === 0) return false;
+    return reconnectDelay(retries);
   }
 
   /** Reports the first error of an outage, and the return of the connection. */
