@@ -34,7 +34,11 @@ export interface TokenProviderOptions {
   mint: MintFunction;
   /** When tokens are due, such as an Apple profile's `refreshPolicy`. */
   policy: RefreshPolicy;
-  /** Names the token in the store and in events, such as `apns:TEAM:KEY`. Default `default`. */
+  /**
+   * Names the token in the store and in events, such as `apns:TEAM:KEY` from
+   * {@link tokenCacheKey}. Required with `store`, so that two kinds never share a token. Without
+   * `store` the default is `default`.
+   */
   cacheKey?: string;
   /** Where tokens are shared. Defaults to a store private to this provider. */
   store?: TokenStore;
@@ -147,10 +151,15 @@ class CachingTokenProvider implements TokenProvider {
   }
 
   async get(options?: TokenGetOptions): Promise<string> {
-    return (await this.getRecord(options)).token;
+    return (await this.#getCached(options)).token;
   }
 
-  async getRecord(options: TokenGetOptions = {}): Promise<MintedToken> {
+  async getRecord(options?: TokenGetOptions): Promise<MintedToken> {
+    // A copy, so that a caller who changes the record cannot change the cached token.
+    return { ...(await this.#getCached(options)) };
+  }
+
+  async #getCached(options: TokenGetOptions = {}): Promise<MintedToken> {
     this.#assertOpen();
     const served = this.#serveCurrent();
     if (served !== undefined) return served;
@@ -399,6 +408,15 @@ function assertProviderOptions(options: TokenProviderOptions): void {
     throw new TypeError('createTokenProvider needs mint, a function resolving to a token.');
   }
   assertRefreshPolicy(options.policy);
+  if (options.store !== undefined && !(typeof options.cacheKey === 'string' && options.cacheKey)) {
+    throw new TypeError(
+      'createTokenProvider needs cacheKey with a shared store, such as ' +
+        "tokenCacheKey('apns', teamId, keyId), so that different tokens never share one entry.",
+    );
+  }
+  if (options.cacheKey !== undefined && typeof options.cacheKey !== 'string') {
+    throw new TypeError(`cacheKey must be a string, got ${typeof options.cacheKey}.`);
+  }
   const fields = [
     'marginSeconds',
     'jitterSeconds',

@@ -454,7 +454,11 @@ describe('token provider: shared store', () => {
 
   it('mints locally while the store fails', async () => {
     const mode = { failing: true, hanging: false };
-    const harness = createHarness({ store: flakyStore(mode), backgroundRefresh: false });
+    const harness = createHarness({
+      store: flakyStore(mode),
+      cacheKey: 'k',
+      backgroundRefresh: false,
+    });
 
     const token = await harness.provider.get();
     expect(token).toBe(harness.mints[0]!.token);
@@ -473,7 +477,11 @@ describe('token provider: shared store', () => {
 
   it('reports one outage once', async () => {
     const mode = { failing: true, hanging: false };
-    const harness = createHarness({ store: flakyStore(mode), backgroundRefresh: false });
+    const harness = createHarness({
+      store: flakyStore(mode),
+      cacheKey: 'k',
+      backgroundRefresh: false,
+    });
     await harness.provider.get();
 
     for (let round = 0; round < 3; round += 1) {
@@ -488,7 +496,11 @@ describe('token provider: shared store', () => {
 
   it('mints locally when the store hangs', async () => {
     const mode = { failing: false, hanging: true };
-    const harness = createHarness({ store: flakyStore(mode), storeTimeoutMs: 2_000 });
+    const harness = createHarness({
+      store: flakyStore(mode),
+      cacheKey: 'k',
+      storeTimeoutMs: 2_000,
+    });
 
     const pending = harness.provider.get();
     await harness.advance(2);
@@ -575,6 +587,30 @@ describe('token provider: mint checks', () => {
     expect(second).not.toBe(first);
     expect(harness.mints).toHaveLength(2);
     await harness.provider.close();
+  });
+
+  it('returns a copy of the record', async () => {
+    const harness = createHarness();
+    const record = await harness.provider.getRecord();
+    record.token = 'changed.by.caller';
+    record.iat = 0;
+
+    const again = await harness.provider.getRecord();
+    expect(again.token).toBe(harness.mints[0]!.token);
+    expect(again.iat).toBe(bootSeconds);
+    await harness.provider.close();
+  });
+
+  it('requires cacheKey with a store', () => {
+    const mint = async () => makeToken(bootSeconds, bootSeconds + day);
+    const store = createMemoryStore();
+    expect(() => createTokenProvider({ mint, policy: clientSecret(), store })).toThrow(TypeError);
+    expect(() =>
+      createTokenProvider({ mint, policy: clientSecret(), store, cacheKey: '' }),
+    ).toThrow(TypeError);
+    expect(() =>
+      createTokenProvider({ mint, policy: clientSecret(), cacheKey: 7 as never }),
+    ).toThrow(TypeError);
   });
 
   it('carries iat and exp on the record', async () => {
