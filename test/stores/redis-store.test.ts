@@ -2,7 +2,7 @@
 // namespaces, outages, and the provider on top of it.
 import { spawn } from 'node:child_process';
 import { createClient } from 'redis';
-import { afterAll, beforeAll, beforeEach, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { SignerEvent } from '../../src/signer.js';
 import { createRedisStore, type RedisTokenStore } from '../../src/stores/redis.js';
 import { createTokenProvider } from '../../src/token-provider.js';
@@ -318,7 +318,8 @@ function runScript(
   });
 }
 
-describeWithRedis('redis store outages', () => {
+// These need the redis package but no redis-server: nothing listens on the port.
+describe('redis store without a server', () => {
   it('rejects with ERR_STORE_UNAVAILABLE when nothing listens', async () => {
     const port = await findFreePort();
     const store = createRedisStore({
@@ -356,7 +357,9 @@ describeWithRedis('redis store outages', () => {
     await provider.close();
     await store.close();
   });
+});
 
+describeWithRedis('redis store outages', () => {
   it('reports the outage and the return of Redis', async () => {
     const local = await startRedisServer();
     const events: SignerEvent[] = [];
