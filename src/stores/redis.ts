@@ -179,6 +179,7 @@ class RedisConnection {
   #failing = false;
   #closed = false;
   #inFlight = 0;
+  #lastError: string | undefined;
 
   constructor(options: RedisStoreOptions, settings: ConnectionSettings) {
     this.#options = options;
@@ -242,7 +243,16 @@ class RedisConnection {
 
     // No client yet, or the last one gave up reconnecting: open a new one.
     this.#opening ??= this.#open();
-    return withTimeout(this.#opening, this.#settings.connectTimeoutMs);
+    try {
+      return await withTimeout(this.#opening, this.#settings.connectTimeoutMs);
+    } catch (error) {
+      // A timeout alone hides why the connection failed, such as WRONGPASS or ECONNREFUSED.
+      const last = this.#lastError;
+      if (last === undefined) throw error;
+      throw new Error(`${messageOf(error)}; the last connection error was: ${last}`, {
+        cause: error,
+      });
+    }
   }
 
   async #open(): Promise<RedisClientLike> {
@@ -283,11 +293,13 @@ class RedisConnection {
   /** Reports the first error of an outage, and the return of the connection. */
   #watch(client: RedisClientLike): void {
     client.on('error', (error) => {
+      this.#lastError = messageOf(error);
       if (this.#failing || this.#closed) return;
       this.#failing = true;
       this.#emit({ type: 'store-connection-error', store: 'redis', message: messageOf(error) });
     });
     client.on('ready', () => {
+      this.#lastError = undefined;
       if (!this.#failing) return;
       this.#failing = false;
       this.#emit({ type: 'store-connected', store: 'redis' });
@@ -305,8 +317,9 @@ class RedisConnection {
   #error(operation: string, cacheKey: string, reason: string, cause?: unknown): KmsJwtError {
     return new KmsJwtError(
       'ERR_STORE_UNAVAILABLE',
-      `Redis token store: ${operation} for ${cacheKey} at ${this.#where} failed: ${reason}. ` +
-        'Check that Redis is running and reachable. Providers mint locally meanwhile.',
+      `Redis token store: ${operation} for ${cacheKey} at ${this.#where} failed: ` +
+        `${reason.replace(/\.+$/, '')}. Check that Redis is running and reachable, and that the ` +
+        "URL's user name and password are right. Providers mint locally meanwhile.",
       { cause, details: { store: 'redis', operation, cacheKey } },
     );
   }

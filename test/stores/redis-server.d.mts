@@ -6,4 +6,7 @@ export interface RedisServer {
 }
 export function findRedisServerProblem(): string | undefined;
 export function findFreePort(): Promise<number>;
-export function startRedisServer(options?: { port?: number }): Promise<RedisServer>;
+export function startRedisServer(options?: {
+  port?: number;
+  args?: string[];
+}): Promise<RedisServer>;

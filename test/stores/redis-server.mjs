@@ -26,7 +26,7 @@ export function findFreePort() {
   });
 }
 
-/** Resolves once a PING on 127.0.0.1:port gets +PONG, or rejects after timeoutMs. */
+/** Resolves once a PING on 127.0.0.1:port gets a reply, or rejects after timeoutMs. */
 async function waitForPong(port, timeoutMs) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -46,14 +46,15 @@ function ping(port) {
       reply += chunk.toString('latin1');
       if (reply.includes('\r\n')) socket.end();
     });
-    socket.on('close', () => resolve(reply.startsWith('+PONG')));
+    // A server started with --requirepass replies -NOAUTH, which also shows it is up.
+    socket.on('close', () => resolve(reply.startsWith('+PONG') || reply.startsWith('-NOAUTH')));
     socket.on('error', () => resolve(false));
   });
 }
 
 /**
- * Starts redis-server on 127.0.0.1. Pass `port` to start again on the port of a stopped server.
- * Resolves to { port, url, stop() }.
+ * Starts redis-server on 127.0.0.1. Pass `port` to start again on the port of a stopped server,
+ * and `args` for more server options. Resolves to { port, url, stop() }.
  */
 export async function startRedisServer(options = {}) {
   const port = options.port ?? (await findFreePort());
@@ -75,6 +76,7 @@ export async function startRedisServer(options = {}) {
       'yes',
       '--daemonize',
       'no',
+      ...(options.args ?? []),
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );

@@ -3,6 +3,7 @@
 import { spawn } from 'node:child_process';
 import { createClient } from 'redis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { KmsJwtError } from '../../src/errors.js';
 import type { SignerEvent } from '../../src/signer.js';
 import { createRedisStore, type RedisTokenStore } from '../../src/stores/redis.js';
 import { createTokenProvider } from '../../src/token-provider.js';
@@ -355,6 +356,40 @@ describe('redis store without a server', () => {
     expect(fallback).toHaveLength(1);
     expect(fallback[0]).toMatchObject({ store: 'redis', code: 'ERR_STORE_UNAVAILABLE' });
     await provider.close();
+    await store.close();
+  });
+});
+
+describeWithRedis('redis store with a password', () => {
+  // A throwaway password for a server that this test starts and stops.
+  const password = 'test-only-redis-password-5f3a';
+  let secured: RedisServer;
+
+  beforeAll(async () => {
+    secured = await startRedisServer({ args: ['--requirepass', password] });
+  });
+
+  afterAll(async () => {
+    await secured?.stop();
+  });
+
+  it('authenticates with the password in the URL', async () => {
+    const store = createRedisStore({ url: `redis://:${password}@127.0.0.1:${secured.port}` });
+    const lease = await store.acquire('k', 5_000);
+    expect(lease?.fence).toBe(1);
+    await store.close();
+  });
+
+  it('keeps a wrong password out of the error', async () => {
+    const wrong = 'wrong-password-for-this-test';
+    const store = createRedisStore({ url: `redis://:${wrong}@127.0.0.1:${secured.port}` });
+
+    const error = await store.read('k').catch((caught: unknown) => caught);
+    expect(error).toMatchObject({ code: 'ERR_STORE_UNAVAILABLE' });
+    const text = `${(error as Error).message} ${JSON.stringify((error as KmsJwtError).details)}`;
+    expect(text).toContain('WRONGPASS');
+    expect(text).not.toContain(wrong);
+    expect(text).not.toContain(password);
     await store.close();
   });
 });
