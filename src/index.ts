@@ -36,6 +36,32 @@ export {
   type ImportResult,
   type ReferenceAttributes,
 } from './key-uri.js';
-export type { RefreshPolicy, BeforeExpiryPolicy, ByAgePolicy } from './token-policy.js';
+export {
+  computeRefreshWindow,
+  type RefreshPolicy,
+  type BeforeExpiryPolicy,
+  type ByAgePolicy,
+  type RefreshWindow,
+  type TokenTimes,
+} from './token-policy.js';
+export {
+  createTokenProvider,
+  tokenCacheKey,
+  type TokenProvider,
+  type TokenProviderOptions,
+  type TokenGetOptions,
+} from './token-provider.js';
+export type { MintedToken, MintFunction } from './token-record.js';
+export {
+  createMemoryStore,
+  type TokenStore,
+  type TokenLease,
+  type MemoryStoreOptions,
+} from './stores/store.js';
+export {
+  getOrMintWithFileCache,
+  type FileCacheOptions,
+  type FileCacheResult,
+} from './stores/file-cache.js';
 export { publicKeyToJwk, jwkThumbprint, type P256PublicJwk } from './jwk.js';
 export * from './apple/index.js';

@@ -1,6 +1,6 @@
 /**
  * The token provider: a cheap `get()` that returns a token valid for at least a margin, minting
- * through the caller's function only when the refresh policy asks for it.
+ * through the caller's function only when the refresh policy requires it.
  *
  * - Concurrent callers share one mint in flight (single-flight), in one process and, through a
  *   shared store's leases, across a fleet.
@@ -8,7 +8,9 @@
  *   only when no usable token is left.
  * - A failed refresh keeps the current token. Without a usable token, callers get the coded
  *   error, and the next attempt waits for an exponential backoff.
- * - Timers are unref()'d and stop on close(). Events never carry token text.
+ * - Idle timers are unref()'d and stop on close(). Only while a caller awaits a token that
+ *   another process is minting does the store poll keep the process alive. Events never carry
+ *   token text.
  */
 import { KmsJwtError, isKmsJwtError } from './errors.js';
 import type { SignerEvent } from './signer.js';
@@ -32,7 +34,11 @@ export interface TokenProviderOptions {
   mint: MintFunction;
   /** When tokens are due, such as an Apple profile's `refreshPolicy`. */
   policy: RefreshPolicy;
-  /** Names the token in the store and in events, such as `apns:TEAM:KEY`. Default `default`. */
+  /**
+   * Names the token in the store and in events, such as `apns:TEAM:KEY` from
+   * {@link tokenCacheKey}. Required with `store`, so that two kinds never share a token. Without
+   * `store` the default is `default`.
+   */
   cacheKey?: string;
   /** Where tokens are shared. Defaults to a store private to this provider. */
   store?: TokenStore;
@@ -42,6 +48,8 @@ export interface TokenProviderOptions {
   jitterSeconds?: number;
   /** Deadline for one mint, in milliseconds. Default 20 000. */
   mintTimeoutMs?: number;
+  /** Deadline for one store operation, in milliseconds. Default 5 000. */
+  storeTimeoutMs?: number;
   /** Lease expiry in a shared store, in milliseconds. Default `mintTimeoutMs` + 5 000. */
   lockTtlMs?: number;
   /** How often a process waiting on another's lease checks the store, in ms. Default 100. */
@@ -87,6 +95,7 @@ interface FailureState {
 const defaults = {
   marginSeconds: 60,
   mintTimeoutMs: 20_000,
+  storeTimeoutMs: 5_000,
   pollIntervalMs: 100,
   backoffInitialMs: 1_000,
   backoffMaxMs: 60_000,
@@ -124,6 +133,7 @@ class CachingTokenProvider implements TokenProvider {
   #failure: FailureState | undefined;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
+  #waiters = 0;
 
   constructor(options: TokenProviderOptions) {
     this.#options = options;
@@ -141,10 +151,15 @@ class CachingTokenProvider implements TokenProvider {
   }
 
   async get(options?: TokenGetOptions): Promise<string> {
-    return (await this.getRecord(options)).token;
+    return (await this.#getCached(options)).token;
   }
 
-  async getRecord(options: TokenGetOptions = {}): Promise<MintedToken> {
+  async getRecord(options?: TokenGetOptions): Promise<MintedToken> {
+    // A copy, so that a caller who changes the record cannot change the cached token.
+    return { ...(await this.#getCached(options)) };
+  }
+
+  async #getCached(options: TokenGetOptions = {}): Promise<MintedToken> {
     this.#assertOpen();
     const served = this.#serveCurrent();
     if (served !== undefined) return served;
@@ -155,8 +170,13 @@ class CachingTokenProvider implements TokenProvider {
       throw failure.error;
     }
 
-    const entry = await waitForFlight(this.#refresh('foreground'), options.signal);
-    return entry.record;
+    this.#waiters += 1;
+    try {
+      const entry = await waitForFlight(this.#refresh('foreground'), options.signal);
+      return entry.record;
+    } finally {
+      this.#waiters -= 1;
+    }
   }
 
   close(): Promise<void> {
@@ -175,11 +195,13 @@ class CachingTokenProvider implements TokenProvider {
       settings: this.#settings,
       clocks: this.#clocks,
       mintTimeoutMs,
+      storeTimeoutMs: options.storeTimeoutMs ?? defaults.storeTimeoutMs,
       lockTtlMs: options.lockTtlMs ?? mintTimeoutMs + 5_000,
       pollIntervalMs: options.pollIntervalMs ?? defaults.pollIntervalMs,
       storeUnavailable: false,
       current: () => this.#current,
       isClosed: () => this.#closed,
+      hasWaiters: () => this.#waiters > 0,
       emit: (event) => this.#emit(event),
     };
   }
@@ -254,6 +276,7 @@ class CachingTokenProvider implements TokenProvider {
       operation: 'refresh',
       code: coded.code,
       causeCode: codeOf(coded.cause),
+      message: coded.message,
       attempt: attempts,
       retryInMs: delayMs,
       servingCurrent,
@@ -349,9 +372,18 @@ function abortedError(signal: AbortSignal): KmsJwtError {
   });
 }
 
+// Codes the provider raises itself. They reach callers unwrapped.
+const providerCodes = new Set([
+  'ERR_TOKEN_INVALID',
+  'ERR_TOKEN_MINT_TIMEOUT',
+  'ERR_TOKEN_MINT_FAILED',
+  'ERR_TOKEN_PROVIDER_CLOSED',
+  'ERR_TOKEN_ABORTED',
+]);
+
 /** Keeps the provider's own coded errors and wraps everything else as ERR_TOKEN_MINT_FAILED. */
 function toProviderError(error: unknown, cacheKey: string): KmsJwtError {
-  if (isKmsJwtError(error) && error.code.startsWith('ERR_TOKEN_')) return error;
+  if (isKmsJwtError(error) && providerCodes.has(error.code)) return error;
 
   const cause = error instanceof Error ? error : new Error(String(error));
   const causeCode = codeOf(error);
@@ -376,7 +408,24 @@ function assertProviderOptions(options: TokenProviderOptions): void {
     throw new TypeError('createTokenProvider needs mint, a function resolving to a token.');
   }
   assertRefreshPolicy(options.policy);
-  for (const field of ['marginSeconds', 'jitterSeconds', 'mintTimeoutMs', 'lockTtlMs'] as const) {
+  if (options.store !== undefined && !(typeof options.cacheKey === 'string' && options.cacheKey)) {
+    throw new TypeError(
+      'createTokenProvider needs cacheKey with a shared store, such as ' +
+        "tokenCacheKey('apns', teamId, keyId), so that different tokens never share one entry.",
+    );
+  }
+  if (options.cacheKey !== undefined && typeof options.cacheKey !== 'string') {
+    throw new TypeError(`cacheKey must be a string, got ${typeof options.cacheKey}.`);
+  }
+  const fields = [
+    'marginSeconds',
+    'jitterSeconds',
+    'mintTimeoutMs',
+    'storeTimeoutMs',
+    'lockTtlMs',
+    'pollIntervalMs',
+  ] as const;
+  for (const field of fields) {
     const value = options[field];
     if (value !== undefined && !(Number.isFinite(value) && value >= 0)) {
       throw new TypeError(`${field} must be a number >= 0, got ${String(value)}.`);

@@ -27,12 +27,16 @@ export interface RefreshContext {
   settings: WindowSettings;
   clocks: ProviderClocks;
   mintTimeoutMs: number;
+  /** Deadline for one store operation, in milliseconds. */
+  storeTimeoutMs: number;
   lockTtlMs: number;
   pollIntervalMs: number;
   /** True while the store is failing, so that one outage is reported once. */
   storeUnavailable: boolean;
   current: () => CachedToken | undefined;
   isClosed: () => boolean;
+  /** True while a caller of `get()` waits for this refresh. */
+  hasWaiters: () => boolean;
   emit: (event: SignerEvent) => void;
 }
 
@@ -49,7 +53,9 @@ export async function coordinateRefresh(
   context: RefreshContext,
   reason: string,
 ): Promise<CachedToken> {
-  const deadline = context.clocks.monotonicNow() + context.lockTtlMs + context.pollIntervalMs;
+  // Two lease times: the current holder's lease can run out, and the process that takes it over
+  // then needs up to one more lease time to store its token. Past that, mint locally.
+  const deadline = context.clocks.monotonicNow() + 2 * context.lockTtlMs + context.pollIntervalMs;
 
   for (;;) {
     const stored = await readAdoptable(context);
@@ -64,7 +70,7 @@ export async function coordinateRefresh(
       reportStoreFailure(context, 'acquire', new Error('the lease holder never stored a token'));
       return mintLocally(context, reason);
     }
-    await sleep(context.pollIntervalMs);
+    await sleep(context.pollIntervalMs, context.hasWaiters());
     assertStillOpen(context);
   }
 }
@@ -88,7 +94,7 @@ async function mintUnderLease(
     }
     return createCachedToken(record, 'mint', context.settings, context.clocks);
   } finally {
-    await lease.release().catch(() => undefined);
+    await withStoreDeadline(context, 'release', lease.release()).catch(() => undefined);
   }
 }
 
@@ -115,11 +121,33 @@ async function mintOnce(
 }
 
 function withDeadline<T>(context: RefreshContext, work: Promise<T>): Promise<T> {
+  return raceTimer(work, context.mintTimeoutMs, () => mintTimeoutError(context));
+}
+
+/** Bounds one store call, so that a hung store makes the provider mint locally, not wait. */
+function withStoreDeadline<T>(
+  context: RefreshContext,
+  operation: string,
+  work: Promise<T>,
+): Promise<T> {
+  const timeoutMs = context.storeTimeoutMs;
+  return raceTimer(work, timeoutMs, () => {
+    return new KmsJwtError(
+      'ERR_STORE_TIMEOUT',
+      `The ${context.store.name} store did not finish ${operation} for ${context.cacheKey} ` +
+        `within ${timeoutMs} ms. Check the store's health, or raise storeTimeoutMs.`,
+      { details: { cacheKey: context.cacheKey, store: context.store.name, operation, timeoutMs } },
+    );
+  });
+}
+
+function raceTimer<T>(work: Promise<T>, timeoutMs: number, onTimeout: () => Error): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(mintTimeoutError(context)), context.mintTimeoutMs);
+    timer = setTimeout(() => reject(onTimeout()), timeoutMs);
     timer.unref();
   });
+  work.catch(() => undefined);
   return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }
 
@@ -163,7 +191,7 @@ async function readAdoptable(
 ): Promise<CachedToken | undefined | typeof unavailable> {
   let record: unknown;
   try {
-    record = await context.store.read(context.cacheKey);
+    record = await withStoreDeadline(context, 'read', context.store.read(context.cacheKey));
   } catch (error) {
     reportStoreFailure(context, 'read', error);
     return unavailable;
@@ -208,7 +236,8 @@ async function acquireLease(
   context: RefreshContext,
 ): Promise<TokenLease | undefined | typeof unavailable> {
   try {
-    const lease = await context.store.acquire(context.cacheKey, context.lockTtlMs);
+    const acquiring = context.store.acquire(context.cacheKey, context.lockTtlMs);
+    const lease = await withStoreDeadline(context, 'acquire', acquiring);
     reportStoreRecovery(context);
     return lease;
   } catch (error) {
@@ -223,7 +252,8 @@ async function writeLease(
   record: MintedToken,
 ): Promise<boolean | typeof unavailable> {
   try {
-    return await lease.write(record, storageExpiry(context.settings.policy, record) * 1000);
+    const expiresAtMs = storageExpiry(context.settings.policy, record) * 1000;
+    return await withStoreDeadline(context, 'write', lease.write(record, expiresAtMs));
   } catch (error) {
     reportStoreFailure(context, 'write', error);
     return unavailable;
@@ -256,8 +286,15 @@ function reportStoreRecovery(context: RefreshContext): void {
   context.emit({ type: 'store-recovered', store: context.store.name });
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+/**
+ * Waits `ms`. The timer keeps the process alive only while a caller waits for the token, so that
+ * a script awaiting `get()` does not exit while another process holds the lease.
+ */
+function sleep(ms: number, keepAlive: boolean): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    if (!keepAlive) timer.unref();
+  });
 }
 
 function assertStillOpen(context: RefreshContext): void {

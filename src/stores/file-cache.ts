@@ -76,7 +76,13 @@ export async function getOrMintWithFileCache(options: FileCacheOptions): Promise
     return { ...minted, reused: false };
   } catch (error) {
     if (state !== 'due-usable') throw error;
-    emit(options, { type: 'failure', operation: 'mint', code: codeOf(error), servedCached: true });
+    emit(options, {
+      type: 'failure',
+      operation: 'mint',
+      code: codeOf(error),
+      message: error instanceof Error ? error.message : String(error),
+      servedCached: true,
+    });
     return { ...cached!, reused: true };
   }
 }

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { SignerEvent } from '../../src/signer.js';
-import { createMemoryStore } from '../../src/stores/store.js';
+import { createMemoryStore, type TokenStore } from '../../src/stores/store.js';
 import { createTokenProvider, tokenCacheKey } from '../../src/token-provider.js';
 import { apnsPolicy, makeToken } from './fixtures.js';
 import { bootSeconds, createHarness, installFakeClock, settle } from './harness.js';
@@ -437,7 +437,214 @@ describe('token provider: APNs rules', () => {
   });
 });
 
+describe('token provider: shared store', () => {
+  function flakyStore(mode: { failing: boolean; hanging: boolean }): TokenStore {
+    const inner = createMemoryStore();
+    const guard = async () => {
+      if (mode.hanging) await new Promise<never>(() => undefined);
+      if (mode.failing)
+        throw Object.assign(new Error('connection refused'), { code: 'ECONNREFUSED' });
+    };
+    return {
+      name: 'flaky',
+      read: async (key) => (await guard(), inner.read(key)),
+      acquire: async (key, ttlMs) => (await guard(), inner.acquire(key, ttlMs)),
+    };
+  }
+
+  it('mints locally while the store fails', async () => {
+    const mode = { failing: true, hanging: false };
+    const harness = createHarness({
+      store: flakyStore(mode),
+      cacheKey: 'k',
+      backgroundRefresh: false,
+    });
+
+    const token = await harness.provider.get();
+    expect(token).toBe(harness.mints[0]!.token);
+    const fallback = harness.events.filter((event) => event.type === 'store-fallback');
+    expect(fallback).toHaveLength(1);
+    expect(fallback[0]).toMatchObject({ store: 'flaky', operation: 'read', code: 'ECONNREFUSED' });
+
+    mode.failing = false;
+    await harness.advance(100 * day);
+    await harness.provider.get();
+    await settle();
+    expect(harness.events.map((event) => event.type)).toContain('store-recovered');
+    expect(harness.mints).toHaveLength(2);
+    await harness.provider.close();
+  });
+
+  it('reports one outage once', async () => {
+    const mode = { failing: true, hanging: false };
+    const harness = createHarness({
+      store: flakyStore(mode),
+      cacheKey: 'k',
+      backgroundRefresh: false,
+    });
+    await harness.provider.get();
+
+    for (let round = 0; round < 3; round += 1) {
+      await harness.advance(100 * day);
+      await harness.provider.get();
+      await settle();
+    }
+    expect(harness.mints).toHaveLength(4);
+    expect(harness.events.filter((event) => event.type === 'store-fallback')).toHaveLength(1);
+    await harness.provider.close();
+  });
+
+  it('mints locally when the store hangs', async () => {
+    const mode = { failing: false, hanging: true };
+    const harness = createHarness({
+      store: flakyStore(mode),
+      cacheKey: 'k',
+      storeTimeoutMs: 2_000,
+    });
+
+    const pending = harness.provider.get();
+    await harness.advance(2);
+    const token = await pending;
+    expect(token).toBe(harness.mints[0]!.token);
+    expect(harness.events).toContainEqual(
+      expect.objectContaining({ type: 'store-fallback', code: 'ERR_STORE_TIMEOUT' }),
+    );
+    await harness.provider.close();
+  });
+
+  it('takes over when a lease holder never stores', async () => {
+    const store = createMemoryStore();
+    await store.acquire('k', 3_000);
+    const harness = createHarness({ store, cacheKey: 'k', pollIntervalMs: 100 });
+
+    const pending = harness.provider.get();
+    await harness.advance(2.9);
+    expect(harness.mints).toHaveLength(0);
+    await harness.advance(0.2);
+    await pending;
+    expect(harness.mints).toHaveLength(1);
+    expect(harness.mints[0]!.token).toBe((await store.read('k'))!.token);
+    await harness.provider.close();
+  });
+
+  it('adopts a newer token from the store', async () => {
+    const store = createMemoryStore();
+    const cacheKey = 'client-secret:TEAM:KEY:CLIENT';
+    const first = createHarness({ store, cacheKey, backgroundRefresh: false });
+    const second = createHarness({ store, cacheKey, backgroundRefresh: false });
+    const original = await first.provider.get();
+    expect(await second.provider.get()).toBe(original);
+
+    // The first provider refreshes at its point; the second adopts that token at its own point.
+    await first.advance(90 * day);
+    await first.provider.get();
+    await settle();
+    await second.provider.get();
+    await settle();
+    const refreshed = await second.provider.get();
+    expect(refreshed).not.toBe(original);
+    expect(refreshed).toBe(await first.provider.get());
+    expect(first.mints.length + second.mints.length).toBe(2);
+    await first.provider.close();
+    await second.provider.close();
+  });
+
+  it('ignores a stored token issued in the future', async () => {
+    const store = createMemoryStore();
+    const lease = await store.acquire('k', 1_000);
+    await lease!.write(makeToken(bootSeconds + 3_600, bootSeconds + 200 * day), Infinity);
+    await lease!.release();
+    const harness = createHarness({ store, cacheKey: 'k' });
+
+    const token = await harness.provider.get();
+    expect(token).toBe(harness.mints[0]!.token);
+    expect(harness.events).toContainEqual(
+      expect.objectContaining({ type: 'clock-skew', aheadSeconds: 3_600 }),
+    );
+    await harness.provider.close();
+  });
+});
+
+describe('token provider: mint checks', () => {
+  it('rejects a minted iat far in the future', async () => {
+    const provider = createTokenProvider({
+      policy: clientSecret(),
+      mint: async () => makeToken(bootSeconds + 600, bootSeconds + 180 * day),
+    });
+
+    const error = await provider.get().catch((caught: unknown) => caught);
+    expect(error).toMatchObject({ code: 'ERR_TOKEN_INVALID' });
+    expect((error as Error).message).toContain('600 s ahead');
+    await provider.close();
+  });
+
+  it('re-mints a secret with ten minutes left', async () => {
+    const harness = createHarness({ backgroundRefresh: false, lifetimeSeconds: 180 * day });
+    const first = await harness.provider.get();
+    await harness.advance(180 * day - 600);
+
+    const second = await harness.provider.get();
+    expect(second).not.toBe(first);
+    expect(harness.mints).toHaveLength(2);
+    await harness.provider.close();
+  });
+
+  it('returns a copy of the record', async () => {
+    const harness = createHarness();
+    const record = await harness.provider.getRecord();
+    record.token = 'changed.by.caller';
+    record.iat = 0;
+
+    const again = await harness.provider.getRecord();
+    expect(again.token).toBe(harness.mints[0]!.token);
+    expect(again.iat).toBe(bootSeconds);
+    await harness.provider.close();
+  });
+
+  it('requires cacheKey with a store', () => {
+    const mint = async () => makeToken(bootSeconds, bootSeconds + day);
+    const store = createMemoryStore();
+    expect(() => createTokenProvider({ mint, policy: clientSecret(), store })).toThrow(TypeError);
+    expect(() =>
+      createTokenProvider({ mint, policy: clientSecret(), store, cacheKey: '' }),
+    ).toThrow(TypeError);
+    expect(() =>
+      createTokenProvider({ mint, policy: clientSecret(), cacheKey: 7 as never }),
+    ).toThrow(TypeError);
+  });
+
+  it('carries iat and exp on the record', async () => {
+    const harness = createHarness();
+    const record = await harness.provider.getRecord();
+
+    expect(record.iat).toBe(bootSeconds);
+    expect(record.exp).toBe(bootSeconds + 180 * day);
+    expect(Object.keys(record).sort()).toEqual(['exp', 'iat', 'token']);
+    await harness.provider.close();
+  });
+});
+
 describe('token provider: lifecycle and events', () => {
+  it('leaves no timer after close during a mint', async () => {
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const provider = createTokenProvider({
+      policy: clientSecret(),
+      mint: async () => {
+        await gate;
+        return makeToken(bootSeconds, bootSeconds + 180 * day);
+      },
+    });
+
+    const pending = provider.get();
+    await settle();
+    await provider.close();
+    release();
+    await pending;
+    await settle();
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
   it('stops its timers on close', async () => {
     const harness = createHarness();
     await harness.provider.get();

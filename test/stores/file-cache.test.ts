@@ -102,7 +102,13 @@ describe('getOrMintWithFileCache', () => {
     expect(result.token).toBe(first.token);
     expect(result.reused).toBe(true);
     expect(events).toEqual([
-      { type: 'failure', operation: 'mint', code: 'ERR_BACKEND_THROTTLED', servedCached: true },
+      {
+        type: 'failure',
+        operation: 'mint',
+        code: 'ERR_BACKEND_THROTTLED',
+        message: 'throttled',
+        servedCached: true,
+      },
     ]);
   });
 

@@ -1,0 +1,180 @@
+// `kms-jwt client-secret --cache FILE` through the built CLI: it reuses a token until the refresh
+// policy makes it due, mints when due, keeps a due token when minting fails, and rejects an
+// unsafe file. The CLI reads the real clock, so the tests move the token's times in the file.
+import { chmodSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import {
+  buildIfStale,
+  createTestKey,
+  expectOneErrorLine,
+  nowSeconds,
+  runCli,
+  verifyIndependently,
+  type TestKey,
+} from '../cli/support.js';
+
+const day = 86_400;
+let key: TestKey;
+let cache: string;
+let testNumber = 0;
+
+function args(keyPath = key.path): string[] {
+  return [
+    'client-secret',
+    '--team-id',
+    'DEF123GHIJ',
+    '--client-id',
+    'com.example.web',
+    '--key',
+    keyPath,
+    '--cache',
+    cache,
+  ];
+}
+
+interface CacheFile {
+  version: number;
+  cacheKey: string;
+  token: string;
+  iat: number;
+  exp: number;
+}
+
+function readCache(): CacheFile {
+  return JSON.parse(readFileSync(cache, 'utf8')) as CacheFile;
+}
+
+/** Rewrites the cached times as if the token had been minted `ageSeconds` ago. */
+function ageCache(ageSeconds: number, lifetimeSeconds = 180 * day): void {
+  const entry = readCache();
+  const iat = nowSeconds() - ageSeconds;
+  writeFileSync(cache, JSON.stringify({ ...entry, iat, exp: iat + lifetimeSeconds }), {
+    mode: 0o600,
+  });
+}
+
+async function mintFirst(): Promise<string> {
+  const run = await runCli(args());
+  expect(run.code).toBe(0);
+  return run.stdout.trim();
+}
+
+beforeAll(() => {
+  buildIfStale();
+  key = createTestKey('ABC123DEFG');
+});
+
+afterAll(() => key.remove());
+
+beforeEach(() => {
+  testNumber += 1;
+  cache = join(key.folder, `cache-${testNumber}.json`);
+});
+
+describe('client-secret --cache', () => {
+  it('writes the cache file with mode 0600', async () => {
+    const token = await mintFirst();
+
+    expect(statSync(cache).mode & 0o777).toBe(0o600);
+    const entry = readCache();
+    expect(entry.token).toBe(token);
+    const claims = await verifyIndependently(token, key.publicPem);
+    expect(entry.iat).toBe(claims.iat);
+    expect(entry.exp).toBe(claims.exp);
+  });
+
+  it('reuses a token before its refresh point', async () => {
+    const token = await mintFirst();
+    ageCache(89 * day);
+
+    const run = await runCli(args());
+    expect(run.code).toBe(0);
+    expect(run.stdout.trim()).toBe(token);
+    expect(run.stderr).toBe('');
+  });
+
+  it('mints when the token is due', async () => {
+    const token = await mintFirst();
+    ageCache(91 * day);
+
+    const run = await runCli(args());
+    expect(run.code).toBe(0);
+    const fresh = run.stdout.trim();
+    expect(fresh).not.toBe(token);
+    await verifyIndependently(fresh, key.publicPem);
+    expect(readCache().token).toBe(fresh);
+    expect(statSync(cache).mode & 0o777).toBe(0o600);
+  });
+
+  it('mints when less than a day is left', async () => {
+    const token = await mintFirst();
+    ageCache(180 * day - 600);
+
+    const run = await runCli(args());
+    expect(run.code).toBe(0);
+    expect(run.stdout.trim()).not.toBe(token);
+  });
+
+  it('keeps a due token when minting fails', async () => {
+    const broken = createTestKey('BRKN123456');
+    try {
+      const first = await runCli(args(broken.path));
+      const token = first.stdout.trim();
+      ageCache(91 * day);
+      writeFileSync(broken.path, 'not a key any more', { mode: 0o600 });
+
+      const run = await runCli(args(broken.path));
+      expect(run.code).toBe(0);
+      expect(run.stdout.trim()).toBe(token);
+      expect(run.stderr).toContain('minting a new token failed, so the cached one was kept');
+      expect(run.stderr).not.toContain(token);
+    } finally {
+      broken.remove();
+    }
+  });
+
+  it('fails when no usable token is left and minting fails', async () => {
+    const broken = createTestKey('BRKN654321');
+    try {
+      await runCli(args(broken.path));
+      ageCache(180 * day - 60);
+      writeFileSync(broken.path, 'not a key any more', { mode: 0o600 });
+
+      const run = await runCli(args(broken.path));
+      expect(run.code).not.toBe(0);
+      expect(run.stdout).toBe('');
+    } finally {
+      broken.remove();
+    }
+  });
+
+  it('rejects a cache file others can read', async () => {
+    await mintFirst();
+    chmodSync(cache, 0o644);
+    const before = readFileSync(cache, 'utf8');
+
+    const run = await runCli(args());
+    expectOneErrorLine(run, 'ERR_CACHE_FILE_UNSAFE');
+    expect(run.stderr).toContain('0644');
+    expect(readFileSync(cache, 'utf8')).toBe(before);
+  });
+
+  it('rejects a cache file that is a symbolic link', async () => {
+    const target = join(key.folder, `target-${testNumber}.json`);
+    writeFileSync(target, '{}', { mode: 0o600 });
+    symlinkSync(target, cache);
+
+    const run = await runCli(args());
+    expectOneErrorLine(run, 'ERR_CACHE_FILE_UNSAFE');
+    expect(readFileSync(target, 'utf8')).toBe('{}');
+  });
+
+  it('re-mints over a corrupt cache file', async () => {
+    writeFileSync(cache, 'not json', { mode: 0o600 });
+
+    const run = await runCli(args());
+    expect(run.code).toBe(0);
+    expect(readCache().token).toBe(run.stdout.trim());
+  });
+});
