@@ -50,6 +50,11 @@ export function runCli(args: string[], options: RunOptions = {}): Promise<CliRun
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  // A CLI that rejects its arguments exits before reading stdin, and writing to the closed pipe
+  // then fails with EPIPE. That is not a test failure: the exit code and output are checked.
+  child.stdin.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+  });
   child.stdin.end(options.input ?? '');
   return new Promise((done, fail) => {
     child.on('error', fail);

@@ -1,12 +1,16 @@
 /**
  * Prints the test totals as one plain line, `N passed, N failed, N skipped`, after vitest's own
- * summary. CI reads that line.
+ * summary. CI reads that line. An unhandled error counts as one failure each, because vitest
+ * fails the run for it even when every test passed.
  */
 import type { Reporter, TestModule } from 'vitest/node';
 
 export default class TotalsReporter implements Reporter {
-  onTestRunEnd(testModules: ReadonlyArray<TestModule>): void {
-    const totals = { passed: 0, failed: 0, skipped: 0 };
+  onTestRunEnd(
+    testModules: ReadonlyArray<TestModule>,
+    unhandledErrors: ReadonlyArray<unknown> = [],
+  ): void {
+    const totals = { passed: 0, failed: unhandledErrors.length, skipped: 0 };
     for (const testModule of testModules) {
       if (testModule.state() === 'failed' && [...testModule.children.allTests()].length === 0) {
         totals.failed += 1;
