@@ -86,6 +86,8 @@ export async function createGcpKmsSigner(
 class GcpKmsSigner implements Signer {
   readonly keyId: string;
   #publicKey: Promise<KeyObject>;
+  /** The SPKI DER of the key fetched at creation, which every refresh must return again. */
+  readonly #spki: Buffer;
 
   constructor(
     private readonly client: GcpKmsClient,
@@ -96,6 +98,7 @@ class GcpKmsSigner implements Signer {
   ) {
     this.keyId = `gcpkms:${versionName}`;
     this.#publicKey = Promise.resolve(publicKey);
+    this.#spki = publicKey.export({ type: 'spki', format: 'der' });
   }
 
   async sign(signingInput: Uint8Array, options: SignOptions = {}): Promise<Uint8Array> {
@@ -108,8 +111,14 @@ class GcpKmsSigner implements Signer {
 
   getPublicKey(options: GetPublicKeyOptions = {}): Promise<KeyObject> {
     if (options.refresh) {
-      const fetched = fetchPublicKey(this.settings, this.client, this.versionName, options.signal);
-      // A failed refresh keeps the key that was cached before it.
+      const fetched = fetchPublicKey(
+        this.settings,
+        this.client,
+        this.versionName,
+        options.signal,
+        this.#spki,
+      );
+      // A failed refresh, including one that returned another key, keeps the cached key.
       const previous = this.#publicKey;
       this.#publicKey = fetched.catch(() => previous);
       return fetched;
@@ -167,7 +176,8 @@ export async function signDigest(
 
 /**
  * Fetches the version's public key with GetPublicKey, checks its name, CRC32C and algorithm,
- * and parses it.
+ * and parses it. With `expectedSpki`, a response that contains another key fails the
+ * integrity check.
  *
  * @example
  * const publicKey = await fetchPublicKey(settings, client, versionName);
@@ -177,6 +187,7 @@ export async function fetchPublicKey(
   client: GcpKmsClient,
   versionName: string,
   signal?: AbortSignal,
+  expectedSpki?: Uint8Array,
 ): Promise<KeyObject> {
   const response = await runKmsCall(
     settings,
@@ -185,7 +196,7 @@ export async function fetchPublicKey(
       resource: versionName,
       idempotent: true,
       invoke: (callOptions) => client.getPublicKey({ name: versionName }, callOptions),
-      check: (reply) => checkPublicKeyResponse(reply, versionName),
+      check: (reply) => checkPublicKeyResponse(reply, versionName, expectedSpki),
     },
     signal,
   );

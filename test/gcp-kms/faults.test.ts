@@ -151,6 +151,19 @@ const cases: FaultCase[] = [
     faults: { foreignSignature: Infinity },
     expected: 'ERR_SIGNATURE_VERIFY_FAILED',
   },
+  {
+    name: 'signature and public key from another key',
+    faults: { foreignSignature: Infinity, foreignPublicKey: Infinity },
+    expected: 'ERR_GCP_KMS_INTEGRITY',
+    check: 'publicKey',
+  },
+  {
+    name: 'public key from another key at creation',
+    faults: { foreignPublicKey: 1 },
+    atCreation: true,
+    expected: 'ERR_GCP_KMS_INTEGRITY',
+    check: 'publicKey',
+  },
 ];
 
 async function mint(faultCase: FaultCase, events: SignerEvent[]): Promise<Outcome> {
@@ -232,5 +245,23 @@ describe('Cloud KMS fault switches', () => {
     // One GetPublicKey when the signer was created, one for the refresh after the failure.
     expect(kms.count('GetPublicKey')).toBe(2);
     expect(kms.count('AsymmetricSign')).toBe(1);
+  });
+
+  it('rejects another key on refresh', async () => {
+    const key = kms.createKey({ keyRing });
+    const signer = await createGcpKmsSigner(kms.reference(key.versionName));
+    kms.faults.foreignPublicKey = Infinity;
+    const error = (await signer.getPublicKey({ refresh: true }).catch((e: unknown) => e)) as {
+      code?: string;
+      details?: Record<string, unknown>;
+    };
+    const cached = await signer.getPublicKey();
+    await signer.close?.();
+
+    // A CryptoKeyVersion's key material never changes, so another key is a corrupt response.
+    expect(error.code).toBe('ERR_GCP_KMS_INTEGRITY');
+    expect(error.details?.check).toBe('publicKey');
+    expect(kms.count('GetPublicKey')).toBe(4);
+    expect(cached.equals(key.publicKey)).toBe(true);
   });
 });

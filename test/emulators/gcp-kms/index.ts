@@ -59,6 +59,8 @@ export interface GcpKmsFaults {
   truncatedDer: number;
   /** The next N AsymmetricSign signatures come from another key, with correct CRCs. */
   foreignSignature: number;
+  /** The next N GetPublicKey responses carry that other key's public key, with correct CRCs. */
+  foreignPublicKey: number;
   /** The next N ImportCryptoKeyVersion calls flip a bit of the wrapped key before unwrapping. */
   corruptWrappedKey: number;
   /** The next N calls of any method wait `slowMs` before answering. */
@@ -140,6 +142,7 @@ function noFaults(): GcpKmsFaults {
     corruptDigest: 0,
     truncatedDer: 0,
     foreignSignature: 0,
+    foreignPublicKey: 0,
     corruptWrappedKey: 0,
     slow: 0,
     slowMs: 0,
@@ -388,9 +391,8 @@ export class GcpKmsEmulator {
 
   #getPublicKey(request: Record<string, unknown>): unknown {
     const version = this.#usableVersion(String(request.name), 'GetPublicKey');
-    const pem = createPublicKey(version.privateKey!)
-      .export({ type: 'spki', format: 'pem' })
-      .toString();
+    const holder = take(this.faults, 'foreignPublicKey') ? this.#foreignKey : version.privateKey!;
+    const pem = createPublicKey(holder).export({ type: 'spki', format: 'pem' }).toString();
     let pemCrc = crc32cString(Buffer.from(pem, 'utf8'));
     if (take(this.faults, 'wrongPemCrc32c')) pemCrc = String((Number(pemCrc) ^ 0x10) >>> 0);
     return {
