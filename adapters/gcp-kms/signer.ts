@@ -343,18 +343,26 @@ async function throwVersionRequired(
   );
 }
 
-/** Lists ENABLED ES256 versions, newest first, or says why it could not. */
+/** Versions read for the "version required" message: one page, and no more. */
+const listPageSize = 100;
+
+/**
+ * Lists ENABLED ES256 versions, newest first, or returns why it could not. Only the first page
+ * of ENABLED versions is read, since the list only serves as a hint in an error message.
+ */
 async function listEnabledVersions(
   settings: CallSettings,
   client: GcpKmsClient,
   cryptoKeyName: string,
 ): Promise<{ versions: string[]; failure: string | undefined }> {
+  const request = { parent: cryptoKeyName, filter: 'state=ENABLED', pageSize: listPageSize };
   try {
     const versions = await runKmsCall(settings, {
       operation: 'ListCryptoKeyVersions',
       resource: cryptoKeyName,
       idempotent: true,
-      invoke: (callOptions) => client.listCryptoKeyVersions({ parent: cryptoKeyName }, callOptions),
+      invoke: (callOptions) =>
+        client.listCryptoKeyVersions(request, { ...callOptions, autoPaginate: false }),
     });
     const names = versions
       .filter((v) => v.state === 'ENABLED' && v.algorithm === es256Algorithm)

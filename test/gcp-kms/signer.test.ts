@@ -204,6 +204,23 @@ describe('Cloud KMS version pinning', () => {
     expect(error.message).toContain('cloudkms.cryptoKeyVersions.list');
   });
 
+  it('lists one page of versions', async () => {
+    const key = kms.createKey({ keyRing });
+    kms.addVersion(key.cryptoKeyName, { state: 'DISABLED' });
+    kms.faults.endlessPages = Infinity;
+    const reference = kms.reference(key.cryptoKeyName);
+    const error = await rejection(createGcpKmsSigner(reference, { timeoutMs: 2_000 }));
+
+    // The client's automatic paging would follow nextPageToken for as long as the server
+    // sends one, and keep going after the signer has given up and closed the client.
+    expect(error.code).toBe('ERR_GCP_KMS_VERSION_REQUIRED');
+    expect(error.message).toContain('versions: 1.');
+    expect(kms.count('ListCryptoKeyVersions')).toBe(1);
+    const request = kms.calls.find((call) => call.method === 'ListCryptoKeyVersions')!.request;
+    expect(request.filter).toBe('state=ENABLED');
+    expect(request.pageSize).toBe(100);
+  });
+
   it('refuses every unpinned reference form', async () => {
     const key = kms.createKey({ keyRing });
     for (const form of [
