@@ -14,7 +14,7 @@ import { createPublicKey, randomBytes, verify, type KeyObject } from 'node:crypt
 import { KmsJwtError, isKmsJwtError } from '../../src/errors.js';
 import type { ImportResult, KeyReference } from '../../src/key-uri.js';
 import { emitEvent, sha256, type RuntimeOptions } from '../../src/signer.js';
-import { runKmsCall, type CallSettings } from './call.js';
+import { maxTimerMs, runKmsCall, type CallSettings } from './call.js';
 import {
   assertImportClient,
   createKmsClient,
@@ -151,9 +151,11 @@ function createContext(
   assertImportMethod(importMethod);
   const pollIntervalMs = options.pollIntervalMs ?? 1_000;
   const pollTimeoutMs = options.pollTimeoutMs ?? 300_000;
-  if (!(pollIntervalMs > 0) || !(pollTimeoutMs > 0)) {
+  // Both bound the polling, so neither may be infinite, and the interval is a timer delay.
+  if (!isDuration(pollIntervalMs) || !isDuration(pollTimeoutMs)) {
     throw new TypeError(
-      'pollIntervalMs and pollTimeoutMs must be positive numbers of milliseconds.',
+      `pollIntervalMs and pollTimeoutMs must be positive numbers of milliseconds up to ` +
+        `${maxTimerMs}, not ${pollIntervalMs} and ${pollTimeoutMs}.`,
     );
   }
 
@@ -239,6 +241,10 @@ function assertExistingKeyFits(
       `${problems.join('; ')}. Name a new CryptoKey ID to have one created.`,
     { details: { resource: target.cryptoKeyName } },
   );
+}
+
+function isDuration(ms: number): boolean {
+  return Number.isFinite(ms) && ms > 0 && ms <= maxTimerMs;
 }
 
 function isImportProtectionLevel(level: string): level is ImportProtectionLevel {

@@ -19,6 +19,7 @@ import {
 import {
   defaultMaxAttempts,
   defaultTimeoutMs,
+  maxTimerMs,
   runKmsCall,
   type CallSettings,
   type IntegrityProblem,
@@ -208,8 +209,10 @@ export async function fetchPublicKey(
 export function callSettingsFrom(options: GcpKmsSignerOptions): CallSettings {
   const timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
   const maxAttempts = options.maxAttempts ?? defaultMaxAttempts;
-  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
-    throw new TypeError(`timeoutMs must be a positive number of milliseconds, not ${timeoutMs}.`);
+  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0 || timeoutMs > maxTimerMs) {
+    throw new TypeError(
+      `timeoutMs must be a positive number of milliseconds up to ${maxTimerMs}, not ${timeoutMs}.`,
+    );
   }
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 10) {
     throw new TypeError(`maxAttempts must be an integer from 1 to 10, not ${maxAttempts}.`);

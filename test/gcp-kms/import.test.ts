@@ -332,6 +332,22 @@ describe('Cloud KMS import failures', () => {
     ).rejects.toThrow(TypeError);
   });
 
+  it('rejects unbounded poll options', async () => {
+    const target = newTarget();
+    const cases: GcpKmsImportOptions[] = [
+      { pollIntervalMs: Infinity },
+      { pollIntervalMs: 2 ** 31 },
+      { pollTimeoutMs: Infinity },
+      { pollIntervalMs: Number.NaN },
+    ];
+    for (const options of cases) {
+      await expect(importP8ToGcpKms(p256Key(), target.reference, options)).rejects.toThrow(
+        TypeError,
+      );
+    }
+    expect(kms.calls).toEqual([]);
+  });
+
   it('rejects an unsupported method', async () => {
     const target = newTarget('import-method=RSA_OAEP_3072_SHA1_AES_256');
     const error = await rejection(importP8ToGcpKms(p256Key(), target.reference, fastPolls));

@@ -159,6 +159,21 @@ describe('Cloud KMS signer', () => {
     expect(kms.calls).toEqual([]);
   });
 
+  it('accepts the longest timer timeoutMs', async () => {
+    // Node runs a timer of more than 2^31 - 1 ms after 1 ms instead, which would turn a long
+    // deadline into an immediate local timeout.
+    const key = kms.createKey({ keyRing });
+    const reference = kms.reference(key.versionName);
+    const tooLong = createGcpKmsSigner(reference, { timeoutMs: 2 ** 31 });
+    await expect(tooLong).rejects.toThrow(TypeError);
+    expect(kms.calls).toEqual([]);
+
+    const signer = await createGcpKmsSigner(reference, { timeoutMs: 2 ** 31 - 1 });
+    const token = await signJwt(signer, clientSecretParts());
+    await signer.close?.();
+    expect((await verifyToken(token, key.publicKey)).payload.iss).toBe('TEAMAAAA11');
+  });
+
   it('rejects a non-byte signing input', async () => {
     const key = kms.createKey({ keyRing });
     const signer = await createGcpKmsSigner(kms.reference(key.versionName));
