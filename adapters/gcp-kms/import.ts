@@ -173,8 +173,49 @@ function createContext(
   };
 }
 
-/** Creates the import-only CryptoKey, or checks an existing one; returns its protection level. */
+/**
+ * Checks an existing CryptoKey, or creates the import-only one, and returns its protection
+ * level. GetCryptoKey comes first, because Cloud KMS checks a call's IAM permission before it
+ * looks at the resource (it answers PERMISSION_DENIED even for a missing one), so CreateCryptoKey
+ * fails for a caller with cloudkms.cryptoKeys.get but not cloudkms.cryptoKeys.create.
+ */
 async function ensureCryptoKey(context: ImportContext): Promise<ImportProtectionLevel> {
+  const existing = await findCryptoKey(context);
+  if (existing === undefined && (await createCryptoKey(context))) {
+    context.facts.createdCryptoKey = 'yes';
+    return context.target.importSettings.protectionLevel ?? 'HSM';
+  }
+
+  // Without a key from the first GetCryptoKey, the create call found one: it was created in
+  // between, or the caller may not read it, which the second GetCryptoKey then reports.
+  context.facts.createdCryptoKey = 'no';
+  const key = existing ?? (await getCryptoKey(context));
+  return assertExistingKeyFits(key, context.target);
+}
+
+/** Returns the CryptoKey, or undefined when Cloud KMS answers NOT_FOUND or PERMISSION_DENIED. */
+async function findCryptoKey(context: ImportContext): Promise<CryptoKeyResource | undefined> {
+  try {
+    return await getCryptoKey(context);
+  } catch (error) {
+    const code = isKmsJwtError(error) ? error.details.grpcCode : undefined;
+    if (code === grpcStatus.notFound || code === grpcStatus.permissionDenied) return undefined;
+    throw error;
+  }
+}
+
+function getCryptoKey(context: ImportContext): Promise<CryptoKeyResource> {
+  const { client, settings, target } = context;
+  return runKmsCall(settings, {
+    operation: 'GetCryptoKey',
+    resource: target.cryptoKeyName,
+    idempotent: true,
+    invoke: (callOptions) => client.getCryptoKey({ name: target.cryptoKeyName }, callOptions),
+  });
+}
+
+/** Creates the import-only CryptoKey, and returns false when it already exists. */
+async function createCryptoKey(context: ImportContext): Promise<boolean> {
   const { client, settings, target } = context;
   const level = target.importSettings.protectionLevel ?? 'HSM';
   try {
@@ -197,20 +238,11 @@ async function ensureCryptoKey(context: ImportContext): Promise<ImportProtection
           callOptions,
         ),
     });
-    context.facts.createdCryptoKey = 'yes';
-    return level;
+    return true;
   } catch (error) {
-    if (!isKmsJwtError(error) || error.details.grpcCode !== grpcStatus.alreadyExists) throw error;
+    if (isKmsJwtError(error) && error.details.grpcCode === grpcStatus.alreadyExists) return false;
+    throw error;
   }
-
-  context.facts.createdCryptoKey = 'no';
-  const existing = await runKmsCall(settings, {
-    operation: 'GetCryptoKey',
-    resource: target.cryptoKeyName,
-    idempotent: true,
-    invoke: (callOptions) => client.getCryptoKey({ name: target.cryptoKeyName }, callOptions),
-  });
-  return assertExistingKeyFits(existing, target);
 }
 
 function assertExistingKeyFits(

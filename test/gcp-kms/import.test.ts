@@ -151,6 +151,28 @@ describe('Cloud KMS import', () => {
     expect(second.details.protectionLevel).toBe('HSM');
   });
 
+  it('imports into an existing key with get only', async () => {
+    // The roles for an import into an existing CryptoKey need cloudkms.cryptoKeys.get there,
+    // not cloudkms.cryptoKeys.create, which Cloud KMS checks before it looks for the key.
+    const target = newTarget();
+    await importP8ToGcpKms(p256Key(), target.reference, fastPolls);
+    kms.reset();
+    kms.faults.deniedMethods = ['CreateCryptoKey'];
+    const result = await importP8ToGcpKms(p256Key(), target.reference, fastPolls);
+
+    expect(result.details.cryptoKeyVersion).toBe(`${target.name}/cryptoKeyVersions/2`);
+    expect(result.details.createdCryptoKey).toBe('no');
+    expect(kms.count('CreateCryptoKey')).toBe(0);
+  });
+
+  it('creates a key it cannot see', async () => {
+    const target = newTarget();
+    kms.faults.deniedMethods = ['GetCryptoKey'];
+    const result = await importP8ToGcpKms(p256Key(), target.reference, fastPolls);
+    expect(result.details.createdCryptoKey).toBe('yes');
+    expect(kms.count('CreateCryptoKey')).toBe(1);
+  });
+
   it('takes options over reference attributes', async () => {
     const target = newTarget('import-method=RSA_OAEP_4096_SHA256');
     const result = await importP8ToGcpKms(p256Key(), target.reference, {
