@@ -111,6 +111,8 @@ async function attemptCall<T>(
     const guardMs = Math.min(settings.timeoutMs + 250, maxTimerMs);
     timer = setTimeout(() => reject(localTimeout(settings.timeoutMs)), guardMs);
     onAbort = () => reject(abortError(signal!, call));
+    // NOTE: more than 10 calls in flight on one signal make Node print a
+    // MaxListenersExceededWarning, although each listener is removed when its call ends.
     signal?.addEventListener('abort', onAbort, { once: true });
   });
   try {
