@@ -470,9 +470,29 @@ function abortedImport(signal: AbortSignal): KmsJwtError {
 
 function importFailed(context: ImportContext, name: ImportStep, error: unknown): KmsJwtError {
   const cause = isKmsJwtError(error) ? error : undefined;
-  // An abort is the caller's own doing, so it keeps its code.
-  if (cause?.code === 'ERR_GCP_KMS_ABORTED') return cause;
-  const facts = context.facts;
+  const state = describeImportState(context.facts);
+  const details = { ...context.facts, step: name, causeCode: cause?.code ?? 'none' };
+  // An abort is the caller's own doing, so it keeps its code and the signal's reason as cause.
+  // It still names the state, because a version may already contain the uploaded key.
+  if (cause?.code === 'ERR_GCP_KMS_ABORTED') {
+    return new KmsJwtError(
+      'ERR_GCP_KMS_ABORTED',
+      `The Cloud KMS import was aborted by the caller's signal at step "${name}". ` +
+        `State: ${state}.`,
+      { cause: cause.cause, details },
+    );
+  }
+
+  const message = error instanceof Error ? error.message : String(error);
+  return new KmsJwtError(
+    'ERR_GCP_KMS_IMPORT_FAILED',
+    `Cloud KMS import failed at step "${name}": ${message} State: ${state}.`,
+    { cause: error, details },
+  );
+}
+
+/** Describes what the import has done so far: the CryptoKey, the ImportJob and the version. */
+function describeImportState(facts: Record<string, string>): string {
   const state = [
     facts.createdCryptoKey === 'yes'
       ? `CryptoKey ${facts.cryptoKey} was created`
@@ -483,15 +503,7 @@ function importFailed(context: ImportContext, name: ImportStep, error: unknown):
       : '',
     facts.importFailureReason ? `importFailureReason: ${facts.importFailureReason}` : '',
   ].filter((part) => part !== '');
-  const message = error instanceof Error ? error.message : String(error);
-  return new KmsJwtError(
-    'ERR_GCP_KMS_IMPORT_FAILED',
-    `Cloud KMS import failed at step "${name}": ${message} State: ${state.join('; ')}.`,
-    {
-      cause: error,
-      details: { ...facts, step: name, causeCode: cause?.code ?? 'none' },
-    },
-  );
+  return state.join('; ');
 }
 
 function parseImportTarget(target: string | KeyReference): GcpKmsReference {

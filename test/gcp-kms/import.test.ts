@@ -334,6 +334,30 @@ describe('Cloud KMS import failures', () => {
     expect(error.code).toBe('ERR_GCP_KMS_ABORTED');
   });
 
+  it('names the pending version on abort', async () => {
+    // The wrapped key is already uploaded, so the caller must learn which version may still
+    // turn ENABLED with it.
+    const target = newTarget();
+    kms.importPendingPolls = 1_000;
+    const controller = new AbortController();
+    const reason = new Error('deploy cancelled');
+    const importing = importP8ToGcpKms(p256Key(), target.reference, {
+      pollIntervalMs: 5,
+      signal: controller.signal,
+      onEvent: (event) => {
+        if (event.step === 'wait-version') setTimeout(() => controller.abort(reason), 20);
+      },
+    });
+    const error = await rejection(importing);
+    const versionName = `${target.name}/cryptoKeyVersions/1`;
+
+    expect(error.code).toBe('ERR_GCP_KMS_ABORTED');
+    expect(error.cause).toBe(reason);
+    expect(error.details!.step).toBe('wait-version');
+    expect(error.details!.cryptoKeyVersion).toBe(versionName);
+    expect(error.message).toContain(`version ${versionName} is PENDING_IMPORT`);
+  });
+
   it('rejects a target with a version', async () => {
     const target = newTarget();
     const error = await rejection(
