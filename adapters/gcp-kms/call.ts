@@ -18,6 +18,11 @@ import { grpcCode, grpcStatus, mapKmsError, type KmsOperation } from './errors.j
 export const defaultTimeoutMs = 10_000;
 /** Default number of attempts for one operation, the first included. */
 export const defaultMaxAttempts = 3;
+/**
+ * The maximum delay `setTimeout` honours, 2^31 - 1 ms (about 24.8 days). Node runs a timer with
+ * a longer delay after 1 ms instead.
+ */
+export const maxTimerMs = 2_147_483_647;
 
 const firstRetryDelayMs = 100;
 const maxRetryDelayMs = 2_000;
@@ -103,8 +108,11 @@ async function attemptCall<T>(
   let timer: NodeJS.Timeout | undefined;
   let onAbort: (() => void) | undefined;
   const guard = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(localTimeout(settings.timeoutMs)), settings.timeoutMs + 250);
+    const guardMs = Math.min(settings.timeoutMs + 250, maxTimerMs);
+    timer = setTimeout(() => reject(localTimeout(settings.timeoutMs)), guardMs);
     onAbort = () => reject(abortError(signal!, call));
+    // NOTE: more than 10 calls in flight on one signal make Node print a
+    // MaxListenersExceededWarning, although each listener is removed when its call ends.
     signal?.addEventListener('abort', onAbort, { once: true });
   });
   try {

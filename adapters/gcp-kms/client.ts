@@ -16,6 +16,14 @@ export interface GcpKmsCallOptions {
   retry: null;
 }
 
+/**
+ * Options of the ListCryptoKeyVersions call. The client's automatic paging is off, because it
+ * follows nextPageToken without limit and keeps paging after the call's deadline has passed.
+ */
+export interface GcpKmsListOptions extends GcpKmsCallOptions {
+  autoPaginate: false;
+}
+
 /** A unary reply of the Google client: the response first, then request and raw-response slots. */
 export type GcpKmsReply<T> = Promise<[T, ...unknown[]]>;
 
@@ -91,8 +99,8 @@ export interface GcpKmsClient {
     options?: GcpKmsCallOptions,
   ): GcpKmsReply<CryptoKeyVersionResource>;
   listCryptoKeyVersions(
-    request: { parent: string },
-    options?: GcpKmsCallOptions,
+    request: { parent: string; filter: string; pageSize: number },
+    options?: GcpKmsListOptions,
   ): GcpKmsReply<CryptoKeyVersionResource[]>;
   close?(): Promise<void>;
 }

@@ -14,7 +14,7 @@ import { createPublicKey, randomBytes, verify, type KeyObject } from 'node:crypt
 import { KmsJwtError, isKmsJwtError } from '../../src/errors.js';
 import type { ImportResult, KeyReference } from '../../src/key-uri.js';
 import { emitEvent, sha256, type RuntimeOptions } from '../../src/signer.js';
-import { runKmsCall, type CallSettings } from './call.js';
+import { maxTimerMs, runKmsCall, type CallSettings } from './call.js';
 import {
   assertImportClient,
   createKmsClient,
@@ -151,9 +151,11 @@ function createContext(
   assertImportMethod(importMethod);
   const pollIntervalMs = options.pollIntervalMs ?? 1_000;
   const pollTimeoutMs = options.pollTimeoutMs ?? 300_000;
-  if (!(pollIntervalMs > 0) || !(pollTimeoutMs > 0)) {
+  // Both bound the polling, so neither may be infinite, and the interval is a timer delay.
+  if (!isDuration(pollIntervalMs) || !isDuration(pollTimeoutMs)) {
     throw new TypeError(
-      'pollIntervalMs and pollTimeoutMs must be positive numbers of milliseconds.',
+      `pollIntervalMs and pollTimeoutMs must be positive numbers of milliseconds up to ` +
+        `${maxTimerMs}, not ${pollIntervalMs} and ${pollTimeoutMs}.`,
     );
   }
 
@@ -171,8 +173,49 @@ function createContext(
   };
 }
 
-/** Creates the import-only CryptoKey, or checks an existing one; returns its protection level. */
+/**
+ * Checks an existing CryptoKey, or creates the import-only one, and returns its protection
+ * level. GetCryptoKey comes first, because Cloud KMS checks a call's IAM permission before it
+ * looks at the resource (it answers PERMISSION_DENIED even for a missing one), so CreateCryptoKey
+ * fails for a caller with cloudkms.cryptoKeys.get but not cloudkms.cryptoKeys.create.
+ */
 async function ensureCryptoKey(context: ImportContext): Promise<ImportProtectionLevel> {
+  const existing = await findCryptoKey(context);
+  if (existing === undefined && (await createCryptoKey(context))) {
+    context.facts.createdCryptoKey = 'yes';
+    return context.target.importSettings.protectionLevel ?? 'HSM';
+  }
+
+  // Without a key from the first GetCryptoKey, the create call found one: it was created in
+  // between, or the caller may not read it, which the second GetCryptoKey then reports.
+  context.facts.createdCryptoKey = 'no';
+  const key = existing ?? (await getCryptoKey(context));
+  return assertExistingKeyFits(key, context.target);
+}
+
+/** Returns the CryptoKey, or undefined when Cloud KMS answers NOT_FOUND or PERMISSION_DENIED. */
+async function findCryptoKey(context: ImportContext): Promise<CryptoKeyResource | undefined> {
+  try {
+    return await getCryptoKey(context);
+  } catch (error) {
+    const code = isKmsJwtError(error) ? error.details.grpcCode : undefined;
+    if (code === grpcStatus.notFound || code === grpcStatus.permissionDenied) return undefined;
+    throw error;
+  }
+}
+
+function getCryptoKey(context: ImportContext): Promise<CryptoKeyResource> {
+  const { client, settings, target } = context;
+  return runKmsCall(settings, {
+    operation: 'GetCryptoKey',
+    resource: target.cryptoKeyName,
+    idempotent: true,
+    invoke: (callOptions) => client.getCryptoKey({ name: target.cryptoKeyName }, callOptions),
+  });
+}
+
+/** Creates the import-only CryptoKey, and returns false when it already exists. */
+async function createCryptoKey(context: ImportContext): Promise<boolean> {
   const { client, settings, target } = context;
   const level = target.importSettings.protectionLevel ?? 'HSM';
   try {
@@ -195,20 +238,11 @@ async function ensureCryptoKey(context: ImportContext): Promise<ImportProtection
           callOptions,
         ),
     });
-    context.facts.createdCryptoKey = 'yes';
-    return level;
+    return true;
   } catch (error) {
-    if (!isKmsJwtError(error) || error.details.grpcCode !== grpcStatus.alreadyExists) throw error;
+    if (isKmsJwtError(error) && error.details.grpcCode === grpcStatus.alreadyExists) return false;
+    throw error;
   }
-
-  context.facts.createdCryptoKey = 'no';
-  const existing = await runKmsCall(settings, {
-    operation: 'GetCryptoKey',
-    resource: target.cryptoKeyName,
-    idempotent: true,
-    invoke: (callOptions) => client.getCryptoKey({ name: target.cryptoKeyName }, callOptions),
-  });
-  return assertExistingKeyFits(existing, target);
 }
 
 function assertExistingKeyFits(
@@ -239,6 +273,10 @@ function assertExistingKeyFits(
       `${problems.join('; ')}. Name a new CryptoKey ID to have one created.`,
     { details: { resource: target.cryptoKeyName } },
   );
+}
+
+function isDuration(ms: number): boolean {
+  return Number.isFinite(ms) && ms > 0 && ms <= maxTimerMs;
 }
 
 function isImportProtectionLevel(level: string): level is ImportProtectionLevel {
@@ -432,9 +470,29 @@ function abortedImport(signal: AbortSignal): KmsJwtError {
 
 function importFailed(context: ImportContext, name: ImportStep, error: unknown): KmsJwtError {
   const cause = isKmsJwtError(error) ? error : undefined;
-  // An abort is the caller's own doing, so it keeps its code.
-  if (cause?.code === 'ERR_GCP_KMS_ABORTED') return cause;
-  const facts = context.facts;
+  const state = describeImportState(context.facts);
+  const details = { ...context.facts, step: name, causeCode: cause?.code ?? 'none' };
+  // An abort is the caller's own doing, so it keeps its code and the signal's reason as cause.
+  // It still names the state, because a version may already contain the uploaded key.
+  if (cause?.code === 'ERR_GCP_KMS_ABORTED') {
+    return new KmsJwtError(
+      'ERR_GCP_KMS_ABORTED',
+      `The Cloud KMS import was aborted by the caller's signal at step "${name}". ` +
+        `State: ${state}.`,
+      { cause: cause.cause, details },
+    );
+  }
+
+  const message = error instanceof Error ? error.message : String(error);
+  return new KmsJwtError(
+    'ERR_GCP_KMS_IMPORT_FAILED',
+    `Cloud KMS import failed at step "${name}": ${message} State: ${state}.`,
+    { cause: error, details },
+  );
+}
+
+/** Describes what the import has done so far: the CryptoKey, the ImportJob and the version. */
+function describeImportState(facts: Record<string, string>): string {
   const state = [
     facts.createdCryptoKey === 'yes'
       ? `CryptoKey ${facts.cryptoKey} was created`
@@ -445,15 +503,7 @@ function importFailed(context: ImportContext, name: ImportStep, error: unknown):
       : '',
     facts.importFailureReason ? `importFailureReason: ${facts.importFailureReason}` : '',
   ].filter((part) => part !== '');
-  const message = error instanceof Error ? error.message : String(error);
-  return new KmsJwtError(
-    'ERR_GCP_KMS_IMPORT_FAILED',
-    `Cloud KMS import failed at step "${name}": ${message} State: ${state.join('; ')}.`,
-    {
-      cause: error,
-      details: { ...facts, step: name, causeCode: cause?.code ?? 'none' },
-    },
-  );
+  return state.join('; ');
 }
 
 function parseImportTarget(target: string | KeyReference): GcpKmsReference {

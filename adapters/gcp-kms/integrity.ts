@@ -6,6 +6,7 @@
  * from @aws-crypto/crc32c.
  */
 import { crc32c as computeCrc32c } from '@aws-crypto/crc32c';
+import { createPublicKey } from 'node:crypto';
 import { derToJose } from '../../src/der.js';
 import { isKmsJwtError } from '../../src/errors.js';
 import type { IntegrityProblem } from './call.js';
@@ -73,20 +74,45 @@ export function convertSignature(
 }
 
 /**
- * Checks a GetPublicKey response for `versionName`: its name and the CRC32C of its PEM.
+ * Checks a GetPublicKey response for `versionName`: its name, the CRC32C of its PEM, and, when
+ * `expectedSpki` is given, that the PEM contains that same key. Cloud KMS never changes the key
+ * material of a version (a re-import must supply the original key), so a second fetch that
+ * returns another key is a corrupt or forged response.
  *
  * @example
- * const problem = checkPublicKeyResponse(response, versionName);
+ * const expectedSpki = cachedKey.export({ type: 'spki', format: 'der' });
+ * const problem = checkPublicKeyResponse(response, versionName, expectedSpki);
  */
 export function checkPublicKeyResponse(
   response: PublicKeyResponse,
   versionName: string,
+  expectedSpki?: Uint8Array,
 ): IntegrityProblem | undefined {
   if (response.name !== versionName) return nameProblem('name', response.name, versionName);
   if (typeof response.pem !== 'string' || response.pem === '') {
     return { check: 'pem', problem: 'the response carries no PEM public key.' };
   }
-  return checksumProblem('pemCrc32c', Buffer.from(response.pem, 'utf8'), response.pemCrc32c, 'PEM');
+  const pemBytes = Buffer.from(response.pem, 'utf8');
+  const problem = checksumProblem('pemCrc32c', pemBytes, response.pemCrc32c, 'PEM');
+  if (problem || expectedSpki === undefined) return problem;
+  return changedKeyProblem(response.pem, expectedSpki);
+}
+
+function changedKeyProblem(pem: string, expectedSpki: Uint8Array): IntegrityProblem | undefined {
+  let spki: Buffer;
+  try {
+    spki = createPublicKey(pem).export({ type: 'spki', format: 'der' });
+  } catch {
+    // Not a public key at all: the signer reports that with ERR_GCP_KMS_PUBLIC_KEY_INVALID.
+    return undefined;
+  }
+  if (spki.equals(expectedSpki)) return undefined;
+  return {
+    check: 'publicKey',
+    problem:
+      'the PEM contains another public key than the one this version returned when the signer ' +
+      'was created, but the key material of a CryptoKeyVersion never changes.',
+  };
 }
 
 function nameProblem(check: string, found: unknown, expected: string): IntegrityProblem {

@@ -124,7 +124,7 @@ function parseResourcePart(pathPart: string): string {
   for (const name of attributes.keys()) {
     if (name !== 'resource') {
       throw invalid(
-        `the attribute "${name}" is not supported; only resource= is. For other credentials, ` +
+        `the attribute ${quote(name)} is not supported; only resource= is. For other credentials, ` +
           'pass your own KeyManagementServiceClient as the client option',
       );
     }
@@ -148,12 +148,12 @@ function parseResourceName(resource: string): Omit<GcpKmsReference, 'endpoint' |
   const segments = resource.split('/');
   const collections = ['projects', 'locations', 'keyRings', 'cryptoKeys', 'cryptoKeyVersions'];
   if (segments.length !== 8 && segments.length !== 10) {
-    throw invalid(`"${resource}" is not a CryptoKey or CryptoKeyVersion resource name`);
+    throw invalid(`${quote(resource)} is not a CryptoKey or CryptoKeyVersion resource name`);
   }
   segments.forEach((segment, index) => {
     if (index % 2 === 0 && segment !== collections[index / 2]) {
       throw invalid(
-        `expected "${collections[index / 2]}" at segment ${index + 1}, found "${segment}"`,
+        `expected "${collections[index / 2]}" at segment ${index + 1}, found ${quote(segment)}`,
       );
     }
   });
@@ -178,7 +178,7 @@ function parseResourceName(resource: string): Omit<GcpKmsReference, 'endpoint' |
 function assertSegment(value: string, pattern: RegExp, what: string): void {
   if (!pattern.test(value))
     throw invalid(
-      `the ${what} "${value}" has characters or a length that Cloud KMS does not allow`,
+      `the ${what} ${quote(value)} has characters or a length that Cloud KMS does not allow`,
     );
 }
 
@@ -186,7 +186,7 @@ function assertKnownQueryAttributes(query: Map<string, string>): void {
   for (const name of query.keys()) {
     if (!queryAttributes.has(name)) {
       throw invalid(
-        `the query attribute "${name}" is not supported; use ${[...queryAttributes].join(', ')}`,
+        `the query attribute ${quote(name)} is not supported; use ${[...queryAttributes].join(', ')}`,
       );
     }
   }
@@ -202,7 +202,8 @@ function parseEndpoint(query: Map<string, string>): GcpKmsEndpoint | undefined {
 
   const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):([0-9]{1,5})$/.exec(text);
   const port = Number(match?.[3]);
-  if (!match || port < 1 || port > 65_535) throw invalid(`endpoint "${text}" is not HOST:PORT`);
+  if (!match || port < 1 || port > 65_535)
+    throw invalid(`endpoint ${quote(text)} is not HOST:PORT`);
   const host = (match[1] ?? match[2])!;
   assertEndpointAllowed(host, plaintext);
   return { host, port, plaintext };
@@ -217,8 +218,8 @@ function assertEndpointAllowed(host: string, plaintext: boolean): void {
   if (!plaintext && /^[a-z0-9.-]+\.googleapis\.com$/i.test(host)) return;
 
   const problem = plaintext
-    ? `plaintext=true is allowed only for loopback hosts (127.0.0.1, ::1, localhost), not "${host}"`
-    : `endpoint "${host}" is not a *.googleapis.com host, and TLS endpoints elsewhere would receive Google credentials`;
+    ? `plaintext=true is allowed only for loopback hosts (127.0.0.1, ::1, localhost), not ${quote(host)}`
+    : `endpoint ${quote(host)} is not a *.googleapis.com host, and TLS endpoints elsewhere would receive Google credentials`;
   throw new KmsJwtError(
     'ERR_GCP_KMS_ENDPOINT_REJECTED',
     `Rejected the gcpkms endpoint: ${problem}. For any other endpoint, pass your own ` +
@@ -230,7 +231,7 @@ function assertEndpointAllowed(host: string, plaintext: boolean): void {
 function parseImportSettings(query: Map<string, string>): GcpKmsImportSettings {
   const level = query.get('protection-level')?.toUpperCase();
   if (level !== undefined && level !== 'HSM' && level !== 'SOFTWARE') {
-    throw invalid(`protection-level must be HSM or SOFTWARE, not "${level}"`);
+    throw invalid(`protection-level must be HSM or SOFTWARE, not ${quote(level)}`);
   }
   const importJobId = query.get('import-job');
   if (importJobId !== undefined) assertSegment(importJobId, idPattern, 'import job ID');
@@ -244,7 +245,16 @@ function parseImportSettings(query: Map<string, string>): GcpKmsImportSettings {
 function parseBoolean(text: string | undefined, name: string): boolean {
   if (text === undefined || text === 'false') return false;
   if (text === 'true') return true;
-  throw invalid(`${name} must be true or false, not "${text}"`);
+  throw invalid(`${name} must be true or false, not ${quote(text)}`);
+}
+
+/**
+ * Quotes a value taken from a reference for an error message: JSON escapes keep control
+ * characters from starting forged log lines, and a long value is cut to its first 100 characters.
+ */
+function quote(value: string): string {
+  const shown = value.length > 100 ? `${value.slice(0, 100)}...` : value;
+  return JSON.stringify(shown);
 }
 
 function invalid(problem: string): KmsJwtError {

@@ -19,6 +19,7 @@ import {
 import {
   defaultMaxAttempts,
   defaultTimeoutMs,
+  maxTimerMs,
   runKmsCall,
   type CallSettings,
   type IntegrityProblem,
@@ -86,6 +87,8 @@ export async function createGcpKmsSigner(
 class GcpKmsSigner implements Signer {
   readonly keyId: string;
   #publicKey: Promise<KeyObject>;
+  /** The SPKI DER of the key fetched at creation, which every refresh must return again. */
+  readonly #spki: Buffer;
 
   constructor(
     private readonly client: GcpKmsClient,
@@ -96,6 +99,7 @@ class GcpKmsSigner implements Signer {
   ) {
     this.keyId = `gcpkms:${versionName}`;
     this.#publicKey = Promise.resolve(publicKey);
+    this.#spki = publicKey.export({ type: 'spki', format: 'der' });
   }
 
   async sign(signingInput: Uint8Array, options: SignOptions = {}): Promise<Uint8Array> {
@@ -108,8 +112,14 @@ class GcpKmsSigner implements Signer {
 
   getPublicKey(options: GetPublicKeyOptions = {}): Promise<KeyObject> {
     if (options.refresh) {
-      const fetched = fetchPublicKey(this.settings, this.client, this.versionName, options.signal);
-      // A failed refresh keeps the key that was cached before it.
+      const fetched = fetchPublicKey(
+        this.settings,
+        this.client,
+        this.versionName,
+        options.signal,
+        this.#spki,
+      );
+      // A failed refresh, including one that returned another key, keeps the cached key.
       const previous = this.#publicKey;
       this.#publicKey = fetched.catch(() => previous);
       return fetched;
@@ -167,7 +177,8 @@ export async function signDigest(
 
 /**
  * Fetches the version's public key with GetPublicKey, checks its name, CRC32C and algorithm,
- * and parses it.
+ * and parses it. With `expectedSpki`, a response that contains another key fails the
+ * integrity check.
  *
  * @example
  * const publicKey = await fetchPublicKey(settings, client, versionName);
@@ -177,6 +188,7 @@ export async function fetchPublicKey(
   client: GcpKmsClient,
   versionName: string,
   signal?: AbortSignal,
+  expectedSpki?: Uint8Array,
 ): Promise<KeyObject> {
   const response = await runKmsCall(
     settings,
@@ -185,7 +197,7 @@ export async function fetchPublicKey(
       resource: versionName,
       idempotent: true,
       invoke: (callOptions) => client.getPublicKey({ name: versionName }, callOptions),
-      check: (reply) => checkPublicKeyResponse(reply, versionName),
+      check: (reply) => checkPublicKeyResponse(reply, versionName, expectedSpki),
     },
     signal,
   );
@@ -197,8 +209,10 @@ export async function fetchPublicKey(
 export function callSettingsFrom(options: GcpKmsSignerOptions): CallSettings {
   const timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
   const maxAttempts = options.maxAttempts ?? defaultMaxAttempts;
-  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
-    throw new TypeError(`timeoutMs must be a positive number of milliseconds, not ${timeoutMs}.`);
+  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0 || timeoutMs > maxTimerMs) {
+    throw new TypeError(
+      `timeoutMs must be a positive number of milliseconds up to ${maxTimerMs}, not ${timeoutMs}.`,
+    );
   }
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 10) {
     throw new TypeError(`maxAttempts must be an integer from 1 to 10, not ${maxAttempts}.`);
@@ -332,18 +346,26 @@ async function throwVersionRequired(
   );
 }
 
-/** Lists ENABLED ES256 versions, newest first, or says why it could not. */
+/** Versions read for the "version required" message: one page, and no more. */
+const listPageSize = 100;
+
+/**
+ * Lists ENABLED ES256 versions, newest first, or returns why it could not. Only the first page
+ * of ENABLED versions is read, since the list only serves as a hint in an error message.
+ */
 async function listEnabledVersions(
   settings: CallSettings,
   client: GcpKmsClient,
   cryptoKeyName: string,
 ): Promise<{ versions: string[]; failure: string | undefined }> {
+  const request = { parent: cryptoKeyName, filter: 'state=ENABLED', pageSize: listPageSize };
   try {
     const versions = await runKmsCall(settings, {
       operation: 'ListCryptoKeyVersions',
       resource: cryptoKeyName,
       idempotent: true,
-      invoke: (callOptions) => client.listCryptoKeyVersions({ parent: cryptoKeyName }, callOptions),
+      invoke: (callOptions) =>
+        client.listCryptoKeyVersions(request, { ...callOptions, autoPaginate: false }),
     });
     const names = versions
       .filter((v) => v.state === 'ENABLED' && v.algorithm === es256Algorithm)

@@ -151,6 +151,19 @@ const cases: FaultCase[] = [
     faults: { foreignSignature: Infinity },
     expected: 'ERR_SIGNATURE_VERIFY_FAILED',
   },
+  {
+    name: 'signature and public key from another key',
+    faults: { foreignSignature: Infinity, foreignPublicKey: Infinity },
+    expected: 'ERR_GCP_KMS_INTEGRITY',
+    check: 'publicKey',
+  },
+  {
+    name: 'public key from another key at creation',
+    faults: { foreignPublicKey: 1 },
+    atCreation: true,
+    expected: 'ERR_GCP_KMS_INTEGRITY',
+    check: 'publicKey',
+  },
 ];
 
 async function mint(faultCase: FaultCase, events: SignerEvent[]): Promise<Outcome> {
@@ -176,9 +189,10 @@ async function mint(faultCase: FaultCase, events: SignerEvent[]): Promise<Outcom
 
 describe('Cloud KMS fault switches', () => {
   it('covers every switch', () => {
-    // slowMs and deniedMethods are settings rather than switches, and the import tests cover
-    // corruptWrappedKey, which only ImportCryptoKeyVersion reads.
-    const notSwitches = ['slowMs', 'deniedMethods', 'corruptWrappedKey'];
+    // slowMs and deniedMethods are settings rather than switches. The import tests cover
+    // corruptWrappedKey, which only ImportCryptoKeyVersion reads, and the version pinning tests
+    // cover endlessPages, which only ListCryptoKeyVersions reads.
+    const notSwitches = ['slowMs', 'deniedMethods', 'corruptWrappedKey', 'endlessPages'];
     const switches = Object.keys(kms.faults).filter((name) => !notSwitches.includes(name));
     const covered = new Set(cases.flatMap((faultCase) => Object.keys(faultCase.faults)));
     expect(switches.filter((name) => !covered.has(name))).toEqual([]);
@@ -232,5 +246,23 @@ describe('Cloud KMS fault switches', () => {
     // One GetPublicKey when the signer was created, one for the refresh after the failure.
     expect(kms.count('GetPublicKey')).toBe(2);
     expect(kms.count('AsymmetricSign')).toBe(1);
+  });
+
+  it('rejects another key on refresh', async () => {
+    const key = kms.createKey({ keyRing });
+    const signer = await createGcpKmsSigner(kms.reference(key.versionName));
+    kms.faults.foreignPublicKey = Infinity;
+    const error = (await signer.getPublicKey({ refresh: true }).catch((e: unknown) => e)) as {
+      code?: string;
+      details?: Record<string, unknown>;
+    };
+    const cached = await signer.getPublicKey();
+    await signer.close?.();
+
+    // A CryptoKeyVersion's key material never changes, so another key is a corrupt response.
+    expect(error.code).toBe('ERR_GCP_KMS_INTEGRITY');
+    expect(error.details?.check).toBe('publicKey');
+    expect(kms.count('GetPublicKey')).toBe(4);
+    expect(cached.equals(key.publicKey)).toBe(true);
   });
 });

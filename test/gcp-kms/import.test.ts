@@ -151,6 +151,28 @@ describe('Cloud KMS import', () => {
     expect(second.details.protectionLevel).toBe('HSM');
   });
 
+  it('imports into an existing key with get only', async () => {
+    // The roles for an import into an existing CryptoKey need cloudkms.cryptoKeys.get there,
+    // not cloudkms.cryptoKeys.create, which Cloud KMS checks before it looks for the key.
+    const target = newTarget();
+    await importP8ToGcpKms(p256Key(), target.reference, fastPolls);
+    kms.reset();
+    kms.faults.deniedMethods = ['CreateCryptoKey'];
+    const result = await importP8ToGcpKms(p256Key(), target.reference, fastPolls);
+
+    expect(result.details.cryptoKeyVersion).toBe(`${target.name}/cryptoKeyVersions/2`);
+    expect(result.details.createdCryptoKey).toBe('no');
+    expect(kms.count('CreateCryptoKey')).toBe(0);
+  });
+
+  it('creates a key it cannot see', async () => {
+    const target = newTarget();
+    kms.faults.deniedMethods = ['GetCryptoKey'];
+    const result = await importP8ToGcpKms(p256Key(), target.reference, fastPolls);
+    expect(result.details.createdCryptoKey).toBe('yes');
+    expect(kms.count('CreateCryptoKey')).toBe(1);
+  });
+
   it('takes options over reference attributes', async () => {
     const target = newTarget('import-method=RSA_OAEP_4096_SHA256');
     const result = await importP8ToGcpKms(p256Key(), target.reference, {
@@ -312,6 +334,30 @@ describe('Cloud KMS import failures', () => {
     expect(error.code).toBe('ERR_GCP_KMS_ABORTED');
   });
 
+  it('names the pending version on abort', async () => {
+    // The wrapped key is already uploaded, so the caller must learn which version may still
+    // turn ENABLED with it.
+    const target = newTarget();
+    kms.importPendingPolls = 1_000;
+    const controller = new AbortController();
+    const reason = new Error('deploy cancelled');
+    const importing = importP8ToGcpKms(p256Key(), target.reference, {
+      pollIntervalMs: 5,
+      signal: controller.signal,
+      onEvent: (event) => {
+        if (event.step === 'wait-version') setTimeout(() => controller.abort(reason), 20);
+      },
+    });
+    const error = await rejection(importing);
+    const versionName = `${target.name}/cryptoKeyVersions/1`;
+
+    expect(error.code).toBe('ERR_GCP_KMS_ABORTED');
+    expect(error.cause).toBe(reason);
+    expect(error.details!.step).toBe('wait-version');
+    expect(error.details!.cryptoKeyVersion).toBe(versionName);
+    expect(error.message).toContain(`version ${versionName} is PENDING_IMPORT`);
+  });
+
   it('rejects a target with a version', async () => {
     const target = newTarget();
     const error = await rejection(
@@ -330,6 +376,22 @@ describe('Cloud KMS import failures', () => {
     await expect(
       importP8ToGcpKms(createPublicKey(p256Key()), target.reference, fastPolls),
     ).rejects.toThrow(TypeError);
+  });
+
+  it('rejects unbounded poll options', async () => {
+    const target = newTarget();
+    const cases: GcpKmsImportOptions[] = [
+      { pollIntervalMs: Infinity },
+      { pollIntervalMs: 2 ** 31 },
+      { pollTimeoutMs: Infinity },
+      { pollIntervalMs: Number.NaN },
+    ];
+    for (const options of cases) {
+      await expect(importP8ToGcpKms(p256Key(), target.reference, options)).rejects.toThrow(
+        TypeError,
+      );
+    }
+    expect(kms.calls).toEqual([]);
   });
 
   it('rejects an unsupported method', async () => {

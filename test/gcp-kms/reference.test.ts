@@ -130,6 +130,27 @@ describe('Cloud KMS references', () => {
     }
   });
 
+  it('quotes values in messages safely', () => {
+    const cases = [
+      `gcpkms:projects/${'a'.repeat(100_000)}`,
+      `gcpkms:${keyName.replace('siwa', 'x'.repeat(100_000))}`,
+      `gcpkms:${versionName}?endpoint=${'b'.repeat(100_000)}`,
+      `gcpkms:projects/p\nkms-jwt: forged log line`,
+      `gcpkms:${versionName}?endpoint=127.0.0.1:1%0Aforged&plaintext=true`,
+    ];
+    for (const reference of cases) {
+      let message = '';
+      try {
+        parse(reference);
+      } catch (error) {
+        message = (error as Error).message;
+      }
+      expect(message).toMatch(/^Invalid gcpkms key reference/);
+      expect(message.length).toBeLessThan(600);
+      expect(message).not.toMatch(/[\r\n]/);
+    }
+  });
+
   const rejectedEndpoints: [string, string][] = [
     ['plaintext to another host', 'endpoint=10.1.2.3:8085&plaintext=true'],
     ['plaintext to a name', 'endpoint=kms.example.com:8085&plaintext=true'],

@@ -159,6 +159,21 @@ describe('Cloud KMS signer', () => {
     expect(kms.calls).toEqual([]);
   });
 
+  it('accepts the longest timer timeoutMs', async () => {
+    // Node runs a timer of more than 2^31 - 1 ms after 1 ms instead, which would turn a long
+    // deadline into an immediate local timeout.
+    const key = kms.createKey({ keyRing });
+    const reference = kms.reference(key.versionName);
+    const tooLong = createGcpKmsSigner(reference, { timeoutMs: 2 ** 31 });
+    await expect(tooLong).rejects.toThrow(TypeError);
+    expect(kms.calls).toEqual([]);
+
+    const signer = await createGcpKmsSigner(reference, { timeoutMs: 2 ** 31 - 1 });
+    const token = await signJwt(signer, clientSecretParts());
+    await signer.close?.();
+    expect((await verifyToken(token, key.publicKey)).payload.iss).toBe('TEAMAAAA11');
+  });
+
   it('rejects a non-byte signing input', async () => {
     const key = kms.createKey({ keyRing });
     const signer = await createGcpKmsSigner(kms.reference(key.versionName));
@@ -202,6 +217,23 @@ describe('Cloud KMS version pinning', () => {
     expect(error.code).toBe('ERR_GCP_KMS_VERSION_REQUIRED');
     expect(error.message).toContain('could not be listed');
     expect(error.message).toContain('cloudkms.cryptoKeyVersions.list');
+  });
+
+  it('lists one page of versions', async () => {
+    const key = kms.createKey({ keyRing });
+    kms.addVersion(key.cryptoKeyName, { state: 'DISABLED' });
+    kms.faults.endlessPages = Infinity;
+    const reference = kms.reference(key.cryptoKeyName);
+    const error = await rejection(createGcpKmsSigner(reference, { timeoutMs: 2_000 }));
+
+    // The client's automatic paging would follow nextPageToken for as long as the server
+    // sends one, and keep going after the signer has given up and closed the client.
+    expect(error.code).toBe('ERR_GCP_KMS_VERSION_REQUIRED');
+    expect(error.message).toContain('versions: 1.');
+    expect(kms.count('ListCryptoKeyVersions')).toBe(1);
+    const request = kms.calls.find((call) => call.method === 'ListCryptoKeyVersions')!.request;
+    expect(request.filter).toBe('state=ENABLED');
+    expect(request.pageSize).toBe(100);
   });
 
   it('refuses every unpinned reference form', async () => {

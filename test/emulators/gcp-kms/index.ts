@@ -59,6 +59,10 @@ export interface GcpKmsFaults {
   truncatedDer: number;
   /** The next N AsymmetricSign signatures come from another key, with correct CRCs. */
   foreignSignature: number;
+  /** The next N GetPublicKey responses carry that other key's public key, with correct CRCs. */
+  foreignPublicKey: number;
+  /** The next N ListCryptoKeyVersions responses carry a nextPageToken, so paging never ends. */
+  endlessPages: number;
   /** The next N ImportCryptoKeyVersion calls flip a bit of the wrapped key before unwrapping. */
   corruptWrappedKey: number;
   /** The next N calls of any method wait `slowMs` before answering. */
@@ -140,6 +144,8 @@ function noFaults(): GcpKmsFaults {
     corruptDigest: 0,
     truncatedDer: 0,
     foreignSignature: 0,
+    foreignPublicKey: 0,
+    endlessPages: 0,
     corruptWrappedKey: 0,
     slow: 0,
     slowMs: 0,
@@ -388,9 +394,8 @@ export class GcpKmsEmulator {
 
   #getPublicKey(request: Record<string, unknown>): unknown {
     const version = this.#usableVersion(String(request.name), 'GetPublicKey');
-    const pem = createPublicKey(version.privateKey!)
-      .export({ type: 'spki', format: 'pem' })
-      .toString();
+    const holder = take(this.faults, 'foreignPublicKey') ? this.#foreignKey : version.privateKey!;
+    const pem = createPublicKey(holder).export({ type: 'spki', format: 'pem' }).toString();
     let pemCrc = crc32cString(Buffer.from(pem, 'utf8'));
     if (take(this.faults, 'wrongPemCrc32c')) pemCrc = String((Number(pemCrc) ^ 0x10) >>> 0);
     return {
@@ -413,8 +418,12 @@ export class GcpKmsEmulator {
 
   #listCryptoKeyVersions(request: Record<string, unknown>): unknown {
     const key = this.#cryptoKey(String(request.parent));
-    const versions = [...key.versions.values()].map(versionResource);
-    return { cryptoKeyVersions: versions, nextPageToken: '', totalSize: versions.length };
+    const state = parseStateFilter(String(request.filter ?? ''));
+    const versions = [...key.versions.values()]
+      .filter((version) => state === undefined || version.state === state)
+      .map(versionResource);
+    const nextPageToken = take(this.faults, 'endlessPages') ? `page-${this.calls.length}` : '';
+    return { cryptoKeyVersions: versions, nextPageToken, totalSize: versions.length };
   }
 
   #createCryptoKey(request: Record<string, unknown>): unknown {
@@ -646,6 +655,19 @@ function take(faults: GcpKmsFaults, name: keyof GcpKmsFaults): boolean {
   if (typeof remaining !== 'number' || remaining <= 0) return false;
   (faults[name] as number) = remaining - 1;
   return true;
+}
+
+/**
+ * Reads a ListCryptoKeyVersions filter. Cloud KMS accepts a filter on any field, but the
+ * emulator takes `state=STATE` or none, and returns INVALID_ARGUMENT for anything else.
+ */
+function parseStateFilter(filter: string): string | undefined {
+  if (filter === '') return undefined;
+  const match = /^state\s*=\s*([A-Z_]+)$/.exec(filter.trim());
+  if (!match) {
+    throw new RpcError(Status.INVALID_ARGUMENT, `The emulator filters on state only: "${filter}".`);
+  }
+  return match[1];
 }
 
 function readDigest(request: Record<string, unknown>, algorithm: string): Buffer {
