@@ -6,6 +6,7 @@
  */
 import { base64urlDecode } from '../base64url.js';
 import { ClaimsError } from '../errors.js';
+import { readClockSeconds } from './mint.js';
 import { profileDefinitions } from './profiles.js';
 import { checkToken, makeFinding, type Finding, type ProfileDefinition } from './rules.js';
 import type { AppleTokenKind, AppleTokenProblem } from './types.js';
@@ -59,7 +60,7 @@ export function inspectAppleToken(
   const claims = decodeJson(parts[1]!, 'claims');
   const signature = base64urlDecode(parts[2]!);
   const signatureLength = signature?.length ?? -1;
-  const nowSeconds = Math.floor((options.now ?? Date.now)() / 1000);
+  const nowSeconds = readClockSeconds(options.now);
 
   const detected = options.kind === undefined ? detectKind(header, claims) : { kind: options.kind };
   const profile = detected.kind === undefined ? undefined : profileOf(detected.kind);

@@ -8,6 +8,7 @@ import { parseDuration } from '../duration.js';
 import { ClaimsError } from '../errors.js';
 import { signJwt, type JwsHeader } from '../jws.js';
 import { emitEvent, type RuntimeOptions } from '../signer.js';
+import { quote } from './identifiers.js';
 import { profileDefinitions } from './profiles.js';
 import { checkToken, type Finding, type MintTimes, type ProfileDefinition } from './rules.js';
 import type { AppleToken, AppleTokenKind, AppleTokenOptionsByKind, Lifetime } from './types.js';
@@ -43,7 +44,7 @@ export async function createAppleToken<K extends AppleTokenKind>(
   assertOptions(profile, options as unknown as Record<string, unknown>);
   const runtime = options as RuntimeOptions;
 
-  const nowSeconds = readClock(profile, runtime.now);
+  const nowSeconds = readClockSeconds(runtime.now, profile.kind);
   const iatSkewSeconds = resolveSkew(profile, options.iatSkewSeconds);
   const lifetimeSeconds = resolveLifetime(profile, (options as { lifetime?: Lifetime }).lifetime);
   const times: MintTimes = {
@@ -121,17 +122,40 @@ function knownOptions(profile: ProfileDefinition): ReadonlySet<string> {
   return known;
 }
 
-function readClock(profile: ProfileDefinition, now: (() => number) | undefined): number {
+// 2001-09-09 in milliseconds. A clock in seconds returns less, and would date its tokens 1970.
+const minClockMilliseconds = 1e12;
+// The year 5138 in milliseconds. A clock in microseconds returns more.
+const maxClockMilliseconds = 1e14;
+
+/**
+ * Reads an injected clock, in milliseconds since the epoch, as whole seconds. A clock that
+ * returns seconds or microseconds would date every token wrongly, so it raises
+ * `ERR_APPLE_TIME_INVALID`, naming the kind being minted or, without one, inspection.
+ */
+export function readClockSeconds(now: (() => number) | undefined, kind?: AppleTokenKind): number {
   const milliseconds = (now ?? Date.now)();
-  if (typeof milliseconds === 'number' && Number.isFinite(milliseconds) && milliseconds > 0) {
+  if (
+    typeof milliseconds === 'number' &&
+    milliseconds >= minClockMilliseconds &&
+    milliseconds < maxClockMilliseconds
+  ) {
     return Math.floor(milliseconds / 1000);
   }
+
+  const subject = kind === undefined ? 'inspectAppleToken' : `${kind} token`;
   throw new ClaimsError(
     'ERR_APPLE_TIME_INVALID',
-    `${profile.kind} token: the now() clock returned ${String(milliseconds)}, but must return ` +
+    `${subject}: the now() clock returned ${clockUnitHint(milliseconds)}, but must return ` +
       'milliseconds since the epoch (rule clock-milliseconds). Pass now: () => Date.now() or leave it out.',
-    { details: { kind: profile.kind, field: 'now', rule: 'clock-milliseconds' } },
+    { details: { kind, field: 'now', rule: 'clock-milliseconds' } },
   );
+}
+
+function clockUnitHint(value: unknown): string {
+  const quoted = quote(value);
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) return quoted;
+  if (value < minClockMilliseconds) return `${quoted}, which is seconds or a date before 2001`;
+  return `${quoted}, which is microseconds or a date after the year 5000`;
 }
 
 function resolveSkew(profile: ProfileDefinition, skew: number | undefined): number {

@@ -437,6 +437,19 @@ describe('inspectAppleToken: signature and shape', () => {
     expect(codes).toEqual(Array(5).fill('ERR_APPLE_TOKEN_MALFORMED'));
   });
 
+  it.each([
+    ['seconds', () => nowSeconds],
+    ['microseconds', () => nowSeconds * 1_000_000],
+    ['NaN', () => NaN],
+    ['a string', () => String(nowSeconds * 1000) as unknown as number],
+  ])('rejects a clock returning %s', (_name, clock) => {
+    const { header, claims } = samples['client-secret'];
+    const token = signToken(header, { ...claims, exp: nowSeconds - 10 });
+    expect(() => inspectAppleToken(token, { now: clock })).toThrow(
+      expect.objectContaining({ code: 'ERR_APPLE_TIME_INVALID' }),
+    );
+  });
+
   it('rejects a kind that does not exist', () => {
     const { header, claims } = samples.apns;
     expect(() =>

@@ -257,7 +257,26 @@ function sharedBrokenCases(kind: AppleTokenKind): BrokenCase[] {
       change: { iatSkewSeconds: 1.5 },
       code: 'ERR_APPLE_SKEW_INVALID',
     },
-    { name: 'clock in seconds', kind, change: { now: () => NaN }, code: 'ERR_APPLE_TIME_INVALID' },
+    {
+      name: 'clock returning NaN',
+      kind,
+      change: { now: () => NaN },
+      code: 'ERR_APPLE_TIME_INVALID',
+    },
+    {
+      name: 'clock in seconds',
+      kind,
+      change: { now: () => nowSeconds },
+      code: 'ERR_APPLE_TIME_INVALID',
+      field: 'now',
+    },
+    {
+      name: 'clock in microseconds',
+      kind,
+      change: { now: () => nowSeconds * 1_000_000 },
+      code: 'ERR_APPLE_TIME_INVALID',
+      field: 'now',
+    },
   ];
 }
 
