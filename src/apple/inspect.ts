@@ -6,6 +6,7 @@
  */
 import { base64urlDecode } from '../base64url.js';
 import { ClaimsError } from '../errors.js';
+import { repeatedMemberNames } from './json-names.js';
 import { readClockSeconds } from './mint.js';
 import { profileDefinitions } from './profiles.js';
 import { checkToken, makeFinding, type Finding, type ProfileDefinition } from './rules.js';
@@ -56,18 +57,25 @@ export function inspectAppleToken(
     throw malformed(`has ${parts.length} dot-separated parts, but a compact JWS has 3`);
   }
 
-  const header = decodeJson(parts[0]!, 'header');
-  const claims = decodeJson(parts[1]!, 'claims');
+  const decodedHeader = decodeJson(parts[0]!, 'header');
+  const decodedClaims = decodeJson(parts[1]!, 'claims');
+  const header = decodedHeader.value;
+  const claims = decodedClaims.value;
   const signature = base64urlDecode(parts[2]!);
   const signatureLength = signature?.length ?? -1;
   const nowSeconds = readClockSeconds(options.now);
 
   const detected = options.kind === undefined ? detectKind(header, claims) : { kind: options.kind };
   const profile = detected.kind === undefined ? undefined : profileOf(detected.kind);
+  const repeated = [
+    ...decodedHeader.repeated.map((name) => `header.${name}`),
+    ...decodedClaims.repeated.map((name) => `claims.${name}`),
+  ];
   const findings = profile
     ? [
         ...checkToken(profile, { header, claims, nowSeconds }),
         ...checkSignature(profile, signatureLength),
+        ...repeated.map((field) => repeatedName(profile, field)),
       ]
     : [unknownKind(header, claims)];
   const inspection: AppleTokenInspection = {
@@ -89,19 +97,37 @@ function malformed(problem: string): ClaimsError {
   );
 }
 
-function decodeJson(part: string, name: string): Record<string, unknown> {
+/** Decodes one JSON part, with the member names it repeats. */
+function decodeJson(
+  part: string,
+  name: string,
+): { value: Record<string, unknown>; repeated: string[] } {
   const bytes = base64urlDecode(part);
   if (!bytes) throw malformed(`${name} part is not base64url without padding`);
+  const text = bytes.toString('utf8');
   let value: unknown;
   try {
-    value = JSON.parse(bytes.toString('utf8'));
+    value = JSON.parse(text);
   } catch {
     throw malformed(`${name} part is not JSON`);
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw malformed(`${name} part is not a JSON object`);
   }
-  return value as Record<string, unknown>;
+  return { value: value as Record<string, unknown>, repeated: repeatedMemberNames(text) };
+}
+
+function repeatedName(profile: ProfileDefinition, field: string): Finding {
+  const issue = {
+    severity: 'error' as const,
+    rule: 'json-duplicate-name',
+    source: 'derived' as const,
+    problem:
+      'occurs more than once; this report shows the last value, but other JSON parsers take ' +
+      'the first or reject the token (RFC 7519 §4 requires unique names)',
+    fix: 'Build the token with each header field and claim once',
+  };
+  return makeFinding(profile, { field }, issue, 'ERR_APPLE_FIELD_INVALID');
 }
 
 function profileOf(kind: AppleTokenKind): ProfileDefinition {

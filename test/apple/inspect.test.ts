@@ -407,6 +407,65 @@ describe.each(problemCases)('inspectAppleToken: $name', (testCase) => {
   });
 });
 
+/** Signs header and claims given as raw JSON text, which may repeat a member name. */
+function signJsonText(headerJson: string, claimsJson: string): string {
+  const encode = (text: string) => Buffer.from(text).toString('base64url');
+  const signingInput = `${encode(headerJson)}.${encode(claimsJson)}`;
+  const signature = sign('sha256', Buffer.from(signingInput), {
+    key: privateKey,
+    dsaEncoding: 'ieee-p1363',
+  });
+  return `${signingInput}.${signature.toString('base64url')}`;
+}
+
+describe('inspectAppleToken: duplicate member names', () => {
+  const { header, claims } = samples['client-secret'];
+  const claimsJson = JSON.stringify(claims);
+
+  it('flags a claim given twice', () => {
+    // JSON.parse keeps the last aud, but a parser that keeps the first sees another audience.
+    const repeated = claimsJson.replace('{', '{"aud":"https://example.com",');
+    const report = inspectAppleToken(signJsonText(JSON.stringify(header), repeated), { now });
+
+    expect(report.kind).toBe('client-secret');
+    const problem = report.problems.find((p) => p.rule === 'json-duplicate-name');
+    expect(problem?.severity).toBe('error');
+    expect(problem?.field).toBe('claims.aud');
+    expect(problem?.source).toBe('derived');
+    expect(problem?.message).toContain('claims.aud');
+  });
+
+  it('flags a header field given twice', () => {
+    const repeated = '{"alg":"none","alg":"ES256","kid":"ABC123DEFG"}';
+    const report = inspectAppleToken(signJsonText(repeated, claimsJson), { now });
+
+    const fields = report.problems
+      .filter((p) => p.rule === 'json-duplicate-name')
+      .map((p) => p.field);
+    expect(fields).toEqual(['header.alg']);
+  });
+
+  it('compares names after unescaping', () => {
+    const repeated = claimsJson.replace('{', '{"\\u0073ub":"com.example.app",');
+    const report = inspectAppleToken(signJsonText(JSON.stringify(header), repeated), { now });
+
+    const fields = report.problems
+      .filter((p) => p.rule === 'json-duplicate-name')
+      .map((p) => p.field);
+    expect(fields).toEqual(['claims.sub']);
+  });
+
+  it('ignores names repeated in nested objects', () => {
+    const nested = claimsJson.replace(
+      '{',
+      '{"x":[{"aud":1},{"aud":2}],"y":{"sub":1,"z":"\\"sub\\""},',
+    );
+    const report = inspectAppleToken(signJsonText(JSON.stringify(header), nested), { now });
+
+    expect(report.problems.map((p) => p.rule)).not.toContain('json-duplicate-name');
+  });
+});
+
 describe('inspectAppleToken: signature and shape', () => {
   it('flags a DER-encoded signature', () => {
     const { header, claims } = samples['client-secret'];
