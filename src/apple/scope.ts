@@ -4,7 +4,7 @@
  * entry is a GET on a resource from its long-lived list (Generating Tokens for API Requests,
  * https://developer.apple.com/documentation/appstoreconnectapi/generating-tokens-for-api-requests).
  */
-import { quote, type ShapeIssue } from './identifiers.js';
+import { firstNonAsciiCharacter, quote, type ShapeIssue } from './identifiers.js';
 
 // Apple lists these resources by name: Build Actions, Build Runs, Git References, Issues, macOS
 // Versions, Products, Providers, Power and Performance Metrics and Logs, Pull Requests,
@@ -60,12 +60,24 @@ const entryPattern = /^([A-Z]+) (\/v\d+\/[^\s?]+)(\?\S*)?$/;
 
 /** Checks one scope entry's format: an upper-case method, one space and a `/v1/...` path. */
 export function checkScopeEntry(entry: unknown): ShapeIssue | undefined {
-  if (typeof entry === 'string' && entryPattern.test(entry)) return undefined;
+  if (typeof entry === 'string' && entryPattern.test(entry)) return characterIssue(entry);
   return {
     severity: 'error',
     rule: 'scope-entry-shape',
     problem: `has ${quote(entry)}, but each entry must be METHOD /v1/path[?query], such as "GET /v1/apps?filter[platform]=IOS"`,
     fix: 'Write each scope entry as the request method, one space and the request path',
+  };
+}
+
+/** Rejects characters that no request line carries, so that the entry could match no request. */
+function characterIssue(entry: string): ShapeIssue | undefined {
+  const character = firstNonAsciiCharacter(entry);
+  if (character === undefined) return undefined;
+  return {
+    severity: 'error',
+    rule: 'scope-entry-shape',
+    problem: `has ${quote(entry)}, which contains ${character}, but a request line is ASCII, so the entry would match no request`,
+    fix: 'Remove the character, or percent-encode it as the request does',
   };
 }
 

@@ -23,6 +23,10 @@ describe('checkScopeEntry', () => {
     'GET /v1/apps extra',
     'GET https://api.appstoreconnect.apple.com/v1/apps',
     '',
+    'GET /v1/apps\u200b',
+    'GET /v1/apps?filter[name]=\u0007',
+    'GET /v1/\u0430pps',
+    'GET /v1/apps?filter[name]=Caf\u00e9',
   ])('rejects %j', (entry) => {
     expect(checkScopeEntry(entry)?.rule).toBe('scope-entry-shape');
     expect(checkScopeEntry(entry)?.severity).toBe('error');
