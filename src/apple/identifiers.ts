@@ -31,8 +31,20 @@ const webOriginPattern = /^https?:\/\/[^\s/?#]+$/;
 
 /** Quotes a value for a message, shortened so that a pasted blob cannot fill the screen. */
 export function quote(value: unknown): string {
-  const text = JSON.stringify(value) ?? String(value);
+  const text = describeValue(value);
   return text.length > 64 ? `${text.slice(0, 60)}…" (${text.length} characters)` : text;
+}
+
+/** Writes a value as JSON where JSON can show it, so that NaN does not read as null. */
+function describeValue(value: unknown): string {
+  if (typeof value === 'bigint') return `${value}n`;
+  if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    // A circular structure, or an object whose toJSON throws.
+    return Object.prototype.toString.call(value);
+  }
 }
 
 /**

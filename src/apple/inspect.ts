@@ -6,6 +6,7 @@
  */
 import { base64urlDecode } from '../base64url.js';
 import { ClaimsError } from '../errors.js';
+import { quote } from './identifiers.js';
 import { repeatedMemberNames } from './json-names.js';
 import { readClockSeconds } from './mint.js';
 import { profileDefinitions } from './profiles.js';
@@ -192,12 +193,12 @@ function closestKind(
   if (!best || best.distance > 2 || best.distance === second?.distance) return { kind: undefined };
   return {
     kind: best.kind,
-    guess: `its aud ${JSON.stringify(claims.aud)} names no Apple service, so it was checked as the kind whose fields it matches most closely`,
+    guess: `its aud ${quote(claims.aud)} names no Apple service, so it was checked as the kind whose fields it matches most closely`,
   };
 }
 
 function unknownKind(header: Record<string, unknown>, claims: Record<string, unknown>): Finding {
-  const aud = claims.aud === undefined ? 'no aud' : `aud ${JSON.stringify(claims.aud)}`;
+  const aud = claims.aud === undefined ? 'no aud' : `aud ${quote(claims.aud)}`;
   const fields = `header ${Object.keys(header).join(', ')}; claims ${Object.keys(claims).join(', ')}`;
   return {
     severity: 'error',

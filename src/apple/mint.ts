@@ -163,7 +163,7 @@ function resolveSkew(profile: ProfileDefinition, skew: number | undefined): numb
   if (Number.isInteger(skew) && skew >= 0 && skew <= maxIatSkewSeconds) return skew;
   throw new ClaimsError(
     'ERR_APPLE_SKEW_INVALID',
-    `${profile.kind} token: iatSkewSeconds is ${JSON.stringify(skew)}, but must be whole seconds ` +
+    `${profile.kind} token: iatSkewSeconds is ${quote(skew)}, but must be whole seconds ` +
       `from 0 to ${maxIatSkewSeconds} (rule skew-range). Leave it out for the default of ` +
       `${defaultIatSkewSeconds} s.`,
     { details: { kind: profile.kind, field: 'iatSkewSeconds', rule: 'skew-range' } },
@@ -181,7 +181,7 @@ function resolveLifetime(
   if (Number.isSafeInteger(seconds) && seconds > 0) return seconds;
   throw new ClaimsError(
     'ERR_APPLE_LIFETIME_INVALID',
-    `${profile.kind} token: lifetime is ${JSON.stringify(lifetime)}, but must be a positive whole ` +
+    `${profile.kind} token: lifetime is ${quote(lifetime)}, but must be a positive whole ` +
       'number of seconds or a duration such as "12h" (rule lifetime-positive). Leave it out for ' +
       `the default of ${profile.lifetime.defaultSeconds} s.`,
     { details: { kind: profile.kind, field: 'lifetime', rule: 'lifetime-positive' } },

@@ -162,6 +162,16 @@ describe('inspectAppleToken: kind detection', () => {
     expect(report.kindGuess).toContain('names no Apple service');
   });
 
+  it('shortens a long aud in the messages', () => {
+    const aud = `https://example.com/${'x'.repeat(100_000)}`;
+    const unknown = inspect({ alg: 'ES256' }, { aud, foo: 1, bar: 2 });
+    const connect = samples['app-store-connect'];
+    const guessed = inspect(connect.header, { ...connect.claims, aud });
+
+    expect(unknown.problems[0]!.message.length).toBeLessThan(500);
+    expect(guessed.kindGuess!.length).toBeLessThan(500);
+  });
+
   it('names no kind for unrelated claims', () => {
     const report = inspect({ alg: 'ES256' }, { aud: 'https://example.com', foo: 1, bar: 2 });
     expect(report.kind).toBeUndefined();

@@ -837,3 +837,58 @@ describe.each(brokenCases)('broken $kind token: $name', (testCase) => {
     }
   });
 });
+
+describe('option values in error messages', () => {
+  const long = 'x'.repeat(100_000);
+
+  it.each([
+    ['iatSkewSeconds', { iatSkewSeconds: long }, 'ERR_APPLE_SKEW_INVALID'],
+    ['lifetime', { lifetime: [long] }, 'ERR_APPLE_LIFETIME_INVALID'],
+    ['teamId', { teamId: { value: long } }, 'ERR_APPLE_FIELD_INVALID'],
+  ])('shortens a long %s', async (_option, change, code) => {
+    const options = { ...base['client-secret'], ...change, signer: key.signer, now };
+    const error = await rejection(() => createAppleToken('client-secret', options as never));
+
+    expect(error.code).toBe(code);
+    expect(String(error.message).length).toBeLessThan(500);
+  });
+
+  it.each([
+    { option: 'iatSkewSeconds', value: NaN, code: 'ERR_APPLE_SKEW_INVALID', shown: 'NaN' },
+    {
+      option: 'iatSkewSeconds',
+      value: Infinity,
+      code: 'ERR_APPLE_SKEW_INVALID',
+      shown: 'Infinity',
+    },
+    { option: 'lifetime', value: NaN, code: 'ERR_APPLE_LIFETIME_INVALID', shown: 'NaN' },
+    {
+      option: 'lifetime',
+      value: 180n * 86_400n,
+      code: 'ERR_APPLE_LIFETIME_INVALID',
+      shown: '15552000n',
+    },
+    { option: 'teamId', value: 10n, code: 'ERR_APPLE_FIELD_INVALID', shown: '10n' },
+    {
+      option: 'keyId',
+      value: Symbol('kid'),
+      code: 'ERR_APPLE_FIELD_INVALID',
+      shown: 'Symbol(kid)',
+    },
+  ])('shows $option $shown as given', async ({ option, value, code, shown }) => {
+    const options = { ...base['client-secret'], [option]: value, signer: key.signer, now };
+    const error = await rejection(() => createAppleToken('client-secret', options as never));
+
+    expect(error.code).toBe(code);
+    expect(String(error.message)).toContain(`is ${shown}`);
+  });
+
+  it('describes a circular option value', async () => {
+    const circular: Record<string, unknown> = {};
+    circular.self = circular;
+    const options = { ...base['client-secret'], teamId: circular, signer: key.signer, now };
+    const error = await rejection(() => createAppleToken('client-secret', options as never));
+
+    expect(error.code).toBe('ERR_APPLE_FIELD_INVALID');
+  });
+});
