@@ -497,6 +497,14 @@ const brokenCases: BrokenCase[] = [
     rule: 'lifetime-max',
   },
   {
+    name: 'long lifetime through a dot segment',
+    kind: 'app-store-connect',
+    change: { scope: ['GET /v1/apps/../ciProducts'], lifetime: '30d' },
+    code: invalid,
+    field: 'claims.scope',
+    rule: 'scope-entry-shape',
+  },
+  {
     name: 'long lifetime when one entry is off the list',
     kind: 'app-store-connect',
     change: { scope: ['GET /v1/ciProducts', 'GET /v1/users'], lifetime: '1h' },
