@@ -202,7 +202,9 @@ function buildFields(
       : spec.option
         ? options[spec.option]
         : spec.value;
-    if (value !== undefined) fields[spec.name] = value;
+    // A list is copied into a plain array, so that a toJSON method or an index getter on the
+    // caller's array cannot make the signed claim differ from the one the rules checked.
+    if (value !== undefined) fields[spec.name] = Array.isArray(value) ? Array.from(value) : value;
   }
   return fields;
 }

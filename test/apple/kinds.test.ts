@@ -900,3 +900,39 @@ describe('option values in error messages', () => {
     expect(error.code).toBe('ERR_APPLE_FIELD_INVALID');
   });
 });
+
+describe('list options', () => {
+  function signedClaims(token: string): Record<string, unknown> {
+    return JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8'));
+  }
+
+  it('signs the scope it checked, whatever its toJSON returns', async () => {
+    const scope = Object.assign(['GET /v1/ciProducts'], { toJSON: () => ['POST /v1/apps'] });
+    const options = { ...base['app-store-connect'], scope, lifetime: '30d' };
+    const minted = await createAppleToken('app-store-connect', {
+      ...options,
+      signer: key.signer,
+      now,
+    } as never);
+
+    expect(signedClaims(minted.token).scope).toEqual(['GET /v1/ciProducts']);
+    expect(minted.claims.scope).toEqual(['GET /v1/ciProducts']);
+  });
+
+  it('signs the origin list it checked, however often it is read', async () => {
+    let reads = 0;
+    const origin: string[] = [];
+    Object.defineProperty(origin, 0, {
+      enumerable: true,
+      get: () => (reads++ === 0 ? 'https://music.example.com' : 'https://other.example.com'),
+    });
+    const minted = await createAppleToken('musickit', {
+      ...base.musickit,
+      origin,
+      signer: key.signer,
+      now,
+    } as never);
+
+    expect(signedClaims(minted.token).origin).toEqual(['https://music.example.com']);
+  });
+});
