@@ -58,6 +58,22 @@ export function firstNonAsciiCharacter(value: string): string | undefined {
   return `U+${match[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
 }
 
+/**
+ * Escapes control and invisible format characters (Unicode categories Cc and Cf, and the line
+ * and paragraph separators) as `\uXXXX`, so that text taken from a token cannot move the cursor,
+ * clear the screen or reorder the characters a terminal shows.
+ *
+ * @example
+ * escapeControlCharacters('a\u001b[2Jb'); // 'a\\u001b[2Jb'
+ */
+export function escapeControlCharacters(text: string): string {
+  return text.replace(/[\p{Cc}\p{Cf}\u2028\u2029]/gu, (character) => {
+    const codePoint = character.codePointAt(0)!;
+    const hex = codePoint.toString(16).padStart(4, '0');
+    return codePoint > 0xffff ? `\\u{${hex}}` : `\\u${hex}`;
+  });
+}
+
 /** A 10-character Apple identifier: a Team ID or a developer-portal key ID. */
 export function tenCharacterId(label: string, where: string): ShapeCheck {
   return (value) => {

@@ -6,7 +6,7 @@
  */
 import { base64urlDecode } from '../base64url.js';
 import { ClaimsError } from '../errors.js';
-import { quote } from './identifiers.js';
+import { escapeControlCharacters, quote } from './identifiers.js';
 import { repeatedMemberNames } from './json-names.js';
 import { readClockSeconds } from './mint.js';
 import { profileDefinitions } from './profiles.js';
@@ -193,7 +193,9 @@ function closestKind(
   if (!best || best.distance > 2 || best.distance === second?.distance) return { kind: undefined };
   return {
     kind: best.kind,
-    guess: `its aud ${quote(claims.aud)} names no Apple service, so it was checked as the kind whose fields it matches most closely`,
+    guess: escapeControlCharacters(
+      `its aud ${quote(claims.aud)} names no Apple service, so it was checked as the kind whose fields it matches most closely`,
+    ),
   };
 }
 
@@ -205,9 +207,10 @@ function unknownKind(header: Record<string, unknown>, claims: Record<string, unk
     field: 'kind',
     rule: 'kind-known',
     source: 'derived',
-    message:
+    message: escapeControlCharacters(
       `The token matches no Apple token kind (${aud}; ${fields}). Pass the kind it is meant ` +
-      "to be, or fix aud to the service's audience.",
+        "to be, or fix aud to the service's audience.",
+    ),
     code: 'ERR_APPLE_KIND_UNKNOWN',
   };
 }

@@ -526,6 +526,19 @@ describe('inspectAppleToken: signature and shape', () => {
     ).toThrow(expect.objectContaining({ code: 'ERR_APPLE_KIND_UNKNOWN' }));
   });
 
+  it('escapes control characters in messages', () => {
+    const { header, claims } = samples['client-secret'];
+    const token = signToken({ ...header, '\u001b[2J': 1 }, { ...claims, 'a\u202eb': 1 });
+    const report = inspectAppleToken(token, { now });
+
+    const messages = report.problems.map((problem) => problem.message);
+    expect(messages).toHaveLength(2);
+    // eslint-disable-next-line no-control-regex
+    for (const message of messages) expect(message).not.toMatch(/[\u001b\u202e]/);
+    expect(messages.join('\n')).toContain('\\u001b[2J');
+    expect(messages.join('\n')).toContain('a\\u202eb');
+  });
+
   it('keeps token text out of every message', () => {
     const { header, claims } = samples.weatherkit;
     const token = signToken({ ...header, id: 'X.Y' }, { ...claims, aud: 'x' });
