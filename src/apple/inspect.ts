@@ -157,8 +157,13 @@ function detectKind(
     return { kind: 'apns', guess: 'APNs and DeviceCheck tokens have the same shape' };
   }
   if (Array.isArray(claims.origin)) return { kind: 'musickit' };
-  if (typeof claims.origin === 'string' || claims.scope !== undefined || header.typ === 'JWT') {
-    return { kind: 'mapkit' };
+  if (typeof claims.origin === 'string' || claims.scope !== undefined) return { kind: 'mapkit' };
+  if (header.typ === 'JWT') {
+    // Many JWT libraries add typ by default, so a MusicKit token often carries it too.
+    return {
+      kind: 'mapkit',
+      guess: 'a MusicKit token with a typ header looks like a MapKit token',
+    };
   }
   return { kind: 'musickit', guess: 'MusicKit and MapKit tokens without origin look alike' };
 }

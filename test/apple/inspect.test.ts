@@ -117,7 +117,8 @@ describe('inspectAppleToken: kind detection', () => {
     ['apns', 'apns', true],
     ['musickit', 'musickit', true],
     ['weatherkit', 'weatherkit', false],
-    ['mapkit', 'mapkit', false],
+    // Only typ tells this MapKit token from a MusicKit token that carries the usual typ header.
+    ['mapkit', 'mapkit', true],
     ['devicecheck', 'apns', true],
     ['business-manager', 'business-manager', false],
   ];
@@ -149,6 +150,12 @@ describe('inspectAppleToken: kind detection', () => {
       origin: '*.example.com',
     });
     expect(maps.kind).toBe('mapkit');
+  });
+
+  it('calls a MusicKit token with typ a guess', () => {
+    const report = inspect({ ...samples.musickit.header, typ: 'JWT' }, samples.musickit.claims);
+    expect(report.kind).toBe('mapkit');
+    expect(report.kindGuess).toContain('MusicKit');
   });
 
   it('matches a wrong aud to the closest kind', () => {
