@@ -31,8 +31,47 @@ const webOriginPattern = /^https?:\/\/[^\s/?#]+$/;
 
 /** Quotes a value for a message, shortened so that a pasted blob cannot fill the screen. */
 export function quote(value: unknown): string {
-  const text = JSON.stringify(value) ?? String(value);
+  const text = describeValue(value);
   return text.length > 64 ? `${text.slice(0, 60)}…" (${text.length} characters)` : text;
+}
+
+/** Writes a value as JSON where JSON can show it, so that NaN does not read as null. */
+function describeValue(value: unknown): string {
+  if (typeof value === 'bigint') return `${value}n`;
+  if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    // A circular structure, or an object whose toJSON throws.
+    return Object.prototype.toString.call(value);
+  }
+}
+
+/**
+ * Names the first character of `value` outside printable ASCII and space, such as `U+200B` for a
+ * zero-width space, or returns undefined. Such characters are invisible or look like ASCII
+ * letters in a message, so they are named by code point.
+ */
+export function firstNonAsciiCharacter(value: string): string | undefined {
+  const match = /[^\x20-\x7e]/u.exec(value);
+  if (!match) return undefined;
+  return `U+${match[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
+}
+
+/**
+ * Escapes control and invisible format characters (Unicode categories Cc and Cf, and the line
+ * and paragraph separators) as `\uXXXX`, so that text taken from a token cannot move the cursor,
+ * clear the screen or reorder the characters a terminal shows.
+ *
+ * @example
+ * escapeControlCharacters('a\u001b[2Jb'); // 'a\\u001b[2Jb'
+ */
+export function escapeControlCharacters(text: string): string {
+  return text.replace(/[\p{Cc}\p{Cf}\u2028\u2029]/gu, (character) => {
+    const codePoint = character.codePointAt(0)!;
+    const hex = codePoint.toString(16).padStart(4, '0');
+    return codePoint > 0xffff ? `\\u{${hex}}` : `\\u${hex}`;
+  });
 }
 
 /** A 10-character Apple identifier: a Team ID or a developer-portal key ID. */
@@ -101,6 +140,15 @@ export const signInClientId: ShapeCheck = (value) => {
       rule: 'client-id-shape',
       problem: `must be the App ID or Services ID, without spaces or control characters, but is ${quote(value)}`,
       fix: 'Pass the identifier exactly as registered; Apple compares it case-sensitively',
+    };
+  }
+  const character = firstNonAsciiCharacter(value);
+  if (character !== undefined) {
+    return {
+      severity: 'error',
+      rule: 'client-id-shape',
+      problem: `must be the App ID or Services ID, which are ASCII letters, digits, hyphens and periods, but ${quote(value)} contains ${character}`,
+      fix: 'Retype the identifier: an invisible or look-alike character makes sub differ from the registered client_id',
     };
   }
   if (tenCharacterPattern.test(value)) {
@@ -179,6 +227,22 @@ export function nonBlank(label: string): ShapeCheck {
   };
 }
 
+/**
+ * Rejects an origin with a character outside printable ASCII. Browsers send the Origin header in
+ * ASCII, with international host names in punycode (RFC 6454 §6.2), so such an origin matches no
+ * request, and Apple honours a token with `origin` only for a request whose Origin matches.
+ */
+function originCharacterIssue(value: string): ShapeIssue | undefined {
+  const character = firstNonAsciiCharacter(value);
+  if (character === undefined) return undefined;
+  return {
+    severity: 'error',
+    rule: 'origin-shape',
+    problem: `has ${quote(value)}, which contains ${character}, but the Origin header a browser sends is ASCII, so no request would match`,
+    fix: 'Remove the character, or write an international host name in its punycode (xn--) form',
+  };
+}
+
 /** One entry of MusicKit's `origin` array: a web origin such as https://music.example.com. */
 export const webOrigin: ShapeCheck = (value) => {
   if (value.length === 0 || /\s/.test(value)) {
@@ -189,6 +253,8 @@ export const webOrigin: ShapeCheck = (value) => {
       fix: 'Give each origin as scheme://host[:port], such as https://music.example.com',
     };
   }
+  const characterIssue = originCharacterIssue(value);
+  if (characterIssue) return characterIssue;
   if (webOriginPattern.test(value) || value.includes('*')) return undefined;
   return {
     severity: 'warning',
@@ -200,7 +266,7 @@ export const webOrigin: ShapeCheck = (value) => {
 
 /** MapKit JS's `origin`: one domain, possibly with a wildcard, matched to the Origin header. */
 export const mapsOrigin: ShapeCheck = (value) => {
-  if (value.length > 0 && !/\s/.test(value)) return undefined;
+  if (value.length > 0 && !/\s/.test(value)) return originCharacterIssue(value);
   return {
     severity: 'error',
     rule: 'origin-shape',

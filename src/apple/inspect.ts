@@ -6,6 +6,9 @@
  */
 import { base64urlDecode } from '../base64url.js';
 import { ClaimsError } from '../errors.js';
+import { escapeControlCharacters, quote } from './identifiers.js';
+import { repeatedMemberNames } from './json-names.js';
+import { readClockSeconds } from './mint.js';
 import { profileDefinitions } from './profiles.js';
 import { checkToken, makeFinding, type Finding, type ProfileDefinition } from './rules.js';
 import type { AppleTokenKind, AppleTokenProblem } from './types.js';
@@ -55,18 +58,25 @@ export function inspectAppleToken(
     throw malformed(`has ${parts.length} dot-separated parts, but a compact JWS has 3`);
   }
 
-  const header = decodeJson(parts[0]!, 'header');
-  const claims = decodeJson(parts[1]!, 'claims');
+  const decodedHeader = decodeJson(parts[0]!, 'header');
+  const decodedClaims = decodeJson(parts[1]!, 'claims');
+  const header = decodedHeader.value;
+  const claims = decodedClaims.value;
   const signature = base64urlDecode(parts[2]!);
   const signatureLength = signature?.length ?? -1;
-  const nowSeconds = Math.floor((options.now ?? Date.now)() / 1000);
+  const nowSeconds = readClockSeconds(options.now);
 
   const detected = options.kind === undefined ? detectKind(header, claims) : { kind: options.kind };
   const profile = detected.kind === undefined ? undefined : profileOf(detected.kind);
+  const repeated = [
+    ...decodedHeader.repeated.map((name) => `header.${name}`),
+    ...decodedClaims.repeated.map((name) => `claims.${name}`),
+  ];
   const findings = profile
     ? [
         ...checkToken(profile, { header, claims, nowSeconds }),
         ...checkSignature(profile, signatureLength),
+        ...repeated.map((field) => repeatedName(profile, field)),
       ]
     : [unknownKind(header, claims)];
   const inspection: AppleTokenInspection = {
@@ -88,19 +98,37 @@ function malformed(problem: string): ClaimsError {
   );
 }
 
-function decodeJson(part: string, name: string): Record<string, unknown> {
+/** Decodes one JSON part, with the member names it repeats. */
+function decodeJson(
+  part: string,
+  name: string,
+): { value: Record<string, unknown>; repeated: string[] } {
   const bytes = base64urlDecode(part);
   if (!bytes) throw malformed(`${name} part is not base64url without padding`);
+  const text = bytes.toString('utf8');
   let value: unknown;
   try {
-    value = JSON.parse(bytes.toString('utf8'));
+    value = JSON.parse(text);
   } catch {
     throw malformed(`${name} part is not JSON`);
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw malformed(`${name} part is not a JSON object`);
   }
-  return value as Record<string, unknown>;
+  return { value: value as Record<string, unknown>, repeated: repeatedMemberNames(text) };
+}
+
+function repeatedName(profile: ProfileDefinition, field: string): Finding {
+  const issue = {
+    severity: 'error' as const,
+    rule: 'json-duplicate-name',
+    source: 'derived' as const,
+    problem:
+      'occurs more than once; this report shows the last value, but other JSON parsers take ' +
+      'the first or reject the token (RFC 7519 §4 requires unique names)',
+    fix: 'Build the token with each header field and claim once',
+  };
+  return makeFinding(profile, { field }, issue, 'ERR_APPLE_FIELD_INVALID');
 }
 
 function profileOf(kind: AppleTokenKind): ProfileDefinition {
@@ -129,8 +157,13 @@ function detectKind(
     return { kind: 'apns', guess: 'APNs and DeviceCheck tokens have the same shape' };
   }
   if (Array.isArray(claims.origin)) return { kind: 'musickit' };
-  if (typeof claims.origin === 'string' || claims.scope !== undefined || header.typ === 'JWT') {
-    return { kind: 'mapkit' };
+  if (typeof claims.origin === 'string' || claims.scope !== undefined) return { kind: 'mapkit' };
+  if (header.typ === 'JWT') {
+    // Many JWT libraries add typ by default, so a MusicKit token often carries it too.
+    return {
+      kind: 'mapkit',
+      guess: 'a MusicKit token with a typ header looks like a MapKit token',
+    };
   }
   return { kind: 'musickit', guess: 'MusicKit and MapKit tokens without origin look alike' };
 }
@@ -165,21 +198,24 @@ function closestKind(
   if (!best || best.distance > 2 || best.distance === second?.distance) return { kind: undefined };
   return {
     kind: best.kind,
-    guess: `its aud ${JSON.stringify(claims.aud)} names no Apple service, so it was checked as the kind whose fields it matches most closely`,
+    guess: escapeControlCharacters(
+      `its aud ${quote(claims.aud)} names no Apple service, so it was checked as the kind whose fields it matches most closely`,
+    ),
   };
 }
 
 function unknownKind(header: Record<string, unknown>, claims: Record<string, unknown>): Finding {
-  const aud = claims.aud === undefined ? 'no aud' : `aud ${JSON.stringify(claims.aud)}`;
+  const aud = claims.aud === undefined ? 'no aud' : `aud ${quote(claims.aud)}`;
   const fields = `header ${Object.keys(header).join(', ')}; claims ${Object.keys(claims).join(', ')}`;
   return {
     severity: 'error',
     field: 'kind',
     rule: 'kind-known',
     source: 'derived',
-    message:
+    message: escapeControlCharacters(
       `The token matches no Apple token kind (${aud}; ${fields}). Pass the kind it is meant ` +
-      "to be, or fix aud to the service's audience.",
+        "to be, or fix aud to the service's audience.",
+    ),
     code: 'ERR_APPLE_KIND_UNKNOWN',
   };
 }

@@ -8,6 +8,7 @@ import { parseDuration } from '../duration.js';
 import { ClaimsError } from '../errors.js';
 import { signJwt, type JwsHeader } from '../jws.js';
 import { emitEvent, type RuntimeOptions } from '../signer.js';
+import { quote } from './identifiers.js';
 import { profileDefinitions } from './profiles.js';
 import { checkToken, type Finding, type MintTimes, type ProfileDefinition } from './rules.js';
 import type { AppleToken, AppleTokenKind, AppleTokenOptionsByKind, Lifetime } from './types.js';
@@ -43,7 +44,7 @@ export async function createAppleToken<K extends AppleTokenKind>(
   assertOptions(profile, options as unknown as Record<string, unknown>);
   const runtime = options as RuntimeOptions;
 
-  const nowSeconds = readClock(profile, runtime.now);
+  const nowSeconds = readClockSeconds(runtime.now, profile.kind);
   const iatSkewSeconds = resolveSkew(profile, options.iatSkewSeconds);
   const lifetimeSeconds = resolveLifetime(profile, (options as { lifetime?: Lifetime }).lifetime);
   const times: MintTimes = {
@@ -121,17 +122,40 @@ function knownOptions(profile: ProfileDefinition): ReadonlySet<string> {
   return known;
 }
 
-function readClock(profile: ProfileDefinition, now: (() => number) | undefined): number {
+// 2001-09-09 in milliseconds. A clock in seconds returns less, and would date its tokens 1970.
+const minClockMilliseconds = 1e12;
+// The year 5138 in milliseconds. A clock in microseconds returns more.
+const maxClockMilliseconds = 1e14;
+
+/**
+ * Reads an injected clock, in milliseconds since the epoch, as whole seconds. A clock that
+ * returns seconds or microseconds would date every token wrongly, so it raises
+ * `ERR_APPLE_TIME_INVALID`, naming the kind being minted or, without one, inspection.
+ */
+export function readClockSeconds(now: (() => number) | undefined, kind?: AppleTokenKind): number {
   const milliseconds = (now ?? Date.now)();
-  if (typeof milliseconds === 'number' && Number.isFinite(milliseconds) && milliseconds > 0) {
+  if (
+    typeof milliseconds === 'number' &&
+    milliseconds >= minClockMilliseconds &&
+    milliseconds < maxClockMilliseconds
+  ) {
     return Math.floor(milliseconds / 1000);
   }
+
+  const subject = kind === undefined ? 'inspectAppleToken' : `${kind} token`;
   throw new ClaimsError(
     'ERR_APPLE_TIME_INVALID',
-    `${profile.kind} token: the now() clock returned ${String(milliseconds)}, but must return ` +
+    `${subject}: the now() clock returned ${clockUnitHint(milliseconds)}, but must return ` +
       'milliseconds since the epoch (rule clock-milliseconds). Pass now: () => Date.now() or leave it out.',
-    { details: { kind: profile.kind, field: 'now', rule: 'clock-milliseconds' } },
+    { details: { kind, field: 'now', rule: 'clock-milliseconds' } },
   );
+}
+
+function clockUnitHint(value: unknown): string {
+  const quoted = quote(value);
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) return quoted;
+  if (value < minClockMilliseconds) return `${quoted}, which is seconds or a date before 2001`;
+  return `${quoted}, which is microseconds or a date after the year 5000`;
 }
 
 function resolveSkew(profile: ProfileDefinition, skew: number | undefined): number {
@@ -139,7 +163,7 @@ function resolveSkew(profile: ProfileDefinition, skew: number | undefined): numb
   if (Number.isInteger(skew) && skew >= 0 && skew <= maxIatSkewSeconds) return skew;
   throw new ClaimsError(
     'ERR_APPLE_SKEW_INVALID',
-    `${profile.kind} token: iatSkewSeconds is ${JSON.stringify(skew)}, but must be whole seconds ` +
+    `${profile.kind} token: iatSkewSeconds is ${quote(skew)}, but must be whole seconds ` +
       `from 0 to ${maxIatSkewSeconds} (rule skew-range). Leave it out for the default of ` +
       `${defaultIatSkewSeconds} s.`,
     { details: { kind: profile.kind, field: 'iatSkewSeconds', rule: 'skew-range' } },
@@ -157,7 +181,7 @@ function resolveLifetime(
   if (Number.isSafeInteger(seconds) && seconds > 0) return seconds;
   throw new ClaimsError(
     'ERR_APPLE_LIFETIME_INVALID',
-    `${profile.kind} token: lifetime is ${JSON.stringify(lifetime)}, but must be a positive whole ` +
+    `${profile.kind} token: lifetime is ${quote(lifetime)}, but must be a positive whole ` +
       'number of seconds or a duration such as "12h" (rule lifetime-positive). Leave it out for ' +
       `the default of ${profile.lifetime.defaultSeconds} s.`,
     { details: { kind: profile.kind, field: 'lifetime', rule: 'lifetime-positive' } },
@@ -178,7 +202,9 @@ function buildFields(
       : spec.option
         ? options[spec.option]
         : spec.value;
-    if (value !== undefined) fields[spec.name] = value;
+    // A list is copied into a plain array, so that a toJSON method or an index getter on the
+    // caller's array cannot make the signed claim differ from the one the rules checked.
+    if (value !== undefined) fields[spec.name] = Array.isArray(value) ? Array.from(value) : value;
   }
   return fields;
 }

@@ -5,7 +5,7 @@
  * so both report the same problem in the same words.
  */
 import type { AppleRuleSource, AppleTokenProblem, AppleTokenProfile } from './types.js';
-import { quote, type ShapeCheck, type ShapeIssue } from './identifiers.js';
+import { escapeControlCharacters, quote, type ShapeCheck, type ShapeIssue } from './identifiers.js';
 
 /** One header field or claim of a profile. */
 export interface FieldSpec {
@@ -83,9 +83,11 @@ export function makeFinding(
   appleError: string | undefined = issue.severity === 'error' ? profile.appleError : undefined,
 ): Finding {
   const option = where.option ? ` (option ${where.option})` : '';
-  const message =
+  // Field names and values can come from a token under inspection, and may carry escape codes.
+  const message = escapeControlCharacters(
     `${profile.kind} token: ${where.field}${option} ${issue.problem} ` +
-    `(rule ${issue.rule}). ${issue.fix}.`;
+      `(rule ${issue.rule}). ${issue.fix}.`,
+  );
   const finding: Finding = {
     severity: issue.severity,
     field: where.field,

@@ -117,7 +117,8 @@ describe('inspectAppleToken: kind detection', () => {
     ['apns', 'apns', true],
     ['musickit', 'musickit', true],
     ['weatherkit', 'weatherkit', false],
-    ['mapkit', 'mapkit', false],
+    // Only typ tells this MapKit token from a MusicKit token that carries the usual typ header.
+    ['mapkit', 'mapkit', true],
     ['devicecheck', 'apns', true],
     ['business-manager', 'business-manager', false],
   ];
@@ -151,6 +152,12 @@ describe('inspectAppleToken: kind detection', () => {
     expect(maps.kind).toBe('mapkit');
   });
 
+  it('calls a MusicKit token with typ a guess', () => {
+    const report = inspect({ ...samples.musickit.header, typ: 'JWT' }, samples.musickit.claims);
+    expect(report.kind).toBe('mapkit');
+    expect(report.kindGuess).toContain('MusicKit');
+  });
+
   it('matches a wrong aud to the closest kind', () => {
     const report = inspect(samples['client-secret'].header, {
       ...samples['client-secret'].claims,
@@ -160,6 +167,16 @@ describe('inspectAppleToken: kind detection', () => {
     const rules = report.problems.map((problem) => problem.rule);
     expect(rules).toEqual(['field-value']);
     expect(report.kindGuess).toContain('names no Apple service');
+  });
+
+  it('shortens a long aud in the messages', () => {
+    const aud = `https://example.com/${'x'.repeat(100_000)}`;
+    const unknown = inspect({ alg: 'ES256' }, { aud, foo: 1, bar: 2 });
+    const connect = samples['app-store-connect'];
+    const guessed = inspect(connect.header, { ...connect.claims, aud });
+
+    expect(unknown.problems[0]!.message.length).toBeLessThan(500);
+    expect(guessed.kindGuess!.length).toBeLessThan(500);
   });
 
   it('names no kind for unrelated claims', () => {
@@ -407,6 +424,65 @@ describe.each(problemCases)('inspectAppleToken: $name', (testCase) => {
   });
 });
 
+/** Signs header and claims given as raw JSON text, which may repeat a member name. */
+function signJsonText(headerJson: string, claimsJson: string): string {
+  const encode = (text: string) => Buffer.from(text).toString('base64url');
+  const signingInput = `${encode(headerJson)}.${encode(claimsJson)}`;
+  const signature = sign('sha256', Buffer.from(signingInput), {
+    key: privateKey,
+    dsaEncoding: 'ieee-p1363',
+  });
+  return `${signingInput}.${signature.toString('base64url')}`;
+}
+
+describe('inspectAppleToken: duplicate member names', () => {
+  const { header, claims } = samples['client-secret'];
+  const claimsJson = JSON.stringify(claims);
+
+  it('flags a claim given twice', () => {
+    // JSON.parse keeps the last aud, but a parser that keeps the first sees another audience.
+    const repeated = claimsJson.replace('{', '{"aud":"https://example.com",');
+    const report = inspectAppleToken(signJsonText(JSON.stringify(header), repeated), { now });
+
+    expect(report.kind).toBe('client-secret');
+    const problem = report.problems.find((p) => p.rule === 'json-duplicate-name');
+    expect(problem?.severity).toBe('error');
+    expect(problem?.field).toBe('claims.aud');
+    expect(problem?.source).toBe('derived');
+    expect(problem?.message).toContain('claims.aud');
+  });
+
+  it('flags a header field given twice', () => {
+    const repeated = '{"alg":"none","alg":"ES256","kid":"ABC123DEFG"}';
+    const report = inspectAppleToken(signJsonText(repeated, claimsJson), { now });
+
+    const fields = report.problems
+      .filter((p) => p.rule === 'json-duplicate-name')
+      .map((p) => p.field);
+    expect(fields).toEqual(['header.alg']);
+  });
+
+  it('compares names after unescaping', () => {
+    const repeated = claimsJson.replace('{', '{"\\u0073ub":"com.example.app",');
+    const report = inspectAppleToken(signJsonText(JSON.stringify(header), repeated), { now });
+
+    const fields = report.problems
+      .filter((p) => p.rule === 'json-duplicate-name')
+      .map((p) => p.field);
+    expect(fields).toEqual(['claims.sub']);
+  });
+
+  it('ignores names repeated in nested objects', () => {
+    const nested = claimsJson.replace(
+      '{',
+      '{"x":[{"aud":1},{"aud":2}],"y":{"sub":1,"z":"\\"sub\\""},',
+    );
+    const report = inspectAppleToken(signJsonText(JSON.stringify(header), nested), { now });
+
+    expect(report.problems.map((p) => p.rule)).not.toContain('json-duplicate-name');
+  });
+});
+
 describe('inspectAppleToken: signature and shape', () => {
   it('flags a DER-encoded signature', () => {
     const { header, claims } = samples['client-secret'];
@@ -437,11 +513,37 @@ describe('inspectAppleToken: signature and shape', () => {
     expect(codes).toEqual(Array(5).fill('ERR_APPLE_TOKEN_MALFORMED'));
   });
 
+  it.each([
+    ['seconds', () => nowSeconds],
+    ['microseconds', () => nowSeconds * 1_000_000],
+    ['NaN', () => NaN],
+    ['a string', () => String(nowSeconds * 1000) as unknown as number],
+  ])('rejects a clock returning %s', (_name, clock) => {
+    const { header, claims } = samples['client-secret'];
+    const token = signToken(header, { ...claims, exp: nowSeconds - 10 });
+    expect(() => inspectAppleToken(token, { now: clock })).toThrow(
+      expect.objectContaining({ code: 'ERR_APPLE_TIME_INVALID' }),
+    );
+  });
+
   it('rejects a kind that does not exist', () => {
     const { header, claims } = samples.apns;
     expect(() =>
       inspectAppleToken(signToken(header, claims), { kind: 'fax' as AppleTokenKind, now }),
     ).toThrow(expect.objectContaining({ code: 'ERR_APPLE_KIND_UNKNOWN' }));
+  });
+
+  it('escapes control characters in messages', () => {
+    const { header, claims } = samples['client-secret'];
+    const token = signToken({ ...header, '\u001b[2J': 1 }, { ...claims, 'a\u202eb': 1 });
+    const report = inspectAppleToken(token, { now });
+
+    const messages = report.problems.map((problem) => problem.message);
+    expect(messages).toHaveLength(2);
+    // eslint-disable-next-line no-control-regex
+    for (const message of messages) expect(message).not.toMatch(/[\u001b\u202e]/);
+    expect(messages.join('\n')).toContain('\\u001b[2J');
+    expect(messages.join('\n')).toContain('a\\u202eb');
   });
 
   it('keeps token text out of every message', () => {

@@ -257,7 +257,26 @@ function sharedBrokenCases(kind: AppleTokenKind): BrokenCase[] {
       change: { iatSkewSeconds: 1.5 },
       code: 'ERR_APPLE_SKEW_INVALID',
     },
-    { name: 'clock in seconds', kind, change: { now: () => NaN }, code: 'ERR_APPLE_TIME_INVALID' },
+    {
+      name: 'clock returning NaN',
+      kind,
+      change: { now: () => NaN },
+      code: 'ERR_APPLE_TIME_INVALID',
+    },
+    {
+      name: 'clock in seconds',
+      kind,
+      change: { now: () => nowSeconds },
+      code: 'ERR_APPLE_TIME_INVALID',
+      field: 'now',
+    },
+    {
+      name: 'clock in microseconds',
+      kind,
+      change: { now: () => nowSeconds * 1_000_000 },
+      code: 'ERR_APPLE_TIME_INVALID',
+      field: 'now',
+    },
   ];
 }
 
@@ -346,6 +365,35 @@ const brokenCases: BrokenCase[] = [
     name: 'client ID with a space',
     kind: 'client-secret',
     change: { clientId: 'com.example web' },
+    code: invalid,
+    rule: 'client-id-shape',
+  },
+  {
+    name: 'client ID with a zero-width space',
+    kind: 'client-secret',
+    change: { clientId: 'com.example.web\u200b' },
+    code: invalid,
+    field: 'claims.sub',
+    rule: 'client-id-shape',
+  },
+  {
+    name: 'client ID with a bidi override',
+    kind: 'client-secret',
+    change: { clientId: '\u202ecom.example.web' },
+    code: invalid,
+    rule: 'client-id-shape',
+  },
+  {
+    name: 'client ID with a Cyrillic look-alike',
+    kind: 'client-secret',
+    change: { clientId: 'com.ex\u0430mple.web' },
+    code: invalid,
+    rule: 'client-id-shape',
+  },
+  {
+    name: 'client ID in full-width letters',
+    kind: 'client-secret',
+    change: { clientId: 'com.example.\uff57\uff45\uff42' },
     code: invalid,
     rule: 'client-id-shape',
   },
@@ -449,6 +497,14 @@ const brokenCases: BrokenCase[] = [
     rule: 'lifetime-max',
   },
   {
+    name: 'long lifetime through a dot segment',
+    kind: 'app-store-connect',
+    change: { scope: ['GET /v1/apps/../ciProducts'], lifetime: '30d' },
+    code: invalid,
+    field: 'claims.scope',
+    rule: 'scope-entry-shape',
+  },
+  {
     name: 'long lifetime when one entry is off the list',
     kind: 'app-store-connect',
     change: { scope: ['GET /v1/ciProducts', 'GET /v1/users'], lifetime: '1h' },
@@ -548,6 +604,35 @@ const brokenCases: BrokenCase[] = [
     rule: 'origin-shape',
   },
   {
+    name: 'origin entry with a BEL',
+    kind: 'musickit',
+    change: { origin: ['https://music.example.com\u0007'] },
+    code: invalid,
+    field: 'claims.origin',
+    rule: 'origin-shape',
+  },
+  {
+    name: 'origin entry with a ZWSP',
+    kind: 'musickit',
+    change: { origin: ['https://music.example.com', 'https://\u200bweb.example.com'] },
+    code: invalid,
+    rule: 'origin-shape',
+  },
+  {
+    name: 'wildcard origin with a NUL',
+    kind: 'musickit',
+    change: { origin: ['*.example.com\u0000'] },
+    code: invalid,
+    rule: 'origin-shape',
+  },
+  {
+    name: 'origin host not in punycode',
+    kind: 'musickit',
+    change: { origin: ['https://m\u00fcsic.example.com'] },
+    code: invalid,
+    rule: 'origin-shape',
+  },
+  {
     name: 'lifetime over 15 777 000 s',
     kind: 'musickit',
     change: { lifetime: 15_777_001 },
@@ -594,6 +679,21 @@ const brokenCases: BrokenCase[] = [
     change: { origin: 'a.example.com b.example.com' },
     code: invalid,
     field: 'claims.origin',
+    rule: 'origin-shape',
+  },
+  {
+    name: 'origin with a zero-width space',
+    kind: 'mapkit',
+    change: { origin: '*.example.com\u200b' },
+    code: invalid,
+    field: 'claims.origin',
+    rule: 'origin-shape',
+  },
+  {
+    name: 'origin with a control character',
+    kind: 'mapkit',
+    change: { origin: '*.example.com\u0007' },
+    code: invalid,
     rule: 'origin-shape',
   },
   {
@@ -743,5 +843,96 @@ describe.each(brokenCases)('broken $kind token: $name', (testCase) => {
       expect(details.rule).toBe(testCase.rule);
       expect(message).toContain(`rule ${testCase.rule}`);
     }
+  });
+});
+
+describe('option values in error messages', () => {
+  const long = 'x'.repeat(100_000);
+
+  it.each([
+    ['iatSkewSeconds', { iatSkewSeconds: long }, 'ERR_APPLE_SKEW_INVALID'],
+    ['lifetime', { lifetime: [long] }, 'ERR_APPLE_LIFETIME_INVALID'],
+    ['teamId', { teamId: { value: long } }, 'ERR_APPLE_FIELD_INVALID'],
+  ])('shortens a long %s', async (_option, change, code) => {
+    const options = { ...base['client-secret'], ...change, signer: key.signer, now };
+    const error = await rejection(() => createAppleToken('client-secret', options as never));
+
+    expect(error.code).toBe(code);
+    expect(String(error.message).length).toBeLessThan(500);
+  });
+
+  it.each([
+    { option: 'iatSkewSeconds', value: NaN, code: 'ERR_APPLE_SKEW_INVALID', shown: 'NaN' },
+    {
+      option: 'iatSkewSeconds',
+      value: Infinity,
+      code: 'ERR_APPLE_SKEW_INVALID',
+      shown: 'Infinity',
+    },
+    { option: 'lifetime', value: NaN, code: 'ERR_APPLE_LIFETIME_INVALID', shown: 'NaN' },
+    {
+      option: 'lifetime',
+      value: 180n * 86_400n,
+      code: 'ERR_APPLE_LIFETIME_INVALID',
+      shown: '15552000n',
+    },
+    { option: 'teamId', value: 10n, code: 'ERR_APPLE_FIELD_INVALID', shown: '10n' },
+    {
+      option: 'keyId',
+      value: Symbol('kid'),
+      code: 'ERR_APPLE_FIELD_INVALID',
+      shown: 'Symbol(kid)',
+    },
+  ])('shows $option $shown as given', async ({ option, value, code, shown }) => {
+    const options = { ...base['client-secret'], [option]: value, signer: key.signer, now };
+    const error = await rejection(() => createAppleToken('client-secret', options as never));
+
+    expect(error.code).toBe(code);
+    expect(String(error.message)).toContain(`is ${shown}`);
+  });
+
+  it('describes a circular option value', async () => {
+    const circular: Record<string, unknown> = {};
+    circular.self = circular;
+    const options = { ...base['client-secret'], teamId: circular, signer: key.signer, now };
+    const error = await rejection(() => createAppleToken('client-secret', options as never));
+
+    expect(error.code).toBe('ERR_APPLE_FIELD_INVALID');
+  });
+});
+
+describe('list options', () => {
+  function signedClaims(token: string): Record<string, unknown> {
+    return JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8'));
+  }
+
+  it('signs the scope it checked, whatever its toJSON returns', async () => {
+    const scope = Object.assign(['GET /v1/ciProducts'], { toJSON: () => ['POST /v1/apps'] });
+    const options = { ...base['app-store-connect'], scope, lifetime: '30d' };
+    const minted = await createAppleToken('app-store-connect', {
+      ...options,
+      signer: key.signer,
+      now,
+    } as never);
+
+    expect(signedClaims(minted.token).scope).toEqual(['GET /v1/ciProducts']);
+    expect(minted.claims.scope).toEqual(['GET /v1/ciProducts']);
+  });
+
+  it('signs the origin list it checked, however often it is read', async () => {
+    let reads = 0;
+    const origin: string[] = [];
+    Object.defineProperty(origin, 0, {
+      enumerable: true,
+      get: () => (reads++ === 0 ? 'https://music.example.com' : 'https://other.example.com'),
+    });
+    const minted = await createAppleToken('musickit', {
+      ...base.musickit,
+      origin,
+      signer: key.signer,
+      now,
+    } as never);
+
+    expect(signedClaims(minted.token).origin).toEqual(['https://music.example.com']);
   });
 });

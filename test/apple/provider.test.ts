@@ -156,6 +156,41 @@ describe('createAppleTokenProvider: kinds with exp', () => {
     await provider.close();
   });
 
+  it('never serves a client secret with 10 minutes left', async () => {
+    let failing = false;
+    const flaky: Signer = {
+      keyId: signer.keyId,
+      sign: (input, options) => {
+        if (failing) return Promise.reject(new Error('signing backend down'));
+        return signer.sign(input, options);
+      },
+      getPublicKey: (options) => signer.getPublicKey(options),
+    };
+    const provider = createAppleTokenProvider(
+      'client-secret',
+      { signer: flaky, teamId, clientId: 'com.example.web', keyId },
+      { ...noJitter, backgroundRefresh: false },
+    );
+    const first = await provider.getRecord();
+    failing = true;
+
+    await advance(first.exp! - 600 - clockSeconds());
+    const tenMinutesLeft = await provider.get().then(
+      (token) => token,
+      (error: unknown) => error as { code?: string },
+    );
+    expect(tenMinutesLeft).not.toBe(first.token);
+    expect((tenMinutesLeft as { code?: string }).code).toBe('ERR_TOKEN_MINT_FAILED');
+
+    await advance(601);
+    const expired = await provider.get().then(
+      (token) => token,
+      (error: unknown) => error as { code?: string },
+    );
+    expect(expired).not.toBe(first.token);
+    await provider.close();
+  });
+
   it('replaces an App Store Connect token before its 15 minutes run out', async () => {
     const provider = createAppleTokenProvider(
       'app-store-connect',

@@ -23,6 +23,16 @@ describe('checkScopeEntry', () => {
     'GET /v1/apps extra',
     'GET https://api.appstoreconnect.apple.com/v1/apps',
     '',
+    'GET /v1/apps\u200b',
+    'GET /v1/apps?filter[name]=\u0007',
+    'GET /v1/\u0430pps',
+    'GET /v1/apps?filter[name]=Caf\u00e9',
+    'GET /v1/apps/../ciProducts',
+    'GET /v1/ciProducts/./abc',
+    'GET /v1//ciProducts',
+    'GET /v1/ciProducts/',
+    'GET /v1/ciProducts#top',
+    'GET /v1/ciProducts?limit=10#top',
   ])('rejects %j', (entry) => {
     expect(checkScopeEntry(entry)?.rule).toBe('scope-entry-shape');
     expect(checkScopeEntry(entry)?.severity).toBe('error');
@@ -57,6 +67,7 @@ describe('longLivedScopeShortfall', () => {
     [['GET /v1/ciProducts', 'GET /v1/users'], 'users'],
     [['GET /v1/ciProducts/abc/constructor'], 'constructor'],
     [['nonsense'], 'malformed'],
+    [['GET /v1/apps/../ciProducts'], 'malformed'],
   ])('rejects %j', (scope, reason) => {
     expect(longLivedScopeShortfall(scope)).toContain(reason);
   });

@@ -190,6 +190,30 @@ describe('inspect', () => {
     expect(lines[0]).toMatch(/^ {2}error claims\.aud \[claim-extra, apple\]: /);
   });
 
+  it('escapes control characters from the token', async () => {
+    const header = { alg: 'ES256', kid: 'ABC123DEFG', '\u001b[31mred': 'x' };
+    const claims = clientSecretClaims({
+      '\u001b]0;title\u0007\u001b[2J': 1,
+      note: 'left\u202eright\u009b',
+    });
+    const run = await runCli(['inspect', signToken(claims, header)]);
+
+    expect(run.code).toBe(1);
+    // Everything a terminal acts on: C0 and C1 controls (but the newline), and bidi controls.
+    const controls =
+      // eslint-disable-next-line no-control-regex
+      /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2069]/;
+    expect(run.stdout).not.toMatch(controls);
+    expect(run.stderr).not.toMatch(controls);
+    expect(run.stdout).toContain('\\u001b[31mred');
+    expect(run.stdout).toContain('\\u202e');
+
+    const json = await runCli(['inspect', signToken(claims, header), '--json']);
+    expect(json.stdout).not.toMatch(controls);
+    const report = JSON.parse(json.stdout) as { claims: Record<string, unknown> };
+    expect(report.claims.note).toBe('left\u202eright\u009b');
+  });
+
   it('says when the kind is a guess', async () => {
     const token = signToken({ iss: 'DEF123GHIJ', iat: nowSeconds() - 30 });
     const run = await runCli(['inspect', token]);

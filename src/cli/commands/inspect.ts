@@ -3,6 +3,7 @@
  * claims with readable times, then checks it against its kind's profile and prints each problem
  * on its own line with the Apple error it would cause. It exits 1 when it finds any problem.
  */
+import { escapeControlCharacters } from '../../apple/identifiers.js';
 import type { AppleTokenKind, AppleTokenProblem } from '../../apple/types.js';
 import { booleanValue, parseCommandArgs, stringValue, type FlagSpec } from '../args.js';
 import { exitCodes, formatErrorLine, registerSecret, usageError } from '../errors.js';
@@ -65,12 +66,21 @@ export async function run(args: string[], io: CliIo): Promise<number> {
     return exitCodes.invalid;
   }
 
-  io.out(
-    booleanValue(parsed, 'json')
-      ? `${JSON.stringify(report, null, 2)}\n`
-      : formatReport(report, io),
-  );
+  const output = booleanValue(parsed, 'json')
+    ? `${JSON.stringify(report, null, 2)}\n`
+    : formatReport(report, io);
+  io.out(escapeEachLine(output));
   return report.problems.length === 0 ? exitCodes.ok : exitCodes.invalid;
+}
+
+/**
+ * Escapes control characters that came from the token, which may come from anyone, so that they
+ * cannot act on the terminal. It works line by line to keep the report's own line breaks. In
+ * JSON, such characters occur only inside strings, where the `\uXXXX` escape decodes to the same
+ * value.
+ */
+function escapeEachLine(text: string): string {
+  return text.split('\n').map(escapeControlCharacters).join('\n');
 }
 
 interface Report {
@@ -112,12 +122,14 @@ function members(
   format: (name: string, value: unknown) => string | undefined,
 ): string[] {
   return Object.entries(object).map(
-    ([name, value]) => `  ${name}: ${format(name, value) ?? JSON.stringify(value)}`,
+    ([name, value]) =>
+      `  ${escapeControlCharacters(name)}: ${format(name, value) ?? JSON.stringify(value)}`,
   );
 }
 
 function formatProblem(problem: AppleTokenProblem): string {
   const apple = problem.appleError === undefined ? '' : ` (Apple: ${problem.appleError})`;
   const rule = `[${problem.rule}, ${problem.source}]`;
-  return `  ${problem.severity} ${problem.field} ${rule}: ${problem.message}${apple}`;
+  const field = escapeControlCharacters(problem.field);
+  return `  ${problem.severity} ${field} ${rule}: ${problem.message}${apple}`;
 }
