@@ -72,7 +72,7 @@ export async function runMint(
   const reference = requiredValue(parsed, command, 'key');
   adapterOptionsFrom(parsed, io); // Checks --passphrase-env before anything is minted.
   const values = await readFieldValues(parsed, fields);
-  applyKeyIdFromFileName(values, reference, fields, io);
+  if (kind !== 'business-manager') applyKeyIdFromFileName(values, reference, fields, io);
   assertRequiredFields(command, fields, values);
 
   let signer: Signer | undefined;
@@ -137,6 +137,7 @@ async function durationSeconds(text: string): Promise<number> {
 /**
  * Uses the key ID in an `AuthKey_<KEYID>.p8` file name when `--key-id` is absent, and warns when
  * a given `--key-id` disagrees with it, because Apple rejects a `kid` that names another key.
+ * Business Manager keys are not named that way: their key ID is a UUID Apple returns on upload.
  */
 function applyKeyIdFromFileName(
   values: FieldValues,

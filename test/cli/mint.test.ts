@@ -146,6 +146,21 @@ function keyFor(kind: string): TestKey {
   return kind === 'business-manager' ? businessKey : key;
 }
 
+describe('mint business-manager key ID', () => {
+  it('takes no key ID from an AuthKey file name', async () => {
+    const named = createTestKey('ABC123DEFG');
+    try {
+      const args = ['mint', 'business-manager', '--client-id', businessClientId];
+      const run = await runCli([...args, '--key', named.path]);
+      expect(run.code).toBe(2);
+      expect(run.stderr).toContain('--key-id');
+      expect(run.stdout).toBe('');
+    } finally {
+      named.remove();
+    }
+  });
+});
+
 describe.each(kindCases)('mint $kind', (testCase) => {
   it('prints a token of the kind', async () => {
     const before = nowSeconds();
