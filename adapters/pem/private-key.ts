@@ -229,7 +229,7 @@ function requirePassphrase(
     'ERR_KEY_ENCRYPTED',
     origin,
     `${where} is encrypted and no passphrase was given. Set the passphrase option, or name an ` +
-      'environment variable that holds it with passphraseEnv (the CLI reads it from a variable too).',
+      'environment variable that holds it with passphraseEnv (in kms-jwt, --passphrase-env NAME).',
   );
 }
 

@@ -70,7 +70,10 @@ export async function createAppleToken<K extends AppleTokenKind>(
     header,
     claims,
     issuedAt: new Date(times.iat * 1000),
-    expiresAt: times.exp === undefined ? undefined : new Date(times.exp * 1000),
+    // Only the kinds without exp resolve no lifetime, so exp is undefined exactly for them.
+    expiresAt: (times.exp === undefined
+      ? undefined
+      : new Date(times.exp * 1000)) as AppleToken<K>['expiresAt'],
   };
 }
 

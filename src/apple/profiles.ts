@@ -170,9 +170,7 @@ const clientSecret = define({
       type: 'string',
     },
     keyIdField('The 10-character ID of a key with Sign in with Apple enabled (kid).'),
-    lifetimeField(
-      'How long the secret stays valid (default 180d; Apple caps it at 15777000s, about 182d).',
-    ),
+    lifetimeField('How long the secret stays valid (default 180d, at most 181d14h30m).'),
     skewField,
   ],
   checks: [],
@@ -458,9 +456,7 @@ const musicKit = define({
       required: false,
       type: 'string-list',
     },
-    lifetimeField(
-      'How long the token stays valid (default 180d; Apple caps it at 15777000s, about 182d).',
-    ),
+    lifetimeField('How long the token stays valid (default 180d, at most 181d14h30m).'),
     skewField,
   ],
   checks: [checkOriginBinding],

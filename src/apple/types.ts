@@ -133,6 +133,9 @@ export interface AppleTokenOptionsByKind {
   'business-manager': BusinessManagerTokenOptions;
 }
 
+/** The kinds whose tokens carry no `exp`: a refresh policy by age applies to them instead. */
+type AppleTokenKindWithoutExp = 'apns' | 'devicecheck';
+
 /** A minted Apple token with its decoded parts. */
 export interface AppleToken<K extends AppleTokenKind = AppleTokenKind> {
   kind: K;
@@ -141,8 +144,8 @@ export interface AppleToken<K extends AppleTokenKind = AppleTokenKind> {
   header: Record<string, unknown>;
   claims: Record<string, unknown>;
   issuedAt: Date;
-  /** Undefined for kinds without `exp` (APNs, DeviceCheck); their refresh policy applies. */
-  expiresAt: Date | undefined;
+  /** The time of `exp`, or undefined for the kinds without `exp` (APNs, DeviceCheck). */
+  expiresAt: K extends AppleTokenKindWithoutExp ? undefined : Date;
 }
 
 /** One option of a kind, described for the CLI's `mint KIND` flags and per-kind help. */

@@ -68,10 +68,19 @@ async function finish(code: number): Promise<void> {
   process.exit(code);
 }
 
+/** The exit code of the failure being reported, once one is. */
+let reportedExitCode: number | undefined;
+
 function reportFailure(error: unknown, io: CliIo): Promise<void> {
+  // A failure while the first one is reported, such as EPIPE from a stderr whose reader has gone
+  // (`kms-jwt ... 2>&1 | head -1`), cannot be written either. Reporting it would fail again, in
+  // a loop, so the process exits with the first failure's code.
+  if (reportedExitCode !== undefined) process.exit(reportedExitCode);
+  reportedExitCode = exitCodeFor(error);
+
   process.stderr.write(`${formatErrorLine(error)}\n`);
   if (io.env.KMS_JWT_DEBUG === '1') process.stderr.write(formatDebugTrace(error));
-  return finish(exitCodeFor(error));
+  return finish(reportedExitCode);
 }
 
 // No top-level await, because the CLI is built as CommonJS.

@@ -171,8 +171,16 @@ function assertRequiredFields(
   if (missing.length === 0) return;
 
   const flags = missing.map((field) => field.flag).join(', ');
-  throw usageError(command, `Missing required option${missing.length > 1 ? 's' : ''} ${flags}`);
+  const keyIdMissing = missing.some((field) => field.option === 'keyId');
+  const keyIdNote = keyIdMissing ? `. --key-id can be left out only ${keyIdFromFileNameRule}` : '';
+  throw usageError(
+    command,
+    `Missing required option${missing.length > 1 ? 's' : ''} ${flags}${keyIdNote}`,
+  );
 }
+
+/** When `--key-id` may be left out, because {@link applyKeyIdFromFileName} fills it in. */
+const keyIdFromFileNameRule = 'when --key is a file named AuthKey_<KEYID>.p8';
 
 async function mintWithCache(
   path: string,
@@ -220,7 +228,9 @@ async function mintWithCache(
 
 /**
  * Names the cached token by kind and every field value, so that a change to any flag (another
- * team, key, client or lifetime) mints a new token instead of reusing one for other input.
+ * team, key ID, client or lifetime) mints a new token instead of reusing one for other input.
+ * NOTE: `--key` is not part of the name, so a replaced key file with the same key ID gets the
+ * token that the old key signed until that token is due.
  */
 function cacheKeyFor(kind: AppleTokenKind, values: FieldValues): string {
   const entries = Object.entries(values).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
@@ -262,8 +272,10 @@ function kindHelp(
   for (const field of fields) {
     const placeholder = field.type === 'duration' ? 'DURATION' : 'VALUE';
     const repeat = field.type === 'string-list' ? ' (repeatable)' : '';
-    const required = field.required ? ' (required)' : '';
-    rows.push([`${field.flag} ${placeholder}`, `${field.description}${required}${repeat}`]);
+    rows.push([
+      `${field.flag} ${placeholder}`,
+      `${field.description}${requiredNote(field)}${repeat}`,
+    ]);
   }
   rows.push(
     ['--json', 'Print JSON with the token, issuedAt, expiresAt (ISO 8601), header and claims'],
@@ -273,13 +285,13 @@ function kindHelp(
   );
 
   const width = Math.max(...rows.map(([flag]) => flag.length)) + 2;
-  const lines = rows.map(([flag, text]) => `  ${flag.padEnd(width)}${text}`);
+  const lines = rows.flatMap(([flag, text]) => wrapHelpRow(`  ${flag.padEnd(width)}`, text));
   return [
     `Usage: kms-jwt ${command} --key REF [options]`,
     '',
     profile.summary,
     `Header: ${profile.headerFields.join(', ')}. Claims: ${profile.claimFields.join(', ')}.`,
-    lifetimeLine(profile),
+    ...lifetimeLines(profile),
     '',
     'Options:',
     ...lines,
@@ -289,14 +301,50 @@ function kindHelp(
   ].join('\n');
 }
 
-/** Describes a kind's lifetime cap for its help, in the words of the rule Apple states. */
-function lifetimeLine(profile: AppleTokenProfile): string {
+/** Wraps a help row's text at 100 columns, with later lines indented under the text. */
+function wrapHelpRow(label: string, text: string): string[] {
+  const indent = ' '.repeat(label.length);
+  const lines: string[] = [];
+  let line = label;
+  let lineHasWord = false;
+  for (const word of text.split(' ')) {
+    if (lineHasWord && line.length + 1 + word.length > helpColumns) {
+      lines.push(line);
+      line = indent;
+      lineHasWord = false;
+    }
+    line += lineHasWord ? ` ${word}` : word;
+    lineHasWord = true;
+  }
+  lines.push(line);
+  return lines;
+}
+
+const helpColumns = 100;
+
+function requiredNote(field: AppleTokenField): string {
+  if (!field.required) return '';
+  return field.option === 'keyId' ? ` (required, except ${keyIdFromFileNameRule})` : ' (required)';
+}
+
+/**
+ * Describes a kind's lifetime cap for its help, in the words of the rule Apple states, and the
+ * lower limit this package enforces where lifetimes near the cap are rejected, not only warned.
+ */
+function lifetimeLines(profile: AppleTokenProfile): string[] {
   const lifetime = profile.lifetime;
   if (lifetime === undefined) {
-    return `Lifetime: no exp; Apple rejects an iat more than ${profile.maxIatAgeSeconds} s old.`;
+    return [`Lifetime: no exp; Apple rejects an iat more than ${profile.maxIatAgeSeconds} s old.`];
   }
-  if (lifetime.maxSeconds === undefined) return 'Lifetime: Apple documents no cap.';
+  if (lifetime.maxSeconds === undefined) return ['Lifetime: Apple documents no cap.'];
   const from = lifetime.countsFrom === 'iat' ? 'exp - iat' : "exp - now on Apple's clock";
   const bound = lifetime.maxInclusive ? 'at most' : 'less than';
-  return `Lifetime: ${from} ${bound} ${lifetime.maxSeconds} s.`;
+  const cap = `Lifetime: ${from} ${bound} ${lifetime.maxSeconds} s.`;
+  if (lifetime.marginSeverity !== 'error') return [cap];
+
+  const limit = lifetime.maxSeconds - lifetime.marginSeconds;
+  return [
+    cap,
+    `Lifetimes over ${limit} s are rejected, to stay ${lifetime.marginSeconds} s under it.`,
+  ];
 }

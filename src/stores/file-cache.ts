@@ -140,10 +140,7 @@ async function readSafely(path: string): Promise<string | undefined> {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return undefined;
     if (code === 'ELOOP') throw unsafeFile(path, 'it is a symbolic link');
-    throw new KmsJwtError('ERR_CACHE_FILE_IO', `Cannot read the cache file ${path}: ${code}.`, {
-      cause: error,
-      details: { path },
-    });
+    throw cacheFileIoError('read', path, error);
   }
 
   try {
@@ -213,12 +210,19 @@ async function writeCacheFile(path: string, cacheKey: string, token: MintedToken
     await fs.rename(temporary, path);
   } catch (error) {
     await fs.rm(temporary, { force: true });
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new KmsJwtError('ERR_CACHE_FILE_IO', `Cannot write the cache file ${path}: ${code}.`, {
-      cause: error,
-      details: { path },
-    });
+    throw cacheFileIoError('write', path, error);
   }
+}
+
+function cacheFileIoError(operation: 'read' | 'write', path: string, error: unknown): KmsJwtError {
+  const code = (error as NodeJS.ErrnoException).code;
+  const folder = dirname(path);
+  return new KmsJwtError(
+    'ERR_CACHE_FILE_IO',
+    `Cannot ${operation} the cache file ${path}: ${code}. Check that the folder ${folder} exists ` +
+      `and that this user can ${operation} files in it, or use a cache path in another folder.`,
+    { cause: error, details: { path } },
+  );
 }
 
 function emit(options: FileCacheOptions, event: SignerEvent): void {

@@ -104,6 +104,14 @@ describe('Apple token option types', () => {
     expectTypeOf<AppleTokenOptionsByKind['musickit']>().toHaveProperty('lifetime');
   });
 
+  it('types expiresAt by whether the kind has exp', () => {
+    expectTypeOf<AppleToken<'client-secret'>['expiresAt']>().toEqualTypeOf<Date>();
+    expectTypeOf<AppleToken<'business-manager'>['expiresAt']>().toEqualTypeOf<Date>();
+    expectTypeOf<AppleToken<'apns'>['expiresAt']>().toEqualTypeOf<undefined>();
+    expectTypeOf<AppleToken<'devicecheck'>['expiresAt']>().toEqualTypeOf<undefined>();
+    expectTypeOf<AppleToken['expiresAt']>().toEqualTypeOf<Date | undefined>();
+  });
+
   it('maps every kind to its options', () => {
     expectTypeOf<keyof AppleTokenOptionsByKind>().toEqualTypeOf<AppleTokenKind>();
     expectTypeOf(createAppleTokenProvider).returns.toEqualTypeOf<TokenProvider>();

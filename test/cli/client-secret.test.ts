@@ -118,10 +118,33 @@ describe('client-secret', () => {
     expect(missing.code).toBe(2);
     expectOneErrorLine(missing, 'ERR_CLI_USAGE');
     expect(missing.stderr).toContain('--key-id');
+    expect(missing.stderr).toContain('AuthKey_<KEYID>.p8');
 
     const given = await runCli([...baseArgs(other), '--key-id', 'KEY1234567']);
     expect(given.code).toBe(0);
     expect(decodePart(given.stdout.trim(), 0).kid).toBe('KEY1234567');
+  });
+
+  it('states its key ID default in --help', async () => {
+    const help = await runCli(['client-secret', '--help']);
+    expect(help.code).toBe(0);
+    // Long rows wrap onto indented lines, so joining those gives back one line per row.
+    const rows = help.stdout.replace(/\n {3,}/g, ' ').split('\n');
+    const keyIdRow = rows.find((row) => row.startsWith('  --key-id '));
+    expect(keyIdRow).toContain('(required, except when --key is a file named AuthKey_<KEYID>.p8)');
+  });
+
+  it('enforces the lifetime limit its --help states', async () => {
+    const help = await runCli(['client-secret', '--help']);
+    const limit = /Lifetimes over (\d+) s are rejected/.exec(help.stdout)?.[1];
+    expect(limit).toBeDefined();
+
+    const atLimit = await runCli([...baseArgs(), '--lifetime', String(limit)]);
+    expect(atLimit.code).toBe(0);
+    expect(atLimit.stderr).toBe('');
+    const overLimit = await runCli([...baseArgs(), '--lifetime', String(Number(limit) + 1)]);
+    expect(overLimit.code).toBe(4);
+    expectOneErrorLine(overLimit, 'ERR_APPLE_LIFETIME_TOO_LONG');
   });
 
   it('warns when the key file is readable by others', async () => {

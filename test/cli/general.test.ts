@@ -173,3 +173,23 @@ describe('kms-jwt failures outside a command', () => {
     expect(code).toBe(5);
   });
 });
+
+describe('kms-jwt with a closed stderr', () => {
+  it('exits when its error cannot be written', async () => {
+    // This is `kms-jwt ... 2>&1 | head -1` after head has exited. Writing the error line fails
+    // with EPIPE, and that second failure must end the run with the first one's exit code. The
+    // child is killed if it still runs after 15 s, so a CLI that loops shows up as SIGTERM.
+    const child = spawn(process.execPath, [cliPath, 'client-secret', '--team-id', 'X'], {
+      env: { PATH: process.env.PATH ?? '' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+      timeout: 15_000,
+    });
+    child.stderr.destroy();
+    const exit = await new Promise<{ code: number | null; signal: string | null }>((done) =>
+      child.on('exit', (code, signal) => done({ code, signal })),
+    );
+
+    expect(exit.signal).toBeNull();
+    expect(exit.code).toBe(2);
+  }, 20_000);
+});

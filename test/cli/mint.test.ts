@@ -187,6 +187,7 @@ describe.each(kindCases)('mint $kind', (testCase) => {
     for (const flag of testCase.flags) expect(run.stdout).toMatch(new RegExp(`^ {2}${flag} `, 'm'));
     expect(run.stdout).toMatch(/^Header: alg, kid[\w, ]*\. Claims: [\w, ]+\.$/m);
     expect(run.stdout).toMatch(/^Lifetime: /m);
+    for (const line of run.stdout.split('\n')) expect(line.length).toBeLessThanOrEqual(100);
   });
 
   it('passes inspect as its kind', async () => {

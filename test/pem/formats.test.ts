@@ -127,6 +127,7 @@ describe('encrypted keys', () => {
     expect(error.code).toBe('ERR_KEY_ENCRYPTED');
     expect(error.message).toMatch(/ENCRYPTED PRIVATE KEY block is encrypted/);
     expect(error.message).toMatch(/passphraseEnv/);
+    expect(error.message).toContain('--passphrase-env NAME');
   });
 
   it('legacy SEC1 without a passphrase says it is encrypted', async () => {

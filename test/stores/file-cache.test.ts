@@ -167,6 +167,39 @@ describe('getOrMintWithFileCache', () => {
     expect(readFileSync(target, 'utf8')).toBe('{}');
   });
 
+  it('names the folder a write needs', async () => {
+    const missingFolder = join(folder, 'not-created');
+    const options = {
+      path: join(missingFolder, 'secret.json'),
+      cacheKey: 'client-secret:DEF123GHIJ:ABC123DEFG:com.example.web',
+      policy: clientSecretPolicy,
+      now: clock(start),
+      mint: secretMint(start),
+    };
+
+    const error = await getOrMintWithFileCache(options).catch((caught: unknown) => caught);
+    expect(error).toMatchObject({ code: 'ERR_CACHE_FILE_IO' });
+    expect((error as Error).message).toContain('ENOENT');
+    expect((error as Error).message).toContain(`Check that the folder ${missingFolder} exists`);
+  });
+
+  it('names the folder a read needs', async () => {
+    const notAFolder = join(folder, 'plain-file');
+    writeFileSync(notAFolder, '', { mode: 0o600 });
+    const options = {
+      path: join(notAFolder, 'secret.json'),
+      cacheKey: 'client-secret:DEF123GHIJ:ABC123DEFG:com.example.web',
+      policy: clientSecretPolicy,
+      now: clock(start),
+      mint: secretMint(start),
+    };
+
+    const error = await getOrMintWithFileCache(options).catch((caught: unknown) => caught);
+    expect(error).toMatchObject({ code: 'ERR_CACHE_FILE_IO' });
+    expect((error as Error).message).toContain('ENOTDIR');
+    expect((error as Error).message).toContain(`Check that the folder ${notAFolder} exists`);
+  });
+
   it('rejects a bad mint result and keeps the old file', async () => {
     await run(start, secretMint(start));
     const before = readFileSync(path, 'utf8');
