@@ -57,7 +57,9 @@ export class SessionPool {
       waiter.resolve(this.lease(session));
       return;
     }
-    if (this.closed) this.factory.close(session);
+    // The token may have closed the session already, and a throw here would leave close()
+    // waiting forever for a session that is counted as returned.
+    if (this.closed) this.closeQuietly(session);
     else this.idle.push(session);
     this.checkDrained();
   }
