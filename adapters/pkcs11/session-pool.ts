@@ -32,6 +32,9 @@ export class SessionPool {
   private readonly waiters: Waiter[] = [];
   private leased = 0;
   private closed = false;
+  /** The generation each open session was opened in, by handle. */
+  private readonly generations = new Map<string, number>();
+  private generation = 0;
   private drained: (() => void) | undefined;
 
   constructor(
@@ -45,12 +48,16 @@ export class SessionPool {
     if (this.closed) throw this.closedError();
     const session = this.idle.pop();
     if (session) return this.lease(session);
-    if (this.leased < this.maxSessions) return this.lease(this.factory.open());
+    if (this.leased < this.maxSessions) return this.lease(this.open());
     return this.wait(signal);
   }
 
   /** Returns a healthy session to the pool, or hands it to the next waiter. */
   release(session: Handle): void {
+    if (this.isRetired(session)) {
+      this.discard(session);
+      return;
+    }
     this.leased -= 1;
     const waiter = this.waiters.shift();
     if (waiter && !this.closed) {
@@ -76,8 +83,12 @@ export class SessionPool {
     this.checkDrained();
   }
 
-  /** Forgets every idle session, for example after the token closed them all. */
-  dropIdle(): void {
+  /**
+   * Closes every idle session and retires the leased ones, for example after the token closed
+   * them all. A retired session is closed when it comes back, so it is never leased again.
+   */
+  retireAll(): void {
+    this.generation += 1;
     for (const session of this.idle.splice(0)) this.closeQuietly(session);
   }
 
@@ -87,7 +98,7 @@ export class SessionPool {
     this.closed = true;
     for (const waiter of this.waiters.splice(0)) waiter.reject(this.closedError());
     if (this.leased > 0) await new Promise<void>((resolve) => (this.drained = resolve));
-    this.dropIdle();
+    this.retireAll();
   }
 
   private lease(session: Handle): Handle {
@@ -117,15 +128,26 @@ export class SessionPool {
     });
   }
 
+  private open(): Handle {
+    const session = this.factory.open();
+    this.generations.set(session.toString('hex'), this.generation);
+    return session;
+  }
+
+  private isRetired(session: Handle): boolean {
+    return this.generations.get(session.toString('hex')) !== this.generation;
+  }
+
   private openFor(waiter: Waiter): void {
     try {
-      waiter.resolve(this.lease(this.factory.open()));
+      waiter.resolve(this.lease(this.open()));
     } catch (error) {
       waiter.reject(error);
     }
   }
 
   private closeQuietly(session: Handle): void {
+    this.generations.delete(session.toString('hex'));
     try {
       this.factory.close(session);
     } catch {

@@ -309,9 +309,9 @@ class SignerState {
   }
 
   /**
-   * Opens the way for a second attempt: drops idle sessions, logs in again with the remembered
-   * PIN and finds the key handle again. Every call that failed before the recovery started
-   * shares that one recovery.
+   * Opens the way for a second attempt: retires the pool's sessions, logs in again with the
+   * remembered PIN and finds the key handle again. Every call that failed before the recovery
+   * started shares that one recovery.
    */
   private recover(generation: number): Promise<void> {
     // A recovery started after this call began: wait for it, or retry at once if it is done.
@@ -328,7 +328,7 @@ class SignerState {
   }
 
   private async runRecovery(): Promise<void> {
-    this.pool.dropIdle();
+    this.pool.retireAll();
     loginAgain(this.connection.module, this.connection.token);
     await this.findKey();
   }

@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createPkcs11Signer } from '../../adapters/pkcs11/index.js';
 import { moduleRegistry, type ModuleEntry } from '../../adapters/pkcs11/module.js';
+import type { SignerEvent } from '../../src/signer.js';
 import {
   createSoftHsm,
   createTestKey,
@@ -102,5 +103,37 @@ describeWithSoftHsm('pkcs11 signer under hostile use', () => {
     }
     expect(unhandled).toEqual([]);
     expect(moduleRegistry().modules.size).toBe(0);
+  });
+
+  it('sessions from before a recovery are not reused', async () => {
+    const events: SignerEvent[] = [];
+    const signer = await createPkcs11Signer(uri, {
+      pin: userPin,
+      maxSessions: 2,
+      onEvent: (event) => events.push(event),
+    });
+    const during = Buffer.from('during.recovery');
+    let duringSignature: Uint8Array | undefined;
+    // The first sign holds its session while the token drops every session and a second sign
+    // recovers (new login, key found again). The held session comes back only after that.
+    const restore = afterNextSign(onlyModule(), async () => {
+      closeAllSessionsElsewhere();
+      duringSignature = await signer.sign(during);
+    });
+
+    try {
+      const first = Buffer.from('held.session');
+      expect(verifies(first, await signer.sign(first))).toBe(true);
+      expect(verifies(during, duringSignature!)).toBe(true);
+      expect(events.filter((event) => event.type === 'retry')).toHaveLength(1);
+
+      const after = Buffer.from('after.recovery');
+      expect(verifies(after, await signer.sign(after))).toBe(true);
+    } finally {
+      restore();
+      await signer.close();
+    }
+    // A session closed by the token must not come back from the pool and force a second recovery.
+    expect(events.filter((event) => event.type === 'retry')).toHaveLength(1);
   });
 });
