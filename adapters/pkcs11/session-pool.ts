@@ -107,6 +107,7 @@ export class SessionPool {
   }
 
   private wait(signal: AbortSignal | undefined): Promise<Handle> {
+    if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise<Handle>((resolve, reject) => {
       const onAbort = () => {
         const index = this.waiters.indexOf(waiter);

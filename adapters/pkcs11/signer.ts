@@ -274,7 +274,22 @@ class SignerState {
   }
 
   private async signDigest(digest: Buffer, signal: AbortSignal | undefined): Promise<Uint8Array> {
-    const session = await this.pool.acquire(signal).catch((error: unknown) => {
+    // One deadline covers the wait for a session too: behind a module that stopped responding,
+    // the sessions never come back, and a sign waiting in line would otherwise wait forever.
+    const deadline = startDeadline(this.timeoutMs(), signal, this.keyId);
+    try {
+      return await this.signWithin(digest, deadline.signal, signal);
+    } finally {
+      deadline.clear();
+    }
+  }
+
+  private async signWithin(
+    digest: Buffer,
+    limit: AbortSignal,
+    signal: AbortSignal | undefined,
+  ): Promise<Uint8Array> {
+    const session = await this.pool.acquire(limit).catch((error: unknown) => {
       throw wrapAbort(error, signal, this.keyId);
     });
     const key = this.requireKey();
@@ -293,7 +308,7 @@ class SignerState {
       () => this.pool.release(session),
       () => this.pool.discard(session),
     );
-    const signature = await withDeadline(pending, this.timeoutMs(), signal, this.keyId);
+    const signature = await untilAborted(pending, limit, signal, this.keyId);
     return this.assertLength(signature);
   }
 
@@ -395,42 +410,61 @@ function wrapAbort(error: unknown, signal: AbortSignal | undefined, keyId: strin
   });
 }
 
-/** Settles with `pending`, or rejects when the deadline passes or the signal aborts first. */
-function withDeadline<T>(
-  pending: Promise<T>,
+/**
+ * Starts the deadline of one sign: an AbortSignal that aborts with `ERR_PKCS11_TIMEOUT` after
+ * `timeoutMs`, or with the caller's reason when the caller's signal aborts first.
+ */
+function startDeadline(
   timeoutMs: number,
+  signal: AbortSignal | undefined,
+  keyId: string,
+): { signal: AbortSignal; clear(): void } {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(timeoutError(keyId, timeoutMs)), timeoutMs);
+  const onAbort = () => controller.abort(signal?.reason);
+  if (signal?.aborted) onAbort();
+  else signal?.addEventListener('abort', onAbort, { once: true });
+
+  return {
+    signal: controller.signal,
+    clear() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    },
+  };
+}
+
+function timeoutError(keyId: string, timeoutMs: number): BackendError {
+  return new BackendError(
+    'ERR_PKCS11_TIMEOUT',
+    `The PKCS#11 module did not finish signing with ${keyId} within ${timeoutMs} ms. ` +
+      'Check the HSM connection, or raise timeoutMs.',
+    { details: { keyId, timeoutMs } },
+  );
+}
+
+/** Settles with `pending`, or rejects when `limit` aborts first. */
+function untilAborted<T>(
+  pending: Promise<T>,
+  limit: AbortSignal,
   signal: AbortSignal | undefined,
   keyId: string,
 ): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      cleanup();
-      reject(
-        new BackendError(
-          'ERR_PKCS11_TIMEOUT',
-          `The PKCS#11 module did not finish signing with ${keyId} within ${timeoutMs} ms. ` +
-            'Check the HSM connection, or raise timeoutMs.',
-          { details: { keyId, timeoutMs } },
-        ),
-      );
-    }, timeoutMs);
-    const onAbort = () => {
-      cleanup();
-      reject(wrapAbort(signal?.reason, signal, keyId));
-    };
-    const cleanup = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-    };
+    const onAbort = () => reject(wrapAbort(limit.reason, signal, keyId));
+    if (limit.aborted) {
+      onAbort();
+      return;
+    }
 
-    signal?.addEventListener('abort', onAbort, { once: true });
+    limit.addEventListener('abort', onAbort, { once: true });
     pending.then(
       (value) => {
-        cleanup();
+        limit.removeEventListener('abort', onAbort);
         resolve(value);
       },
       (error: unknown) => {
-        cleanup();
+        limit.removeEventListener('abort', onAbort);
         reject(error);
       },
     );

@@ -136,4 +136,27 @@ describeWithSoftHsm('pkcs11 signer under hostile use', () => {
     // A session closed by the token must not come back from the pool and force a second recovery.
     expect(events.filter((event) => event.type === 'retry')).toHaveLength(1);
   });
+
+  it('sign waiting for a session times out', async () => {
+    const signer = await createPkcs11Signer(uri, { pin: userPin, maxSessions: 1, timeoutMs: 200 });
+    const binding = onlyModule().binding as unknown as AnyBinding;
+    const realSign = binding.C_SignAsync!;
+    // A module that stops responding: the first sign's C_Sign does not return until the end.
+    let finishHungSign: (() => void) | undefined;
+    binding.C_SignAsync = (...args: unknown[]) =>
+      new Promise((resolve) => {
+        finishHungSign = () => resolve(realSign.apply(binding, args));
+      });
+
+    try {
+      const hung = signer.sign(Buffer.from('hung.sign'));
+      const queued = signer.sign(Buffer.from('queued.sign'));
+      await expect(hung).rejects.toMatchObject({ code: 'ERR_PKCS11_TIMEOUT' });
+      await expect(queued).rejects.toMatchObject({ code: 'ERR_PKCS11_TIMEOUT' });
+    } finally {
+      binding.C_SignAsync = realSign;
+      finishHungSign?.();
+      await signer.close();
+    }
+  });
 });
