@@ -107,6 +107,7 @@ export async function resolvePin(
     return { pin: await readPinSource(uri.pinSource, options), source: 'pin-source' };
   }
   if (uri.pinValue !== undefined) {
+    assertNotEmpty(uri.pinValue, 'The pin-value in the pkcs11: URI');
     emitEvent(options, {
       type: 'warning',
       code: 'pin-value-in-uri',
@@ -116,7 +117,10 @@ export async function resolvePin(
     });
     return { pin: uri.pinValue, source: 'pin-value' };
   }
-  if (options.pin !== undefined) return { pin: options.pin, source: 'option' };
+  if (options.pin !== undefined) {
+    assertNotEmpty(options.pin, 'The pin option');
+    return { pin: options.pin, source: 'option' };
+  }
 
   const variable = options.pinEnv ?? defaultPinEnvironmentVariable;
   const fromEnvironment = process.env[variable];
@@ -124,6 +128,16 @@ export async function resolvePin(
     return { pin: fromEnvironment, source: 'environment' };
   }
   return { pin: undefined, source: 'none' };
+}
+
+/** Rejects an empty PIN before any login, because the token counts it as a failed attempt. */
+function assertNotEmpty(pin: string, source: string): void {
+  if (pin !== '') return;
+  throw new KeyError(
+    'ERR_PKCS11_PIN_MISSING',
+    `${source} is empty, so no login was tried: the token would count an empty PIN as a failed ` +
+      'attempt. Give the user PIN, or leave the setting out.',
+  );
 }
 
 async function readPinSource(source: string, options: RuntimeOptions): Promise<string> {

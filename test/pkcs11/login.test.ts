@@ -245,4 +245,18 @@ describeWithSoftHsm('pkcs11 login and module lifecycle', () => {
     }
     expect(moduleRegistry().modules.size).toBe(0);
   });
+
+  it('empty PIN is never sent to the token', async () => {
+    const logins = spy('C_Login');
+    const attempts = [
+      () => createPkcs11Signer(uriFor('login-tests'), { pin: '' }),
+      () => createPkcs11Signer(`${uriFor('login-tests')}&pin-value=`),
+    ];
+
+    for (const attempt of attempts) {
+      await expect(attempt()).rejects.toMatchObject({ code: 'ERR_PKCS11_PIN_MISSING' });
+    }
+    expect(logins.calls).toBe(0);
+    expect(moduleRegistry().modules.size).toBe(0);
+  });
 });
