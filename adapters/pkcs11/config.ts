@@ -155,12 +155,21 @@ async function readPinSource(source: string, options: RuntimeOptions): Promise<s
   }
 
   warnIfShared(path, options);
-  // Files written by `echo` end in a newline that is not part of the PIN.
-  const pin = text.replace(/\r?\n$/, '');
+  // Files written by `echo` end in line breaks that are not part of the PIN. A PIN with a line
+  // break inside is taken for a wrong file, because sending it would cost a PIN attempt.
+  const pin = text.replace(/[\r\n]+$/, '');
   if (pin === '') {
     throw new KeyError('ERR_PKCS11_PIN_SOURCE_UNREADABLE', `The PIN file "${path}" is empty.`, {
       details: { path },
     });
+  }
+  if (/[\r\n]/.test(pin)) {
+    throw new KeyError(
+      'ERR_PKCS11_PIN_SOURCE_UNREADABLE',
+      `The PIN file "${path}" has more than one line, so no login was tried. Put only the user ` +
+        'PIN in it, on one line.',
+      { details: { path } },
+    );
   }
   return pin;
 }

@@ -2,6 +2,8 @@
 // tried once, and token PIN flags stop a login that could lock the token. The module is
 // initialised and finalised once, and signs use the binding's asynchronous call.
 import { verify } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { createPkcs11Signer } from '../../adapters/pkcs11/index.js';
 import { CKF_USER_PIN_FINAL_TRY, CKF_USER_PIN_LOCKED } from '../../adapters/pkcs11/binding.js';
@@ -258,5 +260,27 @@ describeWithSoftHsm('pkcs11 login and module lifecycle', () => {
     }
     expect(logins.calls).toBe(0);
     expect(moduleRegistry().modules.size).toBe(0);
+  });
+
+  it('PIN file line breaks are not sent', async () => {
+    const logins = spy('C_Login');
+    const pinFile = join(hsm.folder, 'pin-lines');
+    const uri = `${uriFor('login-tests')}&pin-source=${pinFile}`;
+
+    for (const text of [`${userPin}\n\n`, `${userPin}\r\n\r\n`]) {
+      writeFileSync(pinFile, text, { mode: 0o600 });
+      const signer = await createPkcs11Signer(uri);
+      const input = Buffer.from('pin.file');
+      expect(verifies(input, await signer.sign(input))).toBe(true);
+      await signer.close();
+    }
+    expect(logins.calls).toBe(2);
+
+    writeFileSync(pinFile, `${userPin}\nsecond-line\n`, { mode: 0o600 });
+    await expect(createPkcs11Signer(uri)).rejects.toMatchObject({
+      code: 'ERR_PKCS11_PIN_SOURCE_UNREADABLE',
+      message: expect.stringContaining('more than one line'),
+    });
+    expect(logins.calls).toBe(2);
   });
 });
