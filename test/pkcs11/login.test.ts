@@ -69,7 +69,7 @@ function addTokenFlags(flags: number) {
 describeWithSoftHsm('pkcs11 login and module lifecycle', () => {
   beforeAll(() => {
     hsm = createSoftHsm();
-    for (const token of ['login-tests', 'wrong-pin', 'pin-change', 'flags']) {
+    for (const token of ['login-tests', 'wrong-pin', 'pin-change', 'flags', 'pin-burst']) {
       hsm.createToken(token);
       hsm.importPem(token, keys.main.pem, { label: 'siwa', id: '01' });
     }
@@ -281,6 +281,30 @@ describeWithSoftHsm('pkcs11 login and module lifecycle', () => {
       code: 'ERR_PKCS11_PIN_SOURCE_UNREADABLE',
       message: expect.stringContaining('more than one line'),
     });
+    expect(logins.calls).toBe(2);
+  });
+
+  it('wrong PIN is tried once per process', async () => {
+    const logins = spy('C_Login');
+    const burstPin = 'another-wrong-pin-4412';
+    // A service that creates signers on demand, or again after each failure.
+    const concurrent = await Promise.allSettled(
+      Array.from({ length: 5 }, () => createPkcs11Signer(uriFor('pin-burst'), { pin: burstPin })),
+    );
+    const later = await createPkcs11Signer(uriFor('pin-burst'), { pin: burstPin }).catch(
+      (error: unknown) => error,
+    );
+
+    for (const result of concurrent) {
+      expect(result).toMatchObject({ reason: { code: 'ERR_PKCS11_PIN_INCORRECT' } });
+    }
+    expect(later).toMatchObject({ code: 'ERR_PKCS11_PIN_INCORRECT' });
+    expect(logins.calls).toBe(1);
+
+    const signer = await createPkcs11Signer(uriFor('pin-burst'), { pin: userPin });
+    const input = Buffer.from('right.pin');
+    expect(verifies(input, await signer.sign(input))).toBe(true);
+    await signer.close();
     expect(logins.calls).toBe(2);
   });
 });
