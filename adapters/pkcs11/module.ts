@@ -270,8 +270,8 @@ export function ensureLoggedIn(
     );
   }
 
-  assertNotRejected(entry, token, digest);
   assertPinUsable(entry, token, options);
+  assertNotRejected(entry, token, digest);
   login(entry, token, pin);
   token.pinDigest = digest;
   token.pin = pin;
