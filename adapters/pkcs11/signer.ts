@@ -5,7 +5,7 @@
  * signature as r || s with each half as long as the order, which for P-256 is already the
  * 64-byte JOSE form of RFC 7518 §3.4, so the length is checked and nothing is converted.
  */
-import { createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { createPublicKey, randomBytes, verify, X509Certificate, type KeyObject } from 'node:crypto';
 import { BackendError, KmsJwtError, SignatureError } from '../../src/errors.js';
 import {
   emitEvent,
@@ -204,10 +204,33 @@ class SignerState {
     this.publicKeySupplied = suppliedKey !== undefined;
   }
 
-  private readPublicKeyObject(): Promise<KeyObject | undefined> {
+  /**
+   * Reads the token's public-key object and proves with one test signature that it belongs to
+   * the private key. A stale object left by an earlier key with the same ID would otherwise
+   * make `getPublicKey` return a key that never signed.
+   */
+  private async readPublicKeyObject(): Promise<KeyObject | undefined> {
     const key = this.requireKey();
-    return this.withSession((session) =>
+    const publicKey = await this.withSession((session) =>
       readPublicKeyObject(this.connection.binding, session, key),
+    );
+    if (publicKey) await this.assertSignsFor(publicKey, key);
+    return publicKey;
+  }
+
+  private async assertSignsFor(publicKey: KeyObject, key: FoundKey): Promise<void> {
+    const input = randomBytes(32);
+    const signature = await this.signDigest(sha256(input), undefined);
+    const format = { key: publicKey, dsaEncoding: 'ieee-p1363' as const };
+    if (verify('sha256', input, format, signature)) return;
+
+    const selector = key.id.length > 0 ? `id=${encodeUriId(key.id)}` : `label "${key.label}"`;
+    throw new KmsJwtError(
+      'ERR_PKCS11_PUBLIC_KEY_MISMATCH',
+      `The public-key object with ${selector} on token "${this.connection.token.label}" does ` +
+        `not belong to the private key of ${this.keyId}: a test signature does not verify ` +
+        'against it. Remove the stale public-key object, or replace it with the right one.',
+      { details: { keyId: this.keyId } },
     );
   }
 
