@@ -54,6 +54,7 @@ export interface Pkcs11SignerOptions extends Pkcs11ConnectOptions {
 
 const defaultMaxSessions = 4;
 const defaultTimeoutMs = 10_000;
+const maxTimeoutMs = 2 ** 31 - 1;
 const signatureLength = 64;
 // Larger than any ECDSA signature on P-256 in either form, so a module that breaks the raw r||s
 // rule shows up as a wrong length instead of CKR_BUFFER_TOO_SMALL, which leaves the operation open.
@@ -520,8 +521,14 @@ function assertSignerOptions(options: Pkcs11SignerOptions): void {
   ) {
     throw new TypeError('The maxSessions option must be an integer from 1 to 256.');
   }
-  if (timeoutMs !== undefined && (!Number.isFinite(timeoutMs) || timeoutMs <= 0)) {
-    throw new TypeError('The timeoutMs option must be a positive number of milliseconds.');
+  // Node.js timers hold at most 2^31 - 1 ms, and a larger delay fires after 1 ms.
+  if (
+    timeoutMs !== undefined &&
+    (!Number.isFinite(timeoutMs) || timeoutMs <= 0 || timeoutMs > maxTimeoutMs)
+  ) {
+    throw new TypeError(
+      `The timeoutMs option must be a positive number of milliseconds, at most ${maxTimeoutMs}.`,
+    );
   }
 }
 

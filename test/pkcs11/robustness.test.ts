@@ -159,4 +159,20 @@ describeWithSoftHsm('pkcs11 signer under hostile use', () => {
       await signer.close();
     }
   });
+
+  it('timeoutMs past the timer range', async () => {
+    // Node.js timers hold at most 2^31 - 1 ms and fire after 1 ms for anything larger.
+    for (const timeoutMs of [2 ** 31, Number.MAX_SAFE_INTEGER]) {
+      const attempt = createPkcs11Signer(uri, { pin: userPin, timeoutMs });
+      await expect(attempt).rejects.toMatchObject({
+        name: 'TypeError',
+        message: expect.stringContaining('2147483647'),
+      });
+    }
+
+    const signer = await createPkcs11Signer(uri, { pin: userPin, timeoutMs: 2 ** 31 - 1 });
+    const input = Buffer.from('longest.timeout');
+    expect(verifies(input, await signer.sign(input))).toBe(true);
+    await signer.close();
+  });
 });
