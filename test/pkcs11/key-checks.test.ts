@@ -137,6 +137,8 @@ describeWithSoftHsm('pkcs11 key checks', () => {
     await createKeyThatCannotSign();
     hsm.importPem('key-checks', keys.stale.pem, { label: 'stale', id: '50', noPublicKey: true });
     await createStalePublicKey();
+    hsm.importPem('key-checks', keys.good.pem, { label: 'twin', id: '60' });
+    hsm.importPem('key-checks', keys.good.pem, { label: 'twin', id: '60', force: true });
   });
 
   afterAll(() => {
@@ -233,5 +235,17 @@ describeWithSoftHsm('pkcs11 key checks', () => {
       message: expect.stringContaining('id=%50'),
     });
     expect(moduleRegistry().modules.size).toBe(0);
+  });
+
+  it('duplicate objects with one label and ID', async () => {
+    // Adding id=... cannot tell these apart, so the message must not advise it.
+    const attempt = createPkcs11Signer(uriFor('twin', '60'), options);
+    await expect(attempt).rejects.toMatchObject({
+      code: 'ERR_PKCS11_KEY_AMBIGUOUS',
+      message: expect.stringContaining('same label and ID'),
+    });
+    await expect(attempt).rejects.toMatchObject({
+      message: expect.not.stringContaining('Add id='),
+    });
   });
 });
