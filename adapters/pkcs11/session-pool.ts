@@ -45,11 +45,16 @@ export class SessionPool {
 
   /** Resolves to a session for the caller's exclusive use; `signal` cancels the wait. */
   async acquire(signal?: AbortSignal): Promise<Handle> {
+    return this.tryAcquire() ?? this.wait(signal);
+  }
+
+  /** Leases an idle or a new session at once, or returns undefined when all are in use. */
+  tryAcquire(): Handle | undefined {
     if (this.closed) throw this.closedError();
     const session = this.idle.pop();
     if (session) return this.lease(session);
     if (this.leased < this.maxSessions) return this.lease(this.open());
-    return this.wait(signal);
+    return undefined;
   }
 
   /** Returns a healthy session to the pool, or hands it to the next waiter. */

@@ -300,22 +300,9 @@ class SignerState {
   private async signDigest(digest: Buffer, signal: AbortSignal | undefined): Promise<Uint8Array> {
     // One deadline covers the wait for a session too: behind a module that stopped responding,
     // the sessions never come back, and a sign waiting in line would otherwise wait forever.
-    const deadline = startDeadline(this.timeoutMs(), signal, this.keyId);
-    try {
-      return await this.signWithin(digest, deadline.signal, signal);
-    } finally {
-      deadline.clear();
-    }
-  }
-
-  private async signWithin(
-    digest: Buffer,
-    limit: AbortSignal,
-    signal: AbortSignal | undefined,
-  ): Promise<Uint8Array> {
-    const session = await this.pool.acquire(limit).catch((error: unknown) => {
-      throw wrapAbort(error, signal, this.keyId);
-    });
+    const timeoutMs = this.timeoutMs();
+    const started = Date.now();
+    const session = this.pool.tryAcquire() ?? (await this.waitForSession(timeoutMs, signal));
     const key = this.requireKey();
     const { binding } = this.connection;
 
@@ -332,8 +319,22 @@ class SignerState {
       () => this.pool.release(session),
       () => this.pool.discard(session),
     );
-    const signature = await untilAborted(pending, limit, signal, this.keyId);
+    const remainingMs = Math.max(1, timeoutMs - (Date.now() - started));
+    const deadline = { delayMs: remainingMs, timeoutMs, keyId: this.keyId };
+    const signature = await withDeadline(pending, deadline, signal);
     return this.assertLength(signature);
+  }
+
+  /** Waits in the pool's line, for at most `timeoutMs`, when every session is in use. */
+  private async waitForSession(timeoutMs: number, signal: AbortSignal | undefined) {
+    const deadline = startDeadline(timeoutMs, signal, this.keyId);
+    try {
+      return await this.pool.acquire(deadline.signal);
+    } catch (error) {
+      throw wrapAbort(error, signal, this.keyId);
+    } finally {
+      deadline.clear();
+    }
   }
 
   private assertLength(signature: Buffer): Uint8Array {
@@ -467,28 +468,39 @@ function timeoutError(keyId: string, timeoutMs: number): BackendError {
   );
 }
 
-/** Settles with `pending`, or rejects when `limit` aborts first. */
-function untilAborted<T>(
+/**
+ * Settles with `pending`, or rejects when `deadline.delayMs` passes (with `ERR_PKCS11_TIMEOUT`
+ * naming the whole `timeoutMs`) or the caller's signal aborts first.
+ */
+function withDeadline<T>(
   pending: Promise<T>,
-  limit: AbortSignal,
+  deadline: { delayMs: number; timeoutMs: number; keyId: string },
   signal: AbortSignal | undefined,
-  keyId: string,
 ): Promise<T> {
+  const { delayMs, timeoutMs, keyId } = deadline;
   return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(wrapAbort(limit.reason, signal, keyId));
-    if (limit.aborted) {
-      onAbort();
-      return;
-    }
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(timeoutError(keyId, timeoutMs));
+    }, delayMs);
+    const onAbort = () => {
+      cleanup();
+      reject(wrapAbort(signal?.reason, signal, keyId));
+    };
+    const cleanup = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    };
 
-    limit.addEventListener('abort', onAbort, { once: true });
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
     pending.then(
       (value) => {
-        limit.removeEventListener('abort', onAbort);
+        cleanup();
         resolve(value);
       },
       (error: unknown) => {
-        limit.removeEventListener('abort', onAbort);
+        cleanup();
         reject(error);
       },
     );
