@@ -175,19 +175,21 @@ async function readPinSource(source: string, options: RuntimeOptions): Promise<s
 }
 
 function pinSourcePath(source: string): string {
-  if (source.startsWith('file:')) {
+  // URL parsing reads file:secrets/pin as /secrets/pin, not as a path relative to the working
+  // folder, so only file:/PATH and file:///PATH are taken.
+  if (source.startsWith('file:/')) {
     try {
       return fileURLToPath(source);
     } catch {
       // Falls through to the error below.
     }
-  } else if (isAbsolute(source)) {
+  } else if (!source.startsWith('file:') && isAbsolute(source)) {
     return source;
   }
   throw new KmsJwtError(
     'ERR_KEY_REFERENCE_INVALID',
-    'Invalid pkcs11 key reference: pin-source must be a file: URI such as ' +
-      'file:/run/secrets/hsm-pin, or an absolute path.',
+    'Invalid pkcs11 key reference: pin-source must be a file: URI with an absolute path, such ' +
+      'as file:/run/secrets/hsm-pin, or an absolute path.',
     { details: { adapter: 'pkcs11' } },
   );
 }

@@ -290,4 +290,13 @@ describe('module and PIN sources', () => {
     const uri = parsePkcs11Uri('pkcs11:object=a?pin-source=relative/pin');
     await expect(resolvePin(uri, {})).rejects.toMatchObject({ code: 'ERR_KEY_REFERENCE_INVALID' });
   });
+
+  it('pin-source file URI with a relative path', async () => {
+    // URL parsing reads file:secrets/pin as /secrets/pin, another file than the one meant.
+    const uri = parsePkcs11Uri('pkcs11:object=a?pin-source=file:secrets/pin');
+    await expect(resolvePin(uri, {})).rejects.toMatchObject({
+      code: 'ERR_KEY_REFERENCE_INVALID',
+      message: expect.stringContaining('file:/'),
+    });
+  });
 });
