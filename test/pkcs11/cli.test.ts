@@ -251,4 +251,18 @@ describeWithSoftHsm('kms-jwt with pkcs11 references', () => {
       expect(run.stderr).toContain(signal);
     }
   });
+
+  it('second signal stops the import at once', async () => {
+    const preload = resolve('test/pkcs11/fixtures/interrupt-import.mjs');
+    const label = 'interrupted-twice';
+    const interruptedTarget = target.replace('object=siwa;id=%5a', `object=${label};id=%7c`);
+    const run = await runCli(['import', '--from', keyFile.path, '--to', interruptedTarget], {
+      env: hsmEnv({ NODE_OPTIONS: `--import=${preload}`, INTERRUPT_COUNT: '2' }),
+    });
+
+    // Killed by the signal itself: no exit code and no reference printed.
+    expect(run.code).toBeNull();
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toContain('Send it again to stop at once');
+  });
 });

@@ -43,8 +43,8 @@ Options:
 
 Prints the key reference to use on stdout; the thumbprint and backend details go to stderr.
 SIGINT, SIGTERM and SIGHUP wait until the import has finished or rolled back; the command then
-exits with 128 plus the signal number. Keep the .p8 offline afterwards, or delete it, once
-tokens signed through REF verify.
+exits with 128 plus the signal number. A second signal stops it at once. Keep the .p8 offline
+afterwards, or delete it, once tokens signed through REF verify.
 `;
 
 /**
@@ -74,8 +74,9 @@ export async function run(args: string[], io: CliIo): Promise<number> {
   const importKey = adapter.importKey?.bind(adapter);
   if (importKey === undefined) throw noImportError(adapter.name, target.scheme);
   const overwrite = booleanValue(parsed, 'overwrite');
-  const { value: result, signal } = await deferSignals(() =>
-    importKey({ privateKey, target, overwrite, options }),
+  const { value: result, signal } = await deferSignals(
+    () => importKey({ privateKey, target, overwrite, options }),
+    io,
   );
 
   assertSameKey(expectedThumbprint, jwkThumbprint(result.publicKey), result.reference);
@@ -93,15 +94,27 @@ const deferredSignals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 /**
  * Runs `work` with SIGINT, SIGTERM and SIGHUP held back, and returns the first one that arrived.
  * An import writes two objects and then proves them, and a process that stopped in between
- * would leave a private key without its public key, or objects that were never proven.
+ * would leave a private key without its public key, or objects that were never proven. A second
+ * signal ends the process at once, for an import that hangs on its backend.
  */
 async function deferSignals<T>(
   work: () => Promise<T>,
+  io: CliIo,
 ): Promise<{ value: T; signal: (typeof deferredSignals)[number] | undefined }> {
   let received: (typeof deferredSignals)[number] | undefined;
+  const removeAll = () => {
+    for (const remove of handlers) remove();
+  };
   const handlers = deferredSignals.map((name) => {
     const handler = () => {
-      received ??= name;
+      if (received === undefined) {
+        received = name;
+        io.warn(`${name} received: finishing the import first. Send it again to stop at once.`);
+        return;
+      }
+      // Without listeners the signal's default action applies again, so this ends the process.
+      removeAll();
+      process.kill(process.pid, name);
     };
     process.on(name, handler);
     return () => process.off(name, handler);
@@ -114,7 +127,7 @@ async function deferSignals<T>(
     await new Promise((resolve) => setImmediate(resolve));
     return { value, signal: received };
   } finally {
-    for (const remove of handlers) remove();
+    removeAll();
   }
 }
 
