@@ -1,6 +1,7 @@
 // The PKCS#11 signer under hostile and careless use, against a real SoftHSM2 token: sessions that
-// the token closes while signs are in flight or while the signer closes, and a module that stops
-// answering. Session loss is caused for real, through a second binding handle on the same module.
+// the token closes while signs are in flight or while the signer closes, a module that stops
+// responding, and timeouts past the timer range. Session loss is caused for real, through a
+// second binding handle on the same module.
 import { verify } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -114,8 +115,8 @@ describeWithSoftHsm('pkcs11 signer under hostile use', () => {
     });
     const during = Buffer.from('during.recovery');
     let duringSignature: Uint8Array | undefined;
-    // The first sign holds its session while the token drops every session and a second sign
-    // recovers (new login, key found again). The held session comes back only after that.
+    // The first sign keeps its session while the token drops every session and a second sign
+    // recovers (new login, key found again). That session comes back only after the recovery.
     const restore = afterNextSign(onlyModule(), async () => {
       closeAllSessionsElsewhere();
       duringSignature = await signer.sign(during);
