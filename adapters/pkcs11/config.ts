@@ -107,6 +107,7 @@ export async function resolvePin(
     return { pin: await readPinSource(uri.pinSource, options), source: 'pin-source' };
   }
   if (uri.pinValue !== undefined) {
+    assertNotEmpty(uri.pinValue, 'The pin-value in the pkcs11: URI');
     emitEvent(options, {
       type: 'warning',
       code: 'pin-value-in-uri',
@@ -116,7 +117,10 @@ export async function resolvePin(
     });
     return { pin: uri.pinValue, source: 'pin-value' };
   }
-  if (options.pin !== undefined) return { pin: options.pin, source: 'option' };
+  if (options.pin !== undefined) {
+    assertNotEmpty(options.pin, 'The pin option');
+    return { pin: options.pin, source: 'option' };
+  }
 
   const variable = options.pinEnv ?? defaultPinEnvironmentVariable;
   const fromEnvironment = process.env[variable];
@@ -124,6 +128,16 @@ export async function resolvePin(
     return { pin: fromEnvironment, source: 'environment' };
   }
   return { pin: undefined, source: 'none' };
+}
+
+/** Rejects an empty PIN before any login, because the token counts it as a failed attempt. */
+function assertNotEmpty(pin: string, source: string): void {
+  if (pin !== '') return;
+  throw new KeyError(
+    'ERR_PKCS11_PIN_MISSING',
+    `${source} is empty, so no login was tried: the token would count an empty PIN as a failed ` +
+      'attempt. Give the user PIN, or leave the setting out.',
+  );
 }
 
 async function readPinSource(source: string, options: RuntimeOptions): Promise<string> {
@@ -141,30 +155,41 @@ async function readPinSource(source: string, options: RuntimeOptions): Promise<s
   }
 
   warnIfShared(path, options);
-  // Files written by `echo` end in a newline that is not part of the PIN.
-  const pin = text.replace(/\r?\n$/, '');
+  // Files written by `echo` end in line breaks that are not part of the PIN. A PIN with a line
+  // break inside is taken for a wrong file, because sending it would cost a PIN attempt.
+  const pin = text.replace(/[\r\n]+$/, '');
   if (pin === '') {
     throw new KeyError('ERR_PKCS11_PIN_SOURCE_UNREADABLE', `The PIN file "${path}" is empty.`, {
       details: { path },
     });
   }
+  if (/[\r\n]/.test(pin)) {
+    throw new KeyError(
+      'ERR_PKCS11_PIN_SOURCE_UNREADABLE',
+      `The PIN file "${path}" has more than one line, so no login was tried. Put only the user ` +
+        'PIN in it, on one line.',
+      { details: { path } },
+    );
+  }
   return pin;
 }
 
 function pinSourcePath(source: string): string {
-  if (source.startsWith('file:')) {
+  // URL parsing reads file:secrets/pin as /secrets/pin, not as a path relative to the working
+  // folder, so only file:/PATH and file:///PATH are taken.
+  if (source.startsWith('file:/')) {
     try {
       return fileURLToPath(source);
     } catch {
       // Falls through to the error below.
     }
-  } else if (isAbsolute(source)) {
+  } else if (!source.startsWith('file:') && isAbsolute(source)) {
     return source;
   }
   throw new KmsJwtError(
     'ERR_KEY_REFERENCE_INVALID',
-    'Invalid pkcs11 key reference: pin-source must be a file: URI such as ' +
-      'file:/run/secrets/hsm-pin, or an absolute path.',
+    'Invalid pkcs11 key reference: pin-source must be a file: URI with an absolute path, such ' +
+      'as file:/run/secrets/hsm-pin, or an absolute path.',
     { details: { adapter: 'pkcs11' } },
   );
 }

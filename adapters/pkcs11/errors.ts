@@ -56,6 +56,17 @@ export function loginFailed(token: string, error: unknown): KeyError | BackendEr
   });
 }
 
+/** Reports a PIN that the token already rejected in this process; no login is tried. */
+export function pinRejectedBefore(token: string): KeyError {
+  return new KeyError(
+    'ERR_PKCS11_PIN_INCORRECT',
+    `The PIN for token "${token}" was rejected (CKR_PIN_INCORRECT) earlier in this process, so ` +
+      'it was not tried again, because HSMs lock the user PIN after a few failures. Fix the PIN ' +
+      'source. If the PIN on the token was reset to this value, restart the process.',
+    { details: { token, returnValue: 'CKR_PIN_INCORRECT' } },
+  );
+}
+
 /** The token's user PIN is locked: no login is tried. */
 export function pinLocked(token: string, error?: unknown): KeyError {
   return new KeyError(

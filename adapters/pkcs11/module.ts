@@ -17,6 +17,7 @@ import {
   CKF_USER_PIN_FINAL_TRY,
   CKF_USER_PIN_LOCKED,
   CKR_CRYPTOKI_ALREADY_INITIALIZED,
+  CKR_PIN_INCORRECT,
   CKR_USER_ALREADY_LOGGED_IN,
   CKU_USER,
   loadPkcs11Module,
@@ -24,7 +25,13 @@ import {
   type Handle,
   type Pkcs11Binding,
 } from './binding.js';
-import { initializeFailed, loginFailed, operationFailed, pinLocked } from './errors.js';
+import {
+  initializeFailed,
+  loginFailed,
+  operationFailed,
+  pinLocked,
+  pinRejectedBefore,
+} from './errors.js';
 
 /** A module shared by every signer of the process that uses the same file. */
 export interface ModuleEntry {
@@ -55,6 +62,7 @@ export interface TokenEntry {
 
 const registryKey = Symbol.for('kms-jwt-signer.pkcs11.modules.v1');
 const pinSalt = Symbol.for('kms-jwt-signer.pkcs11.pin-salt.v1');
+const rejectedPinsKey = Symbol.for('kms-jwt-signer.pkcs11.rejected-pins.v1');
 
 interface Registry {
   modules: Map<string, ModuleEntry>;
@@ -263,6 +271,7 @@ export function ensureLoggedIn(
   }
 
   assertPinUsable(entry, token, options);
+  assertNotRejected(entry, token, digest);
   login(entry, token, pin);
   token.pinDigest = digest;
   token.pin = pin;
@@ -296,10 +305,33 @@ function login(entry: ModuleEntry, token: TokenEntry, pin: string): void {
   try {
     entry.binding.C_Login(token.anchor, CKU_USER, pin);
   } catch (error) {
-    if (returnValueOf(error) === CKR_USER_ALREADY_LOGGED_IN) return;
+    const value = returnValueOf(error);
+    if (value === CKR_USER_ALREADY_LOGGED_IN) return;
+    if (value === CKR_PIN_INCORRECT) rejectedPins().add(rejectionKey(entry, token, pin));
     closeAnchor(entry, token);
     throw loginFailed(token.label, error);
   }
+}
+
+/**
+ * Returns the PINs that a token rejected in this process, as salted digests. They outlive every
+ * signer and module entry, so signers created at once or again after a failure never spend a
+ * second attempt on a PIN the token already rejected.
+ */
+function rejectedPins(): Set<string> {
+  const store = globalThis as { [rejectedPinsKey]?: Set<string> };
+  store[rejectedPinsKey] ??= new Set();
+  return store[rejectedPinsKey];
+}
+
+function rejectionKey(entry: ModuleEntry, token: TokenEntry, pin: string | Buffer): string {
+  const digest = typeof pin === 'string' ? digestPin(pin) : pin;
+  return `${entry.path}\0${token.key}\0${token.label}\0${digest.toString('hex')}`;
+}
+
+function assertNotRejected(entry: ModuleEntry, token: TokenEntry, digest: Buffer): void {
+  if (!rejectedPins().has(rejectionKey(entry, token, digest))) return;
+  throw pinRejectedBefore(token.label);
 }
 
 function openAnchor(entry: ModuleEntry, token: TokenEntry): Handle {

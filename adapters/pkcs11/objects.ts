@@ -262,7 +262,7 @@ export function findPrivateKey(
       'ERR_PKCS11_KEY_AMBIGUOUS',
       `${keys.length} private keys on token "${token}" match ${describeObject(uri)}: ` +
         `${keys.map((k) => `id=${encodeUriId(k.id)} (${k.found})`).join(', ')}. ` +
-        'Add id=... to the URI to pick one.',
+        ambiguityFix(keys),
       {
         details: {
           token,
@@ -275,6 +275,19 @@ export function findPrivateKey(
   const key = keys[0]!;
   assertP256SigningKey(key, token);
   return { handle: key.handle, label: key.label, id: key.id };
+}
+
+/** Says how to pick one key: by ID, else by label, unless the keys share both. */
+function ambiguityFix(keys: FoundKey[]): string {
+  const ids = new Set(keys.map((key) => key.id.toString('hex')));
+  const labels = new Set(keys.map((key) => key.label));
+  if (ids.size > 1) return 'Add id=... to the URI to pick one.';
+  if (labels.size > 1) return 'They share one ID; add object=LABEL to the URI to pick one.';
+  return (
+    'They have the same label and ID, so no URI can tell them apart, as after an import that ' +
+    "was stopped halfway. Remove the duplicates with the HSM vendor's tool, or import the key " +
+    'again with kms-jwt import --overwrite, which replaces them all.'
+  );
 }
 
 interface DescribedKey extends FoundKey {

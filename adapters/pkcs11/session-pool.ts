@@ -32,6 +32,9 @@ export class SessionPool {
   private readonly waiters: Waiter[] = [];
   private leased = 0;
   private closed = false;
+  /** The generation each open session was opened in, by handle. */
+  private readonly generations = new Map<string, number>();
+  private generation = 0;
   private drained: (() => void) | undefined;
 
   constructor(
@@ -42,22 +45,33 @@ export class SessionPool {
 
   /** Resolves to a session for the caller's exclusive use; `signal` cancels the wait. */
   async acquire(signal?: AbortSignal): Promise<Handle> {
+    return this.tryAcquire() ?? this.wait(signal);
+  }
+
+  /** Leases an idle or a new session at once, or returns undefined when all are in use. */
+  tryAcquire(): Handle | undefined {
     if (this.closed) throw this.closedError();
     const session = this.idle.pop();
     if (session) return this.lease(session);
-    if (this.leased < this.maxSessions) return this.lease(this.factory.open());
-    return this.wait(signal);
+    if (this.leased < this.maxSessions) return this.lease(this.open());
+    return undefined;
   }
 
   /** Returns a healthy session to the pool, or hands it to the next waiter. */
   release(session: Handle): void {
+    if (this.isRetired(session)) {
+      this.discard(session);
+      return;
+    }
     this.leased -= 1;
     const waiter = this.waiters.shift();
     if (waiter && !this.closed) {
       waiter.resolve(this.lease(session));
       return;
     }
-    if (this.closed) this.factory.close(session);
+    // The token may have closed the session already, and a throw here would leave close()
+    // waiting forever for a session that is counted as returned.
+    if (this.closed) this.closeQuietly(session);
     else this.idle.push(session);
     this.checkDrained();
   }
@@ -74,8 +88,12 @@ export class SessionPool {
     this.checkDrained();
   }
 
-  /** Forgets every idle session, for example after the token closed them all. */
-  dropIdle(): void {
+  /**
+   * Closes every idle session and retires the leased ones, for example after the token closed
+   * them all. A retired session is closed when it comes back, so it is never leased again.
+   */
+  retireAll(): void {
+    this.generation += 1;
     for (const session of this.idle.splice(0)) this.closeQuietly(session);
   }
 
@@ -85,7 +103,7 @@ export class SessionPool {
     this.closed = true;
     for (const waiter of this.waiters.splice(0)) waiter.reject(this.closedError());
     if (this.leased > 0) await new Promise<void>((resolve) => (this.drained = resolve));
-    this.dropIdle();
+    this.retireAll();
   }
 
   private lease(session: Handle): Handle {
@@ -94,6 +112,7 @@ export class SessionPool {
   }
 
   private wait(signal: AbortSignal | undefined): Promise<Handle> {
+    if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise<Handle>((resolve, reject) => {
       const onAbort = () => {
         const index = this.waiters.indexOf(waiter);
@@ -115,15 +134,26 @@ export class SessionPool {
     });
   }
 
+  private open(): Handle {
+    const session = this.factory.open();
+    this.generations.set(session.toString('hex'), this.generation);
+    return session;
+  }
+
+  private isRetired(session: Handle): boolean {
+    return this.generations.get(session.toString('hex')) !== this.generation;
+  }
+
   private openFor(waiter: Waiter): void {
     try {
-      waiter.resolve(this.lease(this.factory.open()));
+      waiter.resolve(this.lease(this.open()));
     } catch (error) {
       waiter.reject(error);
     }
   }
 
   private closeQuietly(session: Handle): void {
+    this.generations.delete(session.toString('hex'));
     try {
       this.factory.close(session);
     } catch {

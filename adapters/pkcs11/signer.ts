@@ -5,7 +5,7 @@
  * signature as r || s with each half as long as the order, which for P-256 is already the
  * 64-byte JOSE form of RFC 7518 §3.4, so the length is checked and nothing is converted.
  */
-import { createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { createPublicKey, randomBytes, verify, X509Certificate, type KeyObject } from 'node:crypto';
 import { BackendError, KmsJwtError, SignatureError } from '../../src/errors.js';
 import {
   emitEvent,
@@ -54,6 +54,7 @@ export interface Pkcs11SignerOptions extends Pkcs11ConnectOptions {
 
 const defaultMaxSessions = 4;
 const defaultTimeoutMs = 10_000;
+const maxTimeoutMs = 2 ** 31 - 1;
 const signatureLength = 64;
 // Larger than any ECDSA signature on P-256 in either form, so a module that breaks the raw r||s
 // rule shows up as a wrong length instead of CKR_BUFFER_TOO_SMALL, which leaves the operation open.
@@ -204,10 +205,33 @@ class SignerState {
     this.publicKeySupplied = suppliedKey !== undefined;
   }
 
-  private readPublicKeyObject(): Promise<KeyObject | undefined> {
+  /**
+   * Reads the token's public-key object and proves with one test signature that it belongs to
+   * the private key. A stale object left by an earlier key with the same ID would otherwise
+   * make `getPublicKey` return a key that never signed.
+   */
+  private async readPublicKeyObject(): Promise<KeyObject | undefined> {
     const key = this.requireKey();
-    return this.withSession((session) =>
+    const publicKey = await this.withSession((session) =>
       readPublicKeyObject(this.connection.binding, session, key),
+    );
+    if (publicKey) await this.assertSignsFor(publicKey, key);
+    return publicKey;
+  }
+
+  private async assertSignsFor(publicKey: KeyObject, key: FoundKey): Promise<void> {
+    const input = randomBytes(32);
+    const signature = await this.signDigest(sha256(input), undefined);
+    const format = { key: publicKey, dsaEncoding: 'ieee-p1363' as const };
+    if (verify('sha256', input, format, signature)) return;
+
+    const selector = key.id.length > 0 ? `id=${encodeUriId(key.id)}` : `label "${key.label}"`;
+    throw new KmsJwtError(
+      'ERR_PKCS11_PUBLIC_KEY_MISMATCH',
+      `The public-key object with ${selector} on token "${this.connection.token.label}" does ` +
+        `not belong to the private key of ${this.keyId}: a test signature does not verify ` +
+        'against it. Remove the stale public-key object, or replace it with the right one.',
+      { details: { keyId: this.keyId } },
     );
   }
 
@@ -274,9 +298,11 @@ class SignerState {
   }
 
   private async signDigest(digest: Buffer, signal: AbortSignal | undefined): Promise<Uint8Array> {
-    const session = await this.pool.acquire(signal).catch((error: unknown) => {
-      throw wrapAbort(error, signal, this.keyId);
-    });
+    // One deadline covers the wait for a session too: behind a module that stopped responding,
+    // the sessions never come back, and a sign waiting in line would otherwise wait forever.
+    const timeoutMs = this.timeoutMs();
+    const started = Date.now();
+    const session = this.pool.tryAcquire() ?? (await this.waitForSession(timeoutMs, signal));
     const key = this.requireKey();
     const { binding } = this.connection;
 
@@ -293,8 +319,22 @@ class SignerState {
       () => this.pool.release(session),
       () => this.pool.discard(session),
     );
-    const signature = await withDeadline(pending, this.timeoutMs(), signal, this.keyId);
+    const remainingMs = Math.max(1, timeoutMs - (Date.now() - started));
+    const deadline = { delayMs: remainingMs, timeoutMs, keyId: this.keyId };
+    const signature = await withDeadline(pending, deadline, signal);
     return this.assertLength(signature);
+  }
+
+  /** Waits in the pool's line, for at most `timeoutMs`, when every session is in use. */
+  private async waitForSession(timeoutMs: number, signal: AbortSignal | undefined) {
+    const deadline = startDeadline(timeoutMs, signal, this.keyId);
+    try {
+      return await this.pool.acquire(deadline.signal);
+    } catch (error) {
+      throw wrapAbort(error, signal, this.keyId);
+    } finally {
+      deadline.clear();
+    }
   }
 
   private assertLength(signature: Buffer): Uint8Array {
@@ -309,9 +349,9 @@ class SignerState {
   }
 
   /**
-   * Opens the way for a second attempt: drops idle sessions, logs in again with the remembered
-   * PIN and finds the key handle again. Every call that failed before the recovery started
-   * shares that one recovery.
+   * Opens the way for a second attempt: retires the pool's sessions, logs in again with the
+   * remembered PIN and finds the key handle again. Every call that failed before the recovery
+   * started shares that one recovery.
    */
   private recover(generation: number): Promise<void> {
     // A recovery started after this call began: wait for it, or retry at once if it is done.
@@ -328,7 +368,7 @@ class SignerState {
   }
 
   private async runRecovery(): Promise<void> {
-    this.pool.dropIdle();
+    this.pool.retireAll();
     loginAgain(this.connection.module, this.connection.token);
     await this.findKey();
   }
@@ -395,25 +435,54 @@ function wrapAbort(error: unknown, signal: AbortSignal | undefined, keyId: strin
   });
 }
 
-/** Settles with `pending`, or rejects when the deadline passes or the signal aborts first. */
-function withDeadline<T>(
-  pending: Promise<T>,
+/**
+ * Starts the deadline of one sign: an AbortSignal that aborts with `ERR_PKCS11_TIMEOUT` after
+ * `timeoutMs`, or with the caller's reason when the caller's signal aborts first.
+ */
+function startDeadline(
   timeoutMs: number,
   signal: AbortSignal | undefined,
   keyId: string,
+): { signal: AbortSignal; clear(): void } {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(timeoutError(keyId, timeoutMs)), timeoutMs);
+  const onAbort = () => controller.abort(signal?.reason);
+  if (signal?.aborted) onAbort();
+  else signal?.addEventListener('abort', onAbort, { once: true });
+
+  return {
+    signal: controller.signal,
+    clear() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    },
+  };
+}
+
+function timeoutError(keyId: string, timeoutMs: number): BackendError {
+  return new BackendError(
+    'ERR_PKCS11_TIMEOUT',
+    `The PKCS#11 module did not finish signing with ${keyId} within ${timeoutMs} ms. ` +
+      'Check the HSM connection, or raise timeoutMs.',
+    { details: { keyId, timeoutMs } },
+  );
+}
+
+/**
+ * Settles with `pending`, or rejects when `deadline.delayMs` passes (with `ERR_PKCS11_TIMEOUT`
+ * naming the whole `timeoutMs`) or the caller's signal aborts first.
+ */
+function withDeadline<T>(
+  pending: Promise<T>,
+  deadline: { delayMs: number; timeoutMs: number; keyId: string },
+  signal: AbortSignal | undefined,
 ): Promise<T> {
+  const { delayMs, timeoutMs, keyId } = deadline;
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => {
       cleanup();
-      reject(
-        new BackendError(
-          'ERR_PKCS11_TIMEOUT',
-          `The PKCS#11 module did not finish signing with ${keyId} within ${timeoutMs} ms. ` +
-            'Check the HSM connection, or raise timeoutMs.',
-          { details: { keyId, timeoutMs } },
-        ),
-      );
-    }, timeoutMs);
+      reject(timeoutError(keyId, timeoutMs));
+    }, delayMs);
     const onAbort = () => {
       cleanup();
       reject(wrapAbort(signal?.reason, signal, keyId));
@@ -423,7 +492,8 @@ function withDeadline<T>(
       signal?.removeEventListener('abort', onAbort);
     };
 
-    signal?.addEventListener('abort', onAbort, { once: true });
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
     pending.then(
       (value) => {
         cleanup();
@@ -463,8 +533,14 @@ function assertSignerOptions(options: Pkcs11SignerOptions): void {
   ) {
     throw new TypeError('The maxSessions option must be an integer from 1 to 256.');
   }
-  if (timeoutMs !== undefined && (!Number.isFinite(timeoutMs) || timeoutMs <= 0)) {
-    throw new TypeError('The timeoutMs option must be a positive number of milliseconds.');
+  // Node.js timers hold at most 2^31 - 1 ms, and a larger delay fires after 1 ms.
+  if (
+    timeoutMs !== undefined &&
+    (!Number.isFinite(timeoutMs) || timeoutMs <= 0 || timeoutMs > maxTimeoutMs)
+  ) {
+    throw new TypeError(
+      `The timeoutMs option must be a positive number of milliseconds, at most ${maxTimeoutMs}.`,
+    );
   }
 }
 

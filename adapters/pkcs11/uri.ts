@@ -67,12 +67,39 @@ export function parsePkcs11Uri(uri: string): Pkcs11Uri {
   // CKA_ID bytes need not be UTF-8, so `id` is decoded byte by byte before the generic parser.
   const { rest, idText } = extractId(reference.rest);
   const attributes = parseReferenceAttributes(rest, 'pkcs11');
+  assertNoHiddenPin(attributes.path, attributes.query, idText);
   const parsed: Pkcs11Uri = { filter: {}, unknownPathAttributes: [] };
   if (idText !== undefined) parsed.id = decodeIdBytes(idText);
 
   for (const [name, value] of attributes.path) applyPathAttribute(parsed, name, value);
   for (const [name, value] of attributes.query) applyQueryAttribute(parsed, name, value);
   return parsed;
+}
+
+const hiddenPinValue = /pin-value=/i;
+
+/**
+ * Rejects a URI where "pin-value=" sits inside another attribute, as after a typo such as
+ * `module-path=/p11.so?pin-value=...` (a second "?") or `;pin-value=` in the query. Such a value
+ * would be echoed by later errors, with the PIN in it, so the error here names no value.
+ */
+function assertNoHiddenPin(
+  path: Map<string, string>,
+  query: Map<string, string>,
+  idText: string | undefined,
+): void {
+  const entries = [...path, ...query];
+  if (idText !== undefined) entries.push(['id', idText]);
+
+  for (const [name, value] of entries) {
+    const inName = hiddenPinValue.test(name);
+    if (!inName && (name === 'pin-value' || !hiddenPinValue.test(value))) continue;
+    const where = inName ? 'an attribute name' : `the value of "${name}"`;
+    throw invalidUri(
+      `${where} contains "pin-value=", so two attributes run together. Start the query with ` +
+        'one "?" and separate query attributes with "&"',
+    );
+  }
 }
 
 function extractId(rest: string): { rest: string; idText: string | undefined } {

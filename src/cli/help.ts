@@ -24,7 +24,7 @@ Key references (--key, --to):
 TOKEN "-" reads the token from stdin, which keeps it out of ps output and shell history.
 
 Exit codes: 0 ok, 1 token invalid or problems found, 2 usage error, 3 key or backend error,
-4 token fields rejected before signing, 5 other failure.
+4 token fields rejected before signing, 5 other failure, 128+N import finished after signal N.
 
 Run "kms-jwt COMMAND --help" for a command's options. Full guide: docs/cli.md.
 `;

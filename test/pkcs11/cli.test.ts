@@ -1,8 +1,10 @@
 // The built `kms-jwt` CLI with pkcs11: references, spawned against a real SoftHSM2 token:
 // import a .p8, refuse to import over it, then public-key, client-secret and verify through the
 // printed reference. Tokens are checked with jose and jsonwebtoken.
+import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import {
   buildIfStale,
@@ -43,6 +45,41 @@ function clientSecretArgs(key: string): string[] {
     '--key-id',
     keyId,
   ];
+}
+
+// Lists the class (2 public, 3 private) of each object with a label, in a process of its own.
+const listScript = `
+const { PKCS11 } = require(process.env.BINDING);
+const p11 = new PKCS11();
+p11.load(process.env.MODULE);
+p11.C_Initialize();
+const slot = p11.C_GetSlotList(true).find((s) => p11.C_GetTokenInfo(s).label.trim() === 'cli-tests');
+const session = p11.C_OpenSession(slot, 4);
+p11.C_Login(session, 1, process.env.PIN);
+p11.C_FindObjectsInit(session, [{ type: 3, value: process.env.LABEL }]);
+const classes = [];
+for (let h = p11.C_FindObjects(session); h; h = p11.C_FindObjects(session)) {
+  classes.push(p11.C_GetAttributeValue(session, h, [{ type: 0 }])[0].value.readUInt32LE(0));
+}
+p11.C_FindObjectsFinal(session);
+p11.C_Logout(session);
+p11.C_Finalize();
+console.log(JSON.stringify(classes.sort()));
+`;
+
+function objectClasses(label: string): number[] {
+  const output = execFileSync(process.execPath, ['-e', listScript], {
+    encoding: 'utf8',
+    env: {
+      ...process.env,
+      ...hsmEnv(),
+      BINDING: createRequire(import.meta.url).resolve('pkcs11js'),
+      MODULE: softHsmModulePath,
+      PIN: userPin,
+      LABEL: label,
+    },
+  });
+  return JSON.parse(output) as number[];
 }
 
 describeWithSoftHsm('kms-jwt with pkcs11 references', () => {
@@ -193,5 +230,39 @@ describeWithSoftHsm('kms-jwt with pkcs11 references', () => {
     const run = await runCli(['public-key', '--key', key], { env: hsmEnv() });
     expect(run.code).toBe(3);
     expectOneErrorLine(run, 'ERR_PKCS11_KEY_NOT_FOUND');
+  });
+
+  it('import finishes before a signal ends it', async () => {
+    const preload = resolve('test/pkcs11/fixtures/interrupt-import.mjs');
+    for (const [signal, exitCode, id] of [
+      ['SIGINT', 130, '%7a'],
+      ['SIGTERM', 143, '%7b'],
+    ] as const) {
+      const label = `interrupted-${signal.toLowerCase()}`;
+      const interruptedTarget = target.replace('object=siwa;id=%5a', `object=${label};id=${id}`);
+      const run = await runCli(['import', '--from', keyFile.path, '--to', interruptedTarget], {
+        env: hsmEnv({ NODE_OPTIONS: `--import=${preload}`, INTERRUPT_SIGNAL: signal }),
+      });
+
+      // The signal came between the two objects. The import must not stop there.
+      expect(objectClasses(label)).toEqual([2, 3]);
+      expect(run.code).toBe(exitCode);
+      expect(run.stdout).toContain(`object=${label}`);
+      expect(run.stderr).toContain(signal);
+    }
+  });
+
+  it('second signal stops the import at once', async () => {
+    const preload = resolve('test/pkcs11/fixtures/interrupt-import.mjs');
+    const label = 'interrupted-twice';
+    const interruptedTarget = target.replace('object=siwa;id=%5a', `object=${label};id=%7c`);
+    const run = await runCli(['import', '--from', keyFile.path, '--to', interruptedTarget], {
+      env: hsmEnv({ NODE_OPTIONS: `--import=${preload}`, INTERRUPT_COUNT: '2' }),
+    });
+
+    // Killed by the signal itself: no exit code and no reference printed.
+    expect(run.code).toBeNull();
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toContain('Send it again to stop at once');
   });
 });

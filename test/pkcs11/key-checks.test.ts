@@ -10,6 +10,7 @@ import { createPkcs11Signer } from '../../adapters/pkcs11/index.js';
 import {
   CKA_CLASS,
   CKA_EC_PARAMS,
+  CKA_EC_POINT,
   CKA_ID,
   CKA_KEY_TYPE,
   CKA_LABEL,
@@ -20,6 +21,7 @@ import {
   CKA_VALUE,
   CKK_EC,
   CKO_PRIVATE_KEY,
+  CKO_PUBLIC_KEY,
 } from '../../adapters/pkcs11/binding.js';
 import { moduleRegistry } from '../../adapters/pkcs11/module.js';
 import { signJwt } from '../../src/jws.js';
@@ -38,6 +40,8 @@ const keys = {
   good: createTestKey(),
   bare: createTestKey(),
   noSign: createTestKey(),
+  stale: createTestKey(),
+  unrelated: createTestKey(),
 };
 const options = { pin: userPin };
 let hsm: SoftHsm;
@@ -92,6 +96,35 @@ async function createKeyThatCannotSign(): Promise<void> {
   await holder.close();
 }
 
+/**
+ * Writes a public-key object with the ID of the private key "stale" but the point of an
+ * unrelated key, as a stale object left by an earlier key with the same ID would be.
+ */
+async function createStalePublicKey(): Promise<void> {
+  const holder = await createPkcs11Signer(uriFor('good', '30'), options);
+  const entry = [...moduleRegistry().modules.values()][0]!;
+  const token = [...entry.tokens.values()][0]!;
+  const binding = entry.binding;
+  const session = binding.C_OpenSession(token.slot, 0x06);
+  const jwk = keys.unrelated.publicKey.export({ format: 'jwk' });
+  const point = Buffer.concat([
+    Buffer.from([0x04, 0x41, 0x04]),
+    Buffer.from(jwk.x!, 'base64url'),
+    Buffer.from(jwk.y!, 'base64url'),
+  ]);
+  binding.C_CreateObject(session, [
+    { type: CKA_CLASS, value: CKO_PUBLIC_KEY },
+    { type: CKA_KEY_TYPE, value: CKK_EC },
+    { type: CKA_TOKEN, value: true },
+    { type: CKA_LABEL, value: 'stale' },
+    { type: CKA_ID, value: Buffer.from([0x50]) },
+    { type: CKA_EC_PARAMS, value: Buffer.from('06082a8648ce3d030107', 'hex') },
+    { type: CKA_EC_POINT, value: point },
+  ]);
+  binding.C_CloseSession(session);
+  await holder.close();
+}
+
 describeWithSoftHsm('pkcs11 key checks', () => {
   beforeAll(async () => {
     hsm = createSoftHsm();
@@ -102,6 +135,10 @@ describeWithSoftHsm('pkcs11 key checks', () => {
     hsm.importPem('key-checks', keys.good.pem, { label: 'good', id: '30' });
     hsm.importPem('key-checks', keys.bare.pem, { label: 'bare', id: '31', noPublicKey: true });
     await createKeyThatCannotSign();
+    hsm.importPem('key-checks', keys.stale.pem, { label: 'stale', id: '50', noPublicKey: true });
+    await createStalePublicKey();
+    hsm.importPem('key-checks', keys.good.pem, { label: 'twin', id: '60' });
+    hsm.importPem('key-checks', keys.good.pem, { label: 'twin', id: '60', force: true });
   });
 
   afterAll(() => {
@@ -188,5 +225,27 @@ describeWithSoftHsm('pkcs11 key checks', () => {
       binding.C_SignAsync = realSign;
       await signer.close();
     }
+  });
+
+  it('public-key object of another key', async () => {
+    // getPublicKey, and so `kms-jwt public-key`, must never hand out a key that did not sign.
+    const attempt = createPkcs11Signer(uriFor('stale', '50'), options);
+    await expect(attempt).rejects.toMatchObject({
+      code: 'ERR_PKCS11_PUBLIC_KEY_MISMATCH',
+      message: expect.stringContaining('id=%50'),
+    });
+    expect(moduleRegistry().modules.size).toBe(0);
+  });
+
+  it('duplicate objects with one label and ID', async () => {
+    // Adding id=... cannot tell these apart, so the message must not advise it.
+    const attempt = createPkcs11Signer(uriFor('twin', '60'), options);
+    await expect(attempt).rejects.toMatchObject({
+      code: 'ERR_PKCS11_KEY_AMBIGUOUS',
+      message: expect.stringContaining('same label and ID'),
+    });
+    await expect(attempt).rejects.toMatchObject({
+      message: expect.not.stringContaining('Add id='),
+    });
   });
 });

@@ -2,6 +2,8 @@
 // tried once, and token PIN flags stop a login that could lock the token. The module is
 // initialised and finalised once, and signs use the binding's asynchronous call.
 import { verify } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { createPkcs11Signer } from '../../adapters/pkcs11/index.js';
 import { CKF_USER_PIN_FINAL_TRY, CKF_USER_PIN_LOCKED } from '../../adapters/pkcs11/binding.js';
@@ -67,7 +69,7 @@ function addTokenFlags(flags: number) {
 describeWithSoftHsm('pkcs11 login and module lifecycle', () => {
   beforeAll(() => {
     hsm = createSoftHsm();
-    for (const token of ['login-tests', 'wrong-pin', 'pin-change', 'flags']) {
+    for (const token of ['login-tests', 'wrong-pin', 'pin-change', 'flags', 'pin-burst']) {
       hsm.createToken(token);
       hsm.importPem(token, keys.main.pem, { label: 'siwa', id: '01' });
     }
@@ -201,7 +203,8 @@ describeWithSoftHsm('pkcs11 login and module lifecycle', () => {
 
     await Promise.all(Array.from({ length: 8 }, (_, i) => signer.sign(Buffer.from(`a.${i}`))));
     await signer.close();
-    expect(asynchronous.calls).toBe(8);
+    // One more: the test signature that proves the token's public-key object at creation.
+    expect(asynchronous.calls).toBe(9);
     expect(synchronous.calls).toBe(0);
   });
 
@@ -244,5 +247,65 @@ describeWithSoftHsm('pkcs11 login and module lifecycle', () => {
       if (saved !== undefined) process.env.KMS_JWT_PKCS11_PIN = saved;
     }
     expect(moduleRegistry().modules.size).toBe(0);
+  });
+
+  it('empty PIN is never sent to the token', async () => {
+    const logins = spy('C_Login');
+    const attempts = [
+      () => createPkcs11Signer(uriFor('login-tests'), { pin: '' }),
+      () => createPkcs11Signer(`${uriFor('login-tests')}&pin-value=`),
+    ];
+
+    for (const attempt of attempts) {
+      await expect(attempt()).rejects.toMatchObject({ code: 'ERR_PKCS11_PIN_MISSING' });
+    }
+    expect(logins.calls).toBe(0);
+    expect(moduleRegistry().modules.size).toBe(0);
+  });
+
+  it('PIN file line breaks are not sent', async () => {
+    const logins = spy('C_Login');
+    const pinFile = join(hsm.folder, 'pin-lines');
+    const uri = `${uriFor('login-tests')}&pin-source=${pinFile}`;
+
+    for (const text of [`${userPin}\n\n`, `${userPin}\r\n\r\n`]) {
+      writeFileSync(pinFile, text, { mode: 0o600 });
+      const signer = await createPkcs11Signer(uri);
+      const input = Buffer.from('pin.file');
+      expect(verifies(input, await signer.sign(input))).toBe(true);
+      await signer.close();
+    }
+    expect(logins.calls).toBe(2);
+
+    writeFileSync(pinFile, `${userPin}\nsecond-line\n`, { mode: 0o600 });
+    await expect(createPkcs11Signer(uri)).rejects.toMatchObject({
+      code: 'ERR_PKCS11_PIN_SOURCE_UNREADABLE',
+      message: expect.stringContaining('more than one line'),
+    });
+    expect(logins.calls).toBe(2);
+  });
+
+  it('wrong PIN is tried once per process', async () => {
+    const logins = spy('C_Login');
+    const burstPin = 'another-wrong-pin-4412';
+    // A service that creates signers on demand, or again after each failure.
+    const concurrent = await Promise.allSettled(
+      Array.from({ length: 5 }, () => createPkcs11Signer(uriFor('pin-burst'), { pin: burstPin })),
+    );
+    const later = await createPkcs11Signer(uriFor('pin-burst'), { pin: burstPin }).catch(
+      (error: unknown) => error,
+    );
+
+    for (const result of concurrent) {
+      expect(result).toMatchObject({ reason: { code: 'ERR_PKCS11_PIN_INCORRECT' } });
+    }
+    expect(later).toMatchObject({ code: 'ERR_PKCS11_PIN_INCORRECT' });
+    expect(logins.calls).toBe(1);
+
+    const signer = await createPkcs11Signer(uriFor('pin-burst'), { pin: userPin });
+    const input = Buffer.from('right.pin');
+    expect(verifies(input, await signer.sign(input))).toBe(true);
+    await signer.close();
+    expect(logins.calls).toBe(2);
   });
 });

@@ -84,7 +84,7 @@ export interface SoftHsm {
   importPem(
     token: string,
     pem: string,
-    object: { label: string; id: string; noPublicKey?: boolean },
+    object: { label: string; id: string; noPublicKey?: boolean; force?: boolean },
   ): void;
   /** The slot ID that SoftHSM2 gave the token with this label, read from softhsm2-util. */
   slotIdOf(label: string): number;
@@ -131,6 +131,8 @@ export function createSoftHsm(): SoftHsm {
       const args = ['--import', file, '--token', token, '--label', object.label];
       args.push('--id', object.id, '--pin', userPin);
       if (object.noPublicKey) args.push('--no-public-key');
+      // --force writes the objects even when the ID is taken, as a duplicate left behind would be.
+      if (object.force) args.push('--force');
       execFileSync('softhsm2-util', args, { env, stdio: 'pipe' });
       rmSync(file);
     },

@@ -122,6 +122,29 @@ describe('parsePkcs11Uri', () => {
     }
   });
 
+  it('rejects a pin-value run into another value', () => {
+    const pin = 'secret-pin-5517';
+    for (const text of [
+      `pkcs11:object=a?module-path=/usr/lib/p11.so?pin-value=${pin}`,
+      `pkcs11:object=a?module-path=/usr/lib/p11.so;pin-value=${pin}`,
+      `pkcs11:object=a?pin-source=/run/pin?pin-value=${pin}`,
+      `pkcs11:token=t;object=a&pin-value=${pin}`,
+      `pkcs11:object=a;id=%01&pin-value=${pin}`,
+      `pkcs11:object=a?PIN-VALUE%3D${pin}=1`,
+    ]) {
+      let thrown: unknown;
+      try {
+        parsePkcs11Uri(text);
+      } catch (error) {
+        thrown = error;
+      }
+      expect(thrown, text).toMatchObject({ code: 'ERR_KEY_REFERENCE_INVALID' });
+      const error = thrown as Error;
+      expect(`${error.message} ${error.stack} ${JSON.stringify(error)}`).not.toContain(pin);
+      expect(error.message.toLowerCase()).not.toContain(pin);
+    }
+  });
+
   it('path attributes survive format and parse', () => {
     const label = fc.string({ unit: 'grapheme', minLength: 1, maxLength: 24 });
     fc.assert(
@@ -266,5 +289,14 @@ describe('module and PIN sources', () => {
   it('pin-source that is neither a file URI nor absolute', async () => {
     const uri = parsePkcs11Uri('pkcs11:object=a?pin-source=relative/pin');
     await expect(resolvePin(uri, {})).rejects.toMatchObject({ code: 'ERR_KEY_REFERENCE_INVALID' });
+  });
+
+  it('pin-source file URI with a relative path', async () => {
+    // URL parsing reads file:secrets/pin as /secrets/pin, another file than the one meant.
+    const uri = parsePkcs11Uri('pkcs11:object=a?pin-source=file:secrets/pin');
+    await expect(resolvePin(uri, {})).rejects.toMatchObject({
+      code: 'ERR_KEY_REFERENCE_INVALID',
+      message: expect.stringContaining('file:/'),
+    });
   });
 });

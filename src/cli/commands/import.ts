@@ -5,6 +5,7 @@
  * to use on stdout, and the thumbprint and backend details on stderr.
  */
 import { createPublicKey } from 'node:crypto';
+import { constants as osConstants } from 'node:os';
 import { jwkThumbprint } from '../../jwk.js';
 import { loadAdapter, parseKeyReference, type AdapterOptions } from '../../key-uri.js';
 import {
@@ -44,7 +45,9 @@ Options:
   -h, --help              Show this help
 
 Prints the key reference to use on stdout; the thumbprint and backend details go to stderr.
-Keep the .p8 offline afterwards, or delete it, once tokens signed through REF verify.
+SIGINT, SIGTERM and SIGHUP wait until the import has finished or rolled back; the command then
+exits with 128 plus the signal number. A second signal stops it at once. Keep the .p8 offline
+afterwards, or delete it, once tokens signed through REF verify.
 `;
 
 /**
@@ -72,19 +75,64 @@ export async function run(args: string[], io: CliIo): Promise<number> {
   const expectedThumbprint = jwkThumbprint(createPublicKey(privateKey));
 
   const adapter = await loadAdapter(target);
-  if (adapter.importKey === undefined) throw noImportError(adapter.name, target.scheme);
-  const result = await adapter.importKey({
-    privateKey,
-    target,
-    overwrite: booleanValue(parsed, 'overwrite'),
-    options,
-  });
+  const importKey = adapter.importKey?.bind(adapter);
+  if (importKey === undefined) throw noImportError(adapter.name, target.scheme);
+  const overwrite = booleanValue(parsed, 'overwrite');
+  const { value: result, signal } = await deferSignals(
+    () => importKey({ privateKey, target, overwrite, options }),
+    io,
+  );
 
   assertSameKey(expectedThumbprint, jwkThumbprint(result.publicKey), result.reference);
   io.out(`${result.reference}\n`);
   io.note(`kms-jwt: thumbprint: ${expectedThumbprint}`);
   for (const [name, value] of Object.entries(result.details)) io.note(`kms-jwt: ${name}: ${value}`);
-  return exitCodes.ok;
+  if (signal === undefined) return exitCodes.ok;
+
+  io.warn(`${signal} arrived during the import, which was finished first; the result is above`);
+  return 128 + osConstants.signals[signal];
+}
+
+const deferredSignals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/**
+ * Runs `work` with SIGINT, SIGTERM and SIGHUP held back, and returns the first one that arrived.
+ * An import writes two objects and then proves them, and a process that stopped in between
+ * would leave a private key without its public key, or objects that were never proven. A second
+ * signal ends the process at once, for an import that hangs on its backend.
+ */
+async function deferSignals<T>(
+  work: () => Promise<T>,
+  io: CliIo,
+): Promise<{ value: T; signal: (typeof deferredSignals)[number] | undefined }> {
+  let received: (typeof deferredSignals)[number] | undefined;
+  const removeAll = () => {
+    for (const remove of handlers) remove();
+  };
+  const handlers = deferredSignals.map((name) => {
+    const handler = () => {
+      if (received === undefined) {
+        received = name;
+        io.warn(`${name} received: finishing the import first. Send it again to stop at once.`);
+        return;
+      }
+      // Without listeners the signal's default action applies again, so this ends the process.
+      removeAll();
+      process.kill(process.pid, name);
+    };
+    process.on(name, handler);
+    return () => process.off(name, handler);
+  });
+
+  try {
+    const value = await work();
+    // A signal that arrived while the import ran is delivered in an event loop phase of its
+    // own, which can come after the import's last step: let it run before reading `received`.
+    await new Promise((resolve) => setImmediate(resolve));
+    return { value, signal: received };
+  } finally {
+    removeAll();
+  }
 }
 
 function importOptions(
