@@ -17,7 +17,7 @@ export interface MintedToken {
 /** A function that mints a new token, such as a wrapped `createAppleClientSecret` call. */
 export type MintFunction = () => Promise<MintedToken>;
 
-// 10^11 seconds is the year 5138, but 10^11 milliseconds is 1973, so a larger iat is milliseconds.
+// 10^11 seconds is the year 5138, but 10^11 milliseconds is 1973, so a larger time is milliseconds.
 const millisecondsThreshold = 1e11;
 const compactJwsPattern = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
@@ -54,6 +54,7 @@ function findProblem(record: Partial<MintedToken> | null): string | undefined {
   if (record.iat > millisecondsThreshold) return `iat (${record.iat}) looks like milliseconds`;
   if (record.exp !== undefined) {
     if (!isNumericDate(record.exp)) return `exp is ${describe(record.exp)}, not whole seconds`;
+    if (record.exp > millisecondsThreshold) return `exp (${record.exp}) looks like milliseconds`;
     if (record.exp <= record.iat) return `exp (${record.exp}) is not after iat (${record.iat})`;
   }
   return findClaimsMismatch(record as MintedToken);

@@ -148,3 +148,19 @@ describe('record checks: times against claims', () => {
     }
   });
 });
+
+describe('record checks: units', () => {
+  it('rejects exp in milliseconds', async () => {
+    // A token built with exp = Date.now() + lifetime, which verifiers read as 55,000 years away.
+    const expMs = (bootSeconds + 1200) * 1000;
+    const provider = createTokenProvider({
+      policy: shortLived,
+      mint: async () => makeToken(bootSeconds, expMs),
+    });
+
+    const error = await provider.get().catch((caught: unknown) => caught);
+    expect(error).toMatchObject({ code: 'ERR_TOKEN_INVALID' });
+    expect((error as Error).message).toContain('milliseconds');
+    await provider.close();
+  });
+});
