@@ -96,6 +96,22 @@ function describe(value: unknown): string {
   return typeof value === 'number' ? String(value) : typeof value;
 }
 
+/**
+ * Copies the three fields of `value` once and checks the copy, so that a getter on a live
+ * object cannot change a value after it passed the check. Throws like {@link assertMintedToken}.
+ *
+ * @example
+ * const token =
+ *   'eyJhbGciOiJFUzI1NiJ9.eyJpYXQiOjE3MDAwMDAwMDAsImV4cCI6MTcwMDAwMzYwMH0.c2lnbmF0dXJl';
+ * const record = copyMintedToken({ token, iat: 1700000000, exp: 1700003600 }, 'mint');
+ */
+export function copyMintedToken(value: unknown, source: string): MintedToken {
+  const isObject = typeof value === 'object' && value !== null;
+  const copy: unknown = isObject ? pickMintedToken(value as MintedToken) : value;
+  assertMintedToken(copy, source);
+  return copy;
+}
+
 /** Copies only the three known fields, so that no stray field is stored or logged. */
 export function pickMintedToken(record: MintedToken): MintedToken {
   return { token: record.token, iat: record.iat, exp: record.exp };

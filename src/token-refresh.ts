@@ -16,7 +16,7 @@ import {
   type WindowSettings,
 } from './token-clock.js';
 import { computeRefreshWindow, type RefreshPolicy } from './token-policy.js';
-import { assertMintedToken, pickMintedToken, type MintFunction } from './token-record.js';
+import { copyMintedToken, type MintFunction } from './token-record.js';
 import type { MintedToken } from './token-record.js';
 
 /** What a refresh needs from its provider. */
@@ -110,14 +110,14 @@ async function mintOnce(
   fence: number | undefined,
 ): Promise<MintedToken> {
   const started = context.clocks.monotonicNow();
-  const result = await withDeadline(context, Promise.resolve().then(context.mint));
-  assertMintedToken(result, 'the mint function');
+  const minted = await withDeadline(context, Promise.resolve().then(context.mint));
+  const result = copyMintedToken(minted, 'the mint function');
   assertIatNotAhead(context, result.iat);
   assertUsableNow(context, result);
 
   const durationMs = Math.round(context.clocks.monotonicNow() - started);
   context.emit({ type: 'mint', reason, iat: result.iat, exp: result.exp, durationMs, fence });
-  return pickMintedToken(result);
+  return result;
 }
 
 function withDeadline<T>(context: RefreshContext, work: Promise<T>): Promise<T> {
@@ -197,29 +197,28 @@ async function readAdoptable(
     return unavailable;
   }
   reportStoreRecovery(context);
-  if (record === undefined || !isAcceptableRecord(context, record)) return undefined;
+  if (record === undefined) return undefined;
+  const checked = acceptRecord(context, record);
+  if (checked === undefined) return undefined;
 
-  const entry = createCachedToken(
-    pickMintedToken(record),
-    'store',
-    context.settings,
-    context.clocks,
-  );
+  const entry = createCachedToken(checked, 'store', context.settings, context.clocks);
   return canReplaceCurrent(context, entry) ? entry : undefined;
 }
 
-function isAcceptableRecord(context: RefreshContext, record: unknown): record is MintedToken {
+/** Returns a checked copy of a stored record, or undefined after reporting why it is unusable. */
+function acceptRecord(context: RefreshContext, record: unknown): MintedToken | undefined {
+  let checked: MintedToken;
   try {
-    assertMintedToken(record, `the ${context.store.name} store`);
+    checked = copyMintedToken(record, `the ${context.store.name} store`);
   } catch {
     context.emit({ type: 'store-invalid', store: context.store.name });
-    return false;
+    return undefined;
   }
 
-  const aheadSeconds = record.iat - Math.floor(context.clocks.now() / 1000);
-  if (aheadSeconds <= maxFutureIatSeconds) return true;
+  const aheadSeconds = checked.iat - Math.floor(context.clocks.now() / 1000);
+  if (aheadSeconds <= maxFutureIatSeconds) return checked;
   context.emit({ type: 'clock-skew', store: context.store.name, aheadSeconds });
-  return false;
+  return undefined;
 }
 
 /** A stored token replaces the current one when it is usable and, if ours is usable, not due. */

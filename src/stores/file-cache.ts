@@ -16,7 +16,12 @@ import { basename, dirname, join } from 'node:path';
 import { KmsJwtError } from '../errors.js';
 import type { SignerEvent } from '../signer.js';
 import { assertRefreshPolicy, computeRefreshWindow, type RefreshPolicy } from '../token-policy.js';
-import { assertMintedToken, pickMintedToken, type MintedToken } from '../token-record.js';
+import {
+  assertMintedToken,
+  copyMintedToken,
+  pickMintedToken,
+  type MintedToken,
+} from '../token-record.js';
 
 /** Options for {@link getOrMintWithFileCache}. */
 export interface FileCacheOptions {
@@ -98,9 +103,7 @@ function classify(cached: MintedToken, policy: RefreshPolicy, nowSeconds: number
 }
 
 async function mintChecked(mint: () => Promise<MintedToken>): Promise<MintedToken> {
-  const result = await mint();
-  assertMintedToken(result, 'the mint function');
-  return pickMintedToken(result);
+  return copyMintedToken(await mint(), 'the mint function');
 }
 
 function assertOptions(options: FileCacheOptions): void {

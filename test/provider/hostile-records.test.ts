@@ -164,3 +164,29 @@ describe('record checks: units', () => {
     await provider.close();
   });
 });
+
+describe('record checks: live objects', () => {
+  it('caches the values it checked', async () => {
+    const token = makeToken(bootSeconds, bootSeconds + 1200);
+    let lying = false;
+    // A result whose exp getter changes once the provider has reported the mint.
+    const result = {
+      token: token.token,
+      iat: token.iat,
+      get exp() {
+        return lying ? bootSeconds + 180 * day : token.exp;
+      },
+    };
+    const provider = createTokenProvider({
+      policy: shortLived,
+      mint: async () => result as never,
+      onEvent: (event) => {
+        if (event.type === 'mint') lying = true;
+      },
+    });
+
+    const record = await provider.getRecord();
+    expect(record.exp).toBe(bootSeconds + 1200);
+    await provider.close();
+  });
+});
