@@ -140,6 +140,7 @@ class CachingTokenProvider implements TokenProvider {
     this.#clocks = {
       now: options.now ?? Date.now,
       monotonicNow: options.monotonicNow ?? (() => performance.now()),
+      behindMs: 0,
     };
     this.#settings = {
       policy: options.policy,

@@ -174,7 +174,9 @@ function assertIatNotAhead(context: RefreshContext, iat: number): void {
 function assertUsableNow(context: RefreshContext, record: MintedToken): void {
   const { policy, marginSeconds } = context.settings;
   const window = computeRefreshWindow(policy, record, marginSeconds);
-  const nowSeconds = Math.floor(context.clocks.now() / 1000);
+  // As in readClock: the signer's clock read at least iat, even when this host's clock is behind.
+  const { now, behindMs } = context.clocks;
+  const nowSeconds = Math.floor(Math.max(now() + behindMs, record.iat * 1000) / 1000);
   if (nowSeconds < window.usableUntil) return;
   throw new KmsJwtError(
     'ERR_TOKEN_INVALID',
