@@ -432,6 +432,26 @@ function assertProviderOptions(options: TokenProviderOptions): void {
       throw new TypeError(`${field} must be a number >= 0, got ${String(value)}.`);
     }
   }
+  assertBackoff(options.backoff);
+}
+
+/** Throws TypeError unless `backoff` is absent or contains finite delays >= 0 in milliseconds. */
+function assertBackoff(backoff: TokenProviderOptions['backoff']): void {
+  if (backoff === undefined) return;
+  if (typeof backoff !== 'object' || backoff === null) {
+    throw new TypeError('backoff must be an object such as { initialMs: 1000, maxMs: 60000 }.');
+  }
+  for (const field of ['initialMs', 'maxMs'] as const) {
+    const value: unknown = backoff[field];
+    if (
+      value !== undefined &&
+      !(typeof value === 'number' && Number.isFinite(value) && value >= 0)
+    ) {
+      throw new TypeError(
+        `backoff.${field} must be a number of milliseconds >= 0, got ${String(value)}.`,
+      );
+    }
+  }
 }
 
 /**

@@ -601,6 +601,22 @@ describe('token provider: mint checks', () => {
     await harness.provider.close();
   });
 
+  it('rejects a malformed backoff', () => {
+    const mint = async () => makeToken(bootSeconds, bootSeconds + day);
+    const cases = [
+      { initialMs: Number.NaN },
+      { initialMs: -1 },
+      { maxMs: Number.POSITIVE_INFINITY },
+      { maxMs: '60000' },
+      'fast',
+    ];
+    for (const backoff of cases) {
+      expect(() =>
+        createTokenProvider({ mint, policy: clientSecret(), backoff: backoff as never }),
+      ).toThrow(TypeError);
+    }
+  });
+
   it('requires cacheKey with a store', () => {
     const mint = async () => makeToken(bootSeconds, bootSeconds + day);
     const store = createMemoryStore();
