@@ -8,8 +8,8 @@
  * - `ns:{k}:token` contains the token record as JSON with its fencing number. It expires with
  *   the token (`PX`, counted from this host's clock), so Redis drops a token once it is invalid.
  * - `ns:{k}:lock` contains the lease owner's random token, with the lease time as its expiry.
- * - `ns:{k}:fence` counts leases. Each lease gets the next number, and a write under an older
- *   number than the stored token's is dropped.
+ * - `ns:{k}:fence` counts leases. Each lease gets the next number, above the stored token's,
+ *   and a write under an older number than the stored token's is dropped.
  * The braces are a Redis Cluster hash tag, so that one script's keys live in one slot.
  *
  * Every command has a deadline. When Redis is down or slow, operations reject with
@@ -106,13 +106,13 @@ export function createRedisStore(options: RedisStoreOptions): RedisTokenStore {
   }
 
   async function acquire(cacheKey: string, ttlMs: number): Promise<TokenLease | undefined> {
-    const { lock, fence } = keys(cacheKey);
+    const { lock, fence, token } = keys(cacheKey);
     const owner = randomBytes(16).toString('hex');
     const ttl = String(Math.max(1, Math.ceil(ttlMs)));
     const reply = await connection.run(
       'acquire',
       cacheKey,
-      evalArgs(acquireScript, [lock, fence], [owner, ttl]),
+      evalArgs(acquireScript, [lock, fence, token], [owner, ttl]),
     );
     if (reply === null || reply === undefined) return undefined;
     return createLease(cacheKey, Number(reply), owner);
