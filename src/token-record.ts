@@ -71,7 +71,8 @@ function findClaimsMismatch(record: MintedToken): string | undefined {
     return `iat (${record.iat}) differs from the token's iat claim (${describe(claims.iat)})`;
   }
   if (claims.exp !== record.exp) {
-    return `exp (${record.exp ?? 'none'}) differs from the token's exp claim (${describe(claims.exp)})`;
+    const expected = describe(claims.exp);
+    return `exp (${describe(record.exp)}) differs from the token's exp claim (${expected})`;
   }
   return undefined;
 }

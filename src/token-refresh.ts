@@ -236,12 +236,15 @@ function canReplaceCurrent(context: RefreshContext, entry: CachedToken): boolean
 async function acquireLease(
   context: RefreshContext,
 ): Promise<TokenLease | undefined | typeof unavailable> {
+  let acquiring: Promise<TokenLease | undefined> | undefined;
   try {
-    const acquiring = context.store.acquire(context.cacheKey, context.lockTtlMs);
+    acquiring = context.store.acquire(context.cacheKey, context.lockTtlMs);
     const lease = await withStoreDeadline(context, 'acquire', acquiring);
     reportStoreRecovery(context);
     return lease;
   } catch (error) {
+    // A lease granted after the deadline has no holder, and would block the fleet until it expired.
+    acquiring?.then((late) => late?.release()).catch(() => undefined);
     reportStoreFailure(context, 'acquire', error);
     return unavailable;
   }

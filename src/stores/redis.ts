@@ -109,11 +109,20 @@ export function createRedisStore(options: RedisStoreOptions): RedisTokenStore {
     const { lock, fence, token } = keys(cacheKey);
     const owner = randomBytes(16).toString('hex');
     const ttl = String(Math.max(1, Math.ceil(ttlMs)));
-    const reply = await connection.run(
-      'acquire',
-      cacheKey,
-      evalArgs(acquireScript, [lock, fence, token], [owner, ttl]),
-    );
+    let reply: unknown;
+    try {
+      reply = await connection.run(
+        'acquire',
+        cacheKey,
+        evalArgs(acquireScript, [lock, fence, token], [owner, ttl]),
+      );
+    } catch (error) {
+      // A command that timed out may still run once Redis catches up, and take a lock without a
+      // holder. The release follows it on the same connection, so Redis runs it right after.
+      const release = evalArgs(releaseScript, [lock], [owner]);
+      connection.run('release', cacheKey, release).catch(() => undefined);
+      throw error;
+    }
     if (reply === null || reply === undefined) return undefined;
     return createLease(cacheKey, Number(reply), owner);
   }

@@ -512,6 +512,29 @@ describe('token provider: shared store', () => {
     await harness.provider.close();
   });
 
+  it('releases a lease granted after the deadline', async () => {
+    const inner = createMemoryStore();
+    // A store whose acquire replies 3 s late: after the provider's 2 s store deadline.
+    const slow: TokenStore = {
+      name: 'slow',
+      read: (key) => inner.read(key),
+      acquire: async (key, ttlMs) => {
+        await new Promise((resolve) => setTimeout(resolve, 3_000));
+        return inner.acquire(key, ttlMs);
+      },
+    };
+    const harness = createHarness({ store: slow, cacheKey: 'k', storeTimeoutMs: 2_000 });
+
+    const pending = harness.provider.get();
+    await harness.advance(3);
+    await pending;
+    expect(harness.events).toContainEqual(
+      expect.objectContaining({ type: 'store-fallback', code: 'ERR_STORE_TIMEOUT' }),
+    );
+    expect(await inner.acquire('k', 1_000)).toBeDefined();
+    await harness.provider.close();
+  });
+
   it('takes over when a lease holder never stores', async () => {
     const store = createMemoryStore();
     await store.acquire('k', 3_000);

@@ -1,5 +1,6 @@
-// The Redis token store against entries that a buggy or hostile process left behind, on a real
-// redis-server on 127.0.0.1: a record with a huge fencing number, and a lost or garbage counter.
+// The Redis token store on a real redis-server on 127.0.0.1, against entries that a buggy or
+// hostile process left behind: a record with a huge fencing number, or a lost or garbage counter.
+// Also a lock left by an acquire that timed out while the server was stopped.
 import { createClient } from 'redis';
 import { afterAll, beforeAll, beforeEach, expect, it, vi } from 'vitest';
 import { createRedisStore, type RedisTokenStore } from '../../src/stores/redis.js';
@@ -18,8 +19,8 @@ function nowSeconds(): number {
   return Math.floor(Date.now() / 1000);
 }
 
-function openStore(): RedisTokenStore {
-  const store = createRedisStore({ url: server.url, namespace });
+function openStore(options: { commandTimeoutMs?: number } = {}): RedisTokenStore {
+  const store = createRedisStore({ url: server.url, namespace, ...options });
   stores.push(store);
   return store;
 }
@@ -103,5 +104,28 @@ describeWithRedis('redis store: hostile entries', () => {
     expect(lease?.fence).toBe(1);
     expect(await lease!.write(makeToken(nowSeconds(), undefined), Date.now() + 60_000)).toBe(true);
     expect(await raw.get(`${namespace}:{k}:fence`)).toBe('1');
+  });
+
+  it('frees the lock of a timed-out acquire', async () => {
+    const store = openStore({ commandTimeoutMs: 200 });
+    await store.read('k');
+    const info = await raw.info('server');
+    const pid = Number(/process_id:(\d+)/.exec(info)![1]);
+
+    // SIGSTOP stalls the server with the connection open, so the acquire times out here and
+    // runs on the server later.
+    process.kill(pid, 'SIGSTOP');
+    try {
+      await expect(store.acquire('k', 60_000)).rejects.toMatchObject({
+        code: 'ERR_STORE_UNAVAILABLE',
+      });
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+
+    // Replies come in order, so this read returns after everything sent before it has run.
+    await store.read('k');
+    expect(await raw.exists(`${namespace}:{k}:lock`)).toBe(0);
+    expect(await openStore().acquire('k', 5_000)).toBeDefined();
   });
 });
