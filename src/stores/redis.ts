@@ -358,6 +358,23 @@ function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/**
+ * Throws TypeError when `url` is not a string or does not parse. The URL parser's own error keeps
+ * the whole input, password included, on its `input` field, so this check throws its own error
+ * first and node-redis never meets such a URL.
+ */
+function assertRedisUrl(url: unknown): void {
+  if (typeof url !== 'string') {
+    throw new TypeError('url must be a string such as redis://127.0.0.1:6379.');
+  }
+  // node-redis 6 parses unix: socket URLs with a pattern, and its errors there omit the URL.
+  if (url.startsWith('unix:') || URL.canParse(url)) return;
+  throw new TypeError(
+    'url does not parse as a URL. Use the form redis://[user:password@]host[:port][/db], and ' +
+      'percent-encode special characters in the user name and password.',
+  );
+}
+
 function assertRedisOptions(options: RedisStoreOptions): void {
   if (typeof options !== 'object' || options === null) {
     throw new TypeError('createRedisStore expects an options object with url or client.');
@@ -365,9 +382,7 @@ function assertRedisOptions(options: RedisStoreOptions): void {
   if ((options.url === undefined) === (options.client === undefined)) {
     throw new TypeError('createRedisStore needs exactly one of url (a redis:// URL) or client.');
   }
-  if (options.url !== undefined && typeof options.url !== 'string') {
-    throw new TypeError('url must be a string such as redis://127.0.0.1:6379.');
-  }
+  if (options.url !== undefined) assertRedisUrl(options.url);
   const namespace = options.namespace;
   if (
     namespace !== undefined &&
