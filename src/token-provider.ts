@@ -8,9 +8,9 @@
  *   only when no usable token is left.
  * - A failed refresh keeps the current token. Without a usable token, callers get the coded
  *   error, and the next attempt waits for an exponential backoff.
- * - Idle timers are unref()'d and stop on close(). Only while a caller awaits a token that
- *   another process is minting does the store poll keep the process alive. Events never carry
- *   token text.
+ * - Idle timers are unref()'d and stop on close(). Only while a caller awaits a token do the
+ *   mint and store deadlines, and the poll for a token another process is minting, keep the
+ *   process alive. Events never carry token text.
  */
 import { KmsJwtError, isKmsJwtError } from './errors.js';
 import type { SignerEvent } from './signer.js';

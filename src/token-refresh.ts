@@ -121,7 +121,8 @@ async function mintOnce(
 }
 
 function withDeadline<T>(context: RefreshContext, work: Promise<T>): Promise<T> {
-  return raceTimer(work, context.mintTimeoutMs, () => mintTimeoutError(context));
+  const keepAlive = context.hasWaiters();
+  return raceTimer(work, context.mintTimeoutMs, keepAlive, () => mintTimeoutError(context));
 }
 
 /** Bounds one store call, so that a hung store makes the provider mint locally, not wait. */
@@ -131,7 +132,7 @@ function withStoreDeadline<T>(
   work: Promise<T>,
 ): Promise<T> {
   const timeoutMs = context.storeTimeoutMs;
-  return raceTimer(work, timeoutMs, () => {
+  return raceTimer(work, timeoutMs, context.hasWaiters(), () => {
     return new KmsJwtError(
       'ERR_STORE_TIMEOUT',
       `The ${context.store.name} store did not finish ${operation} for ${context.cacheKey} ` +
@@ -141,14 +142,27 @@ function withStoreDeadline<T>(
   });
 }
 
-function raceTimer<T>(work: Promise<T>, timeoutMs: number, onTimeout: () => Error): Promise<T> {
+/**
+ * Rejects with `onTimeout()` unless `work` settles within `timeoutMs`. With `keepAlive`, the
+ * timer keeps the process alive until then, so that a caller awaiting a mint or store call that
+ * holds no handle of its own gets the timeout error instead of a process that exits mid-await.
+ */
+function raceTimer<T>(
+  work: Promise<T>,
+  timeoutMs: number,
+  keepAlive: boolean,
+  onTimeout: () => Error,
+): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(onTimeout()), timeoutMs);
-    timer.unref();
+    if (!keepAlive) timer.unref();
   });
   work.catch(() => undefined);
-  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+  return Promise.race([work, deadline]).finally(() => {
+    clearTimeout(timer);
+    timer?.unref();
+  });
 }
 
 function mintTimeoutError(context: RefreshContext): KmsJwtError {

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { SignerEvent } from '../../src/signer.js';
 import { createMemoryStore, type TokenStore } from '../../src/stores/store.js';
@@ -735,6 +736,44 @@ describe('token provider: real timers', () => {
     await provider.close();
   });
 });
+
+describe('token provider: process lifetime', () => {
+  it('keeps a waiting script alive until the deadline', async () => {
+    vi.useRealTimers();
+    // The mint never settles and opens no handle, so only the deadline timer can end the wait.
+    const source = `
+      import { createTokenProvider } from './dist/index.js';
+      const provider = createTokenProvider({
+        policy: { type: 'by-age', minAgeSeconds: 1200, maxAgeSeconds: 3300, targetAgeSeconds: 2700 },
+        mintTimeoutMs: 300,
+        mint: () => new Promise(() => undefined),
+      });
+      const code = await provider.get().then(() => 'no error', (error) => error.code);
+      console.log(code);
+    `;
+    const run = await runModule(source);
+
+    expect(run.stdout.trim()).toBe('ERR_TOKEN_MINT_TIMEOUT');
+    expect(run.code).toBe(0);
+  });
+});
+
+/** Runs an ES module on the built package in a child process, as a one-shot script would. */
+function runModule(source: string): Promise<{ code: number | null; stdout: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', source], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let stdout = '';
+    child.stdout.on('data', (chunk) => (stdout += chunk));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout });
+    });
+  });
+}
 
 function clientSecret() {
   return { type: 'before-expiry', refreshAtFraction: 0.5, minRemainingSeconds: day } as const;
