@@ -4,18 +4,22 @@
  */
 
 /**
- * A Lua function shared by the scripts: the fencing number of the record stored at `key`, or nil
- * when there is none or it is not a whole number from 1 to 2^53. A value without such a fence,
- * such as garbage from another process, counts as no record and is replaced by the next write.
+ * Lua functions shared by the scripts. Lua numbers are doubles, so fencing numbers stay below
+ * 2^52, where every whole number and its successor are exact. `storedFence` returns the fencing
+ * number of the record stored at `key`, or nil when there is none or it is not a whole number
+ * from 1 to 2^52. A value without such a fence, such as garbage from another process, counts as
+ * no record and is replaced by the next write.
  */
 const storedFenceFunction = `
+local maxFence = 2^52
 local function storedFence(key)
   local current = redis.pcall('GET', key)
   if type(current) ~= 'string' then return nil end
   local ok, stored = pcall(cjson.decode, current)
   if not ok or type(stored) ~= 'table' then return nil end
   local fence = tonumber(stored.fence)
-  if fence == nil or fence ~= math.floor(fence) or fence < 1 or fence >= 2^53 then return nil end
+  if fence == nil or fence ~= math.floor(fence) then return nil end
+  if fence < 1 or fence >= maxFence then return nil end
   return fence
 end
 `;
@@ -25,14 +29,14 @@ end
  * milliseconds. Returns the new fencing number, or nil while another owner holds the lock.
  * The number is above the stored token's, even when the counter was lost (evicted, deleted or
  * reset by a restart) while the token stayed, so that the new holder's write is not dropped. A
- * counter that is not a number is started again.
+ * counter that is not a number, or not below 2^52, is started again.
  */
 export const acquireScript = `${storedFenceFunction}
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return false
 end
 local fence = redis.pcall('INCR', KEYS[2])
-if type(fence) ~= 'number' then fence = 1 end
+if type(fence) ~= 'number' or fence >= maxFence then fence = 1 end
 local stored = storedFence(KEYS[3])
 if stored ~= nil and stored >= fence then fence = stored + 1 end
 redis.call('SET', KEYS[2], string.format('%d', fence))

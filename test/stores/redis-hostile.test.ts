@@ -106,6 +106,21 @@ describeWithRedis('redis store: hostile entries', () => {
     expect(await raw.get(`${namespace}:{k}:fence`)).toBe('1');
   });
 
+  it('restarts a counter near 2^53', async () => {
+    // Lua numbers are doubles, so a counter above 2^53 would hand out repeated numbers.
+    await raw.set(`${namespace}:{k}:fence`, String(2 ** 53 - 2));
+    const store = openStore();
+
+    const fences: number[] = [];
+    for (let round = 0; round < 4; round += 1) {
+      const lease = await store.acquire('k', 5_000);
+      fences.push(lease!.fence);
+      await lease!.release();
+    }
+    expect(new Set(fences).size).toBe(4);
+    for (const fence of fences) expect(Number.isSafeInteger(fence)).toBe(true);
+  });
+
   it('frees the lock of a timed-out acquire', async () => {
     const store = openStore({ commandTimeoutMs: 200 });
     await store.read('k');
