@@ -24,7 +24,7 @@ import {
   type ProviderClocks,
   type WindowSettings,
 } from './token-clock.js';
-import { coordinateRefresh, type RefreshContext } from './token-refresh.js';
+import { coordinateRefresh, describeThrown, type RefreshContext } from './token-refresh.js';
 import { assertRefreshPolicy, type RefreshPolicy } from './token-policy.js';
 import type { MintFunction, MintedToken } from './token-record.js';
 
@@ -386,12 +386,11 @@ const providerCodes = new Set([
 function toProviderError(error: unknown, cacheKey: string): KmsJwtError {
   if (isKmsJwtError(error) && providerCodes.has(error.code)) return error;
 
-  const cause = error instanceof Error ? error : new Error(String(error));
   const causeCode = codeOf(error);
   return new KmsJwtError(
     'ERR_TOKEN_MINT_FAILED',
     `Minting a token for ${cacheKey} failed` +
-      `${causeCode === undefined ? '' : ` (${causeCode})`}: ${cause.message}`,
+      `${causeCode === undefined ? '' : ` (${causeCode})`}: ${describeThrown(error)}`,
     { cause: error, details: { cacheKey, causeCode } },
   );
 }

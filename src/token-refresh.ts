@@ -294,8 +294,20 @@ function reportStoreFailure(context: RefreshContext, operation: string, error: u
     store: context.store.name,
     operation,
     code: typeof code === 'string' ? code : undefined,
-    message: error instanceof Error ? error.message : String(error),
+    message: describeThrown(error),
   });
+}
+
+/**
+ * Returns the message of a thrown value. String() throws for some values, such as an object
+ * without a prototype, and a throw while reporting would leave a failure uncoded.
+ */
+export function describeThrown(error: unknown): string {
+  try {
+    return error instanceof Error ? String(error.message) : String(error);
+  } catch {
+    return 'a value that cannot be converted to text was thrown';
+  }
 }
 
 function reportStoreRecovery(context: RefreshContext): void {

@@ -85,7 +85,7 @@ export async function getOrMintWithFileCache(options: FileCacheOptions): Promise
       type: 'failure',
       operation: 'mint',
       code: codeOf(error),
-      message: error instanceof Error ? error.message : String(error),
+      message: messageOf(error),
       servedCached: true,
     });
     return { ...cached!, reused: true };
@@ -229,6 +229,15 @@ function emit(options: FileCacheOptions, event: SignerEvent): void {
     options.onEvent?.(event);
   } catch {
     // A faulty callback must not break the cache.
+  }
+}
+
+/** Returns the message of a thrown value, even one that String() cannot convert. */
+function messageOf(error: unknown): string {
+  try {
+    return error instanceof Error ? String(error.message) : String(error);
+  } catch {
+    return 'a value that cannot be converted to text was thrown';
   }
 }
 

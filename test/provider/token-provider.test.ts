@@ -250,6 +250,37 @@ describe('token provider: failure and recovery', () => {
     await provider.close();
   });
 
+  it('codes a thrown value without text', async () => {
+    // Values that String() cannot convert: it throws a TypeError for each.
+    const thrownValues = [
+      Object.create(null) as object,
+      {
+        toString() {
+          throw new Error('no text');
+        },
+      },
+    ];
+    for (const thrown of thrownValues) {
+      const mint = vi.fn(async () => {
+        throw thrown;
+      });
+      const events: SignerEvent[] = [];
+      const provider = createTokenProvider({
+        policy: clientSecret(),
+        mint,
+        onEvent: (event) => events.push(event),
+      });
+
+      const first = await provider.get().catch((caught: unknown) => caught);
+      const second = await provider.get().catch((caught: unknown) => caught);
+      expect(first).toMatchObject({ code: 'ERR_TOKEN_MINT_FAILED' });
+      expect(second).toBe(first);
+      expect(mint).toHaveBeenCalledTimes(1);
+      expect(events.map((event) => event.type)).toContain('failure');
+      await provider.close();
+    }
+  });
+
   it('fails fast during backoff, then retries', async () => {
     const mint = vi.fn(async () => {
       throw new Error('KMS down');
@@ -473,6 +504,24 @@ describe('token provider: shared store', () => {
     await settle();
     expect(harness.events.map((event) => event.type)).toContain('store-recovered');
     expect(harness.mints).toHaveLength(2);
+    await harness.provider.close();
+  });
+
+  it('falls back when a store throws oddly', async () => {
+    const odd: TokenStore = {
+      name: 'odd',
+      read: async () => {
+        // String() cannot convert an object without a prototype.
+        throw Object.create(null);
+      },
+      acquire: async () => undefined,
+    };
+    const harness = createHarness({ store: odd, cacheKey: 'k' });
+
+    expect(await harness.provider.get()).toBe(harness.mints[0]!.token);
+    expect(harness.events).toContainEqual(
+      expect.objectContaining({ type: 'store-fallback', store: 'odd' }),
+    );
     await harness.provider.close();
   });
 
