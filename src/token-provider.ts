@@ -361,10 +361,43 @@ function waitForFlight<T>(flight: Promise<T>, signal: AbortSignal | undefined): 
   if (signal.aborted) return Promise.reject(abortedError(signal));
 
   return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(abortedError(signal));
-    signal.addEventListener('abort', onAbort, { once: true });
-    flight.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+    const stop = onAbort(signal, () => reject(abortedError(signal)));
+    flight.then(resolve, reject).finally(stop);
   });
+}
+
+interface SignalWaiters {
+  callbacks: Set<() => void>;
+  listener: () => void;
+}
+
+// Callers waiting with one signal share one listener on it. Node prints a
+// MaxListenersExceededWarning once a signal has more than 10, such as a shutdown signal passed
+// to every get() during a cold start.
+const waitersBySignal = new WeakMap<AbortSignal, SignalWaiters>();
+
+/** Runs `callback` when `signal` aborts, and returns a function that cancels this. */
+function onAbort(signal: AbortSignal, callback: () => void): () => void {
+  let waiters = waitersBySignal.get(signal);
+  if (waiters === undefined) {
+    const callbacks = new Set<() => void>();
+    const listener = () => {
+      waitersBySignal.delete(signal);
+      for (const waiting of callbacks) waiting();
+    };
+    waiters = { callbacks, listener };
+    waitersBySignal.set(signal, waiters);
+    signal.addEventListener('abort', listener, { once: true });
+  }
+
+  const shared = waiters;
+  shared.callbacks.add(callback);
+  return () => {
+    shared.callbacks.delete(callback);
+    if (shared.callbacks.size > 0 || waitersBySignal.get(signal) !== shared) return;
+    waitersBySignal.delete(signal);
+    signal.removeEventListener('abort', shared.listener);
+  };
 }
 
 function abortedError(signal: AbortSignal): KmsJwtError {

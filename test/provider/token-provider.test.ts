@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { getEventListeners } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { SignerEvent } from '../../src/signer.js';
 import { createMemoryStore, type TokenStore } from '../../src/stores/store.js';
@@ -188,6 +189,44 @@ describe('token provider: single-flight', () => {
     await expect(aborted).rejects.toMatchObject({ code: 'ERR_TOKEN_ABORTED' });
     release();
     await expect(patient).resolves.toMatch(/^ey/);
+    await provider.close();
+  });
+
+  it('adds one listener to a shared signal', async () => {
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const provider = createTokenProvider({
+      policy: clientSecret(),
+      mint: async () => {
+        await gate;
+        return makeToken(bootSeconds, bootSeconds + 180 * day);
+      },
+    });
+    // Node warns on stderr (MaxListenersExceededWarning) past 10 listeners on one signal.
+    const shared = new AbortController();
+    const calls = Array.from({ length: 50 }, () => provider.get({ signal: shared.signal }));
+
+    expect(getEventListeners(shared.signal, 'abort').length).toBeLessThanOrEqual(1);
+    release();
+    const tokens = await Promise.all(calls);
+    expect(new Set(tokens).size).toBe(1);
+    expect(getEventListeners(shared.signal, 'abort')).toHaveLength(0);
+    await provider.close();
+  });
+
+  it('aborts every caller sharing a signal', async () => {
+    const provider = createTokenProvider({
+      policy: clientSecret(),
+      mint: () => new Promise<never>(() => undefined),
+      mintTimeoutMs: 60_000,
+    });
+    const shared = new AbortController();
+    const calls = Array.from({ length: 20 }, () => provider.get({ signal: shared.signal }));
+
+    shared.abort(new Error('shutting down'));
+    for (const call of calls)
+      await expect(call).rejects.toMatchObject({ code: 'ERR_TOKEN_ABORTED' });
+    expect(getEventListeners(shared.signal, 'abort')).toHaveLength(0);
     await provider.close();
   });
 
