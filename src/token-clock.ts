@@ -3,7 +3,8 @@
  * jump (NTP steps, a resumed VM, an operator). So each cached token also records the monotonic
  * time at which this process minted or fetched it. The provider judges a token by the later of
  * the wall clock and "wall clock at fetch + monotonic time since", which refreshes early rather
- * than serving late, and reports the gap between the two as a clock jump.
+ * than serving late, and reports the gap between the two as a clock jump. A token whose iat is
+ * ahead of the wall clock moves every later reading ahead by that lead, for the same reason.
  */
 import { computeRefreshWindow, type RefreshPolicy, type RefreshWindow } from './token-policy.js';
 import type { MintedToken } from './token-record.js';
@@ -14,6 +15,12 @@ export interface ProviderClocks {
   now: () => number;
   /** Monotonic clock, milliseconds from an arbitrary origin, such as `performance.now`. */
   monotonicNow: () => number;
+  /**
+   * How far the wall clock has been seen behind a signer's clock, in milliseconds: the largest
+   * amount by which a token's iat was ahead of the wall clock when the token arrived. Readings add
+   * it, so that a token ends by the signer's clock whenever that clock is the later one.
+   */
+  behindMs: number;
 }
 
 /** A cached token with its refresh window and the clock readings taken when it arrived. */
@@ -51,6 +58,9 @@ export function createCachedToken(
   settings: WindowSettings,
   clocks: ProviderClocks,
 ): CachedToken {
+  const wallAtFetchMs = clocks.now();
+  // The signer's clock read at least iat when it signed, so an iat ahead shows this host behind.
+  clocks.behindMs = Math.max(clocks.behindMs, record.iat * 1000 - wallAtFetchMs);
   const window = computeRefreshWindow(settings.policy, record, settings.marginSeconds);
   const room = Math.max(0, window.usableUntil - window.refreshAt);
   const span =
@@ -65,7 +75,7 @@ export function createCachedToken(
     window,
     dueAt,
     source,
-    wallAtFetchMs: clocks.now(),
+    wallAtFetchMs,
     monotonicAtFetchMs: clocks.monotonicNow(),
     reportedDriftMs: 0,
   };
@@ -73,7 +83,10 @@ export function createCachedToken(
 
 /** Readings for one decision about a cached token. */
 export interface ClockReading {
-  /** The later of the wall clock and the monotonic estimate, in whole seconds. */
+  /**
+   * The later of the wall clock and the monotonic estimate, plus how far the wall clock was seen
+   * behind a signer's, in whole seconds.
+   */
   nowSeconds: number;
   /** Wall clock minus the monotonic estimate, in milliseconds. */
   driftMs: number;
@@ -89,7 +102,7 @@ export function readClock(entry: CachedToken, clocks: ProviderClocks): ClockRead
   const ageAtFetchSeconds = entry.wallAtFetchMs / 1000 - entry.record.iat;
 
   return {
-    nowSeconds: Math.floor(Math.max(wall, estimate) / 1000),
+    nowSeconds: Math.floor((Math.max(wall, estimate) + clocks.behindMs) / 1000),
     driftMs: Math.round(wall - estimate),
     monotonicAgeSeconds: ageAtFetchSeconds + elapsed / 1000,
   };

@@ -8,9 +8,9 @@
  *   only when no usable token is left.
  * - A failed refresh keeps the current token. Without a usable token, callers get the coded
  *   error, and the next attempt waits for an exponential backoff.
- * - Idle timers are unref()'d and stop on close(). Only while a caller awaits a token that
- *   another process is minting does the store poll keep the process alive. Events never carry
- *   token text.
+ * - Idle timers are unref()'d and stop on close(). Only while a caller awaits a token do the
+ *   mint and store deadlines, and the poll for a token another process is minting, keep the
+ *   process alive. Events never carry token text.
  */
 import { KmsJwtError, isKmsJwtError } from './errors.js';
 import type { SignerEvent } from './signer.js';
@@ -24,7 +24,7 @@ import {
   type ProviderClocks,
   type WindowSettings,
 } from './token-clock.js';
-import { coordinateRefresh, type RefreshContext } from './token-refresh.js';
+import { coordinateRefresh, describeThrown, type RefreshContext } from './token-refresh.js';
 import { assertRefreshPolicy, type RefreshPolicy } from './token-policy.js';
 import type { MintFunction, MintedToken } from './token-record.js';
 
@@ -140,6 +140,7 @@ class CachingTokenProvider implements TokenProvider {
     this.#clocks = {
       now: options.now ?? Date.now,
       monotonicNow: options.monotonicNow ?? (() => performance.now()),
+      behindMs: 0,
     };
     this.#settings = {
       policy: options.policy,
@@ -360,10 +361,43 @@ function waitForFlight<T>(flight: Promise<T>, signal: AbortSignal | undefined): 
   if (signal.aborted) return Promise.reject(abortedError(signal));
 
   return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(abortedError(signal));
-    signal.addEventListener('abort', onAbort, { once: true });
-    flight.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+    const stop = onAbort(signal, () => reject(abortedError(signal)));
+    flight.then(resolve, reject).finally(stop);
   });
+}
+
+interface SignalWaiters {
+  callbacks: Set<() => void>;
+  listener: () => void;
+}
+
+// Callers waiting with one signal share one listener on it. Node prints a
+// MaxListenersExceededWarning once a signal has more than 10, such as a shutdown signal passed
+// to every get() during a cold start.
+const waitersBySignal = new WeakMap<AbortSignal, SignalWaiters>();
+
+/** Runs `callback` when `signal` aborts, and returns a function that cancels this. */
+function onAbort(signal: AbortSignal, callback: () => void): () => void {
+  let waiters = waitersBySignal.get(signal);
+  if (waiters === undefined) {
+    const callbacks = new Set<() => void>();
+    const listener = () => {
+      waitersBySignal.delete(signal);
+      for (const waiting of callbacks) waiting();
+    };
+    waiters = { callbacks, listener };
+    waitersBySignal.set(signal, waiters);
+    signal.addEventListener('abort', listener, { once: true });
+  }
+
+  const shared = waiters;
+  shared.callbacks.add(callback);
+  return () => {
+    shared.callbacks.delete(callback);
+    if (shared.callbacks.size > 0 || waitersBySignal.get(signal) !== shared) return;
+    waitersBySignal.delete(signal);
+    signal.removeEventListener('abort', shared.listener);
+  };
 }
 
 function abortedError(signal: AbortSignal): KmsJwtError {
@@ -385,12 +419,11 @@ const providerCodes = new Set([
 function toProviderError(error: unknown, cacheKey: string): KmsJwtError {
   if (isKmsJwtError(error) && providerCodes.has(error.code)) return error;
 
-  const cause = error instanceof Error ? error : new Error(String(error));
   const causeCode = codeOf(error);
   return new KmsJwtError(
     'ERR_TOKEN_MINT_FAILED',
     `Minting a token for ${cacheKey} failed` +
-      `${causeCode === undefined ? '' : ` (${causeCode})`}: ${cause.message}`,
+      `${causeCode === undefined ? '' : ` (${causeCode})`}: ${describeThrown(error)}`,
     { cause: error, details: { cacheKey, causeCode } },
   );
 }
@@ -429,6 +462,26 @@ function assertProviderOptions(options: TokenProviderOptions): void {
     const value = options[field];
     if (value !== undefined && !(Number.isFinite(value) && value >= 0)) {
       throw new TypeError(`${field} must be a number >= 0, got ${String(value)}.`);
+    }
+  }
+  assertBackoff(options.backoff);
+}
+
+/** Throws TypeError unless `backoff` is absent or contains finite delays >= 0 in milliseconds. */
+function assertBackoff(backoff: TokenProviderOptions['backoff']): void {
+  if (backoff === undefined) return;
+  if (typeof backoff !== 'object' || backoff === null) {
+    throw new TypeError('backoff must be an object such as { initialMs: 1000, maxMs: 60000 }.');
+  }
+  for (const field of ['initialMs', 'maxMs'] as const) {
+    const value: unknown = backoff[field];
+    if (
+      value !== undefined &&
+      !(typeof value === 'number' && Number.isFinite(value) && value >= 0)
+    ) {
+      throw new TypeError(
+        `backoff.${field} must be a number of milliseconds >= 0, got ${String(value)}.`,
+      );
     }
   }
 }

@@ -16,7 +16,7 @@ import {
   type WindowSettings,
 } from './token-clock.js';
 import { computeRefreshWindow, type RefreshPolicy } from './token-policy.js';
-import { assertMintedToken, pickMintedToken, type MintFunction } from './token-record.js';
+import { copyMintedToken, type MintFunction } from './token-record.js';
 import type { MintedToken } from './token-record.js';
 
 /** What a refresh needs from its provider. */
@@ -110,18 +110,19 @@ async function mintOnce(
   fence: number | undefined,
 ): Promise<MintedToken> {
   const started = context.clocks.monotonicNow();
-  const result = await withDeadline(context, Promise.resolve().then(context.mint));
-  assertMintedToken(result, 'the mint function');
+  const minted = await withDeadline(context, Promise.resolve().then(context.mint));
+  const result = copyMintedToken(minted, 'the mint function');
   assertIatNotAhead(context, result.iat);
   assertUsableNow(context, result);
 
   const durationMs = Math.round(context.clocks.monotonicNow() - started);
   context.emit({ type: 'mint', reason, iat: result.iat, exp: result.exp, durationMs, fence });
-  return pickMintedToken(result);
+  return result;
 }
 
 function withDeadline<T>(context: RefreshContext, work: Promise<T>): Promise<T> {
-  return raceTimer(work, context.mintTimeoutMs, () => mintTimeoutError(context));
+  const keepAlive = context.hasWaiters();
+  return raceTimer(work, context.mintTimeoutMs, keepAlive, () => mintTimeoutError(context));
 }
 
 /** Bounds one store call, so that a hung store makes the provider mint locally, not wait. */
@@ -131,7 +132,7 @@ function withStoreDeadline<T>(
   work: Promise<T>,
 ): Promise<T> {
   const timeoutMs = context.storeTimeoutMs;
-  return raceTimer(work, timeoutMs, () => {
+  return raceTimer(work, timeoutMs, context.hasWaiters(), () => {
     return new KmsJwtError(
       'ERR_STORE_TIMEOUT',
       `The ${context.store.name} store did not finish ${operation} for ${context.cacheKey} ` +
@@ -141,14 +142,27 @@ function withStoreDeadline<T>(
   });
 }
 
-function raceTimer<T>(work: Promise<T>, timeoutMs: number, onTimeout: () => Error): Promise<T> {
+/**
+ * Rejects with `onTimeout()` unless `work` settles within `timeoutMs`. With `keepAlive`, the
+ * timer keeps the process alive until then, so that a caller awaiting a mint or store call that
+ * holds no handle of its own gets the timeout error instead of a process that exits mid-await.
+ */
+function raceTimer<T>(
+  work: Promise<T>,
+  timeoutMs: number,
+  keepAlive: boolean,
+  onTimeout: () => Error,
+): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(onTimeout()), timeoutMs);
-    timer.unref();
+    if (!keepAlive) timer.unref();
   });
   work.catch(() => undefined);
-  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+  return Promise.race([work, deadline]).finally(() => {
+    clearTimeout(timer);
+    timer?.unref();
+  });
 }
 
 function mintTimeoutError(context: RefreshContext): KmsJwtError {
@@ -174,7 +188,9 @@ function assertIatNotAhead(context: RefreshContext, iat: number): void {
 function assertUsableNow(context: RefreshContext, record: MintedToken): void {
   const { policy, marginSeconds } = context.settings;
   const window = computeRefreshWindow(policy, record, marginSeconds);
-  const nowSeconds = Math.floor(context.clocks.now() / 1000);
+  // As in readClock: the signer's clock read at least iat, even when this host's clock is behind.
+  const { now, behindMs } = context.clocks;
+  const nowSeconds = Math.floor(Math.max(now() + behindMs, record.iat * 1000) / 1000);
   if (nowSeconds < window.usableUntil) return;
   throw new KmsJwtError(
     'ERR_TOKEN_INVALID',
@@ -197,29 +213,28 @@ async function readAdoptable(
     return unavailable;
   }
   reportStoreRecovery(context);
-  if (record === undefined || !isAcceptableRecord(context, record)) return undefined;
+  if (record === undefined) return undefined;
+  const checked = acceptRecord(context, record);
+  if (checked === undefined) return undefined;
 
-  const entry = createCachedToken(
-    pickMintedToken(record),
-    'store',
-    context.settings,
-    context.clocks,
-  );
+  const entry = createCachedToken(checked, 'store', context.settings, context.clocks);
   return canReplaceCurrent(context, entry) ? entry : undefined;
 }
 
-function isAcceptableRecord(context: RefreshContext, record: unknown): record is MintedToken {
+/** Returns a checked copy of a stored record, or undefined after reporting why it is unusable. */
+function acceptRecord(context: RefreshContext, record: unknown): MintedToken | undefined {
+  let checked: MintedToken;
   try {
-    assertMintedToken(record, `the ${context.store.name} store`);
+    checked = copyMintedToken(record, `the ${context.store.name} store`);
   } catch {
     context.emit({ type: 'store-invalid', store: context.store.name });
-    return false;
+    return undefined;
   }
 
-  const aheadSeconds = record.iat - Math.floor(context.clocks.now() / 1000);
-  if (aheadSeconds <= maxFutureIatSeconds) return true;
+  const aheadSeconds = checked.iat - Math.floor(context.clocks.now() / 1000);
+  if (aheadSeconds <= maxFutureIatSeconds) return checked;
   context.emit({ type: 'clock-skew', store: context.store.name, aheadSeconds });
-  return false;
+  return undefined;
 }
 
 /** A stored token replaces the current one when it is usable and, if ours is usable, not due. */
@@ -235,12 +250,15 @@ function canReplaceCurrent(context: RefreshContext, entry: CachedToken): boolean
 async function acquireLease(
   context: RefreshContext,
 ): Promise<TokenLease | undefined | typeof unavailable> {
+  let acquiring: Promise<TokenLease | undefined> | undefined;
   try {
-    const acquiring = context.store.acquire(context.cacheKey, context.lockTtlMs);
+    acquiring = context.store.acquire(context.cacheKey, context.lockTtlMs);
     const lease = await withStoreDeadline(context, 'acquire', acquiring);
     reportStoreRecovery(context);
     return lease;
   } catch (error) {
+    // A lease granted after the deadline has no holder, and would block the fleet until it expired.
+    acquiring?.then((late) => late?.release()).catch(() => undefined);
     reportStoreFailure(context, 'acquire', error);
     return unavailable;
   }
@@ -276,8 +294,20 @@ function reportStoreFailure(context: RefreshContext, operation: string, error: u
     store: context.store.name,
     operation,
     code: typeof code === 'string' ? code : undefined,
-    message: error instanceof Error ? error.message : String(error),
+    message: describeThrown(error),
   });
+}
+
+/**
+ * Returns the message of a thrown value. String() throws for some values, such as an object
+ * without a prototype, and a throw while reporting would leave a failure uncoded.
+ */
+export function describeThrown(error: unknown): string {
+  try {
+    return error instanceof Error ? String(error.message) : String(error);
+  } catch {
+    return 'a value that cannot be converted to text was thrown';
+  }
 }
 
 function reportStoreRecovery(context: RefreshContext): void {

@@ -77,6 +77,27 @@ export async function createAppleToken<K extends AppleTokenKind>(
   };
 }
 
+/**
+ * Builds the header and claims of a token of `kind` for `options` and `times`, without checks
+ * or a signature, such as to compare them with a token that another process minted.
+ *
+ * @example
+ * const { header, claims } = buildTokenFields('apns', { teamId, keyId }, { iat, exp: undefined });
+ * // header: { alg: 'ES256', kid: keyId }, claims: { iss: teamId, iat }
+ */
+export function buildTokenFields(
+  kind: AppleTokenKind,
+  options: object,
+  times: MintTimes,
+): { header: Record<string, unknown>; claims: Record<string, unknown> } {
+  const profile = profileFor(kind);
+  const values = options as Record<string, unknown>;
+  return {
+    header: buildFields(profile.header, values, times, { alg: 'ES256' }),
+    claims: buildFields(profile.claims, values, times, {}),
+  };
+}
+
 function profileFor(kind: string): ProfileDefinition {
   const profile = (profileDefinitions as Record<string, ProfileDefinition | undefined>)[kind];
   if (profile && Object.hasOwn(profileDefinitions, kind)) return profile;

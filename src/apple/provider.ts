@@ -9,8 +9,11 @@ import {
   type TokenProvider,
   type TokenProviderOptions,
 } from '../token-provider.js';
+import { isDeepStrictEqual } from 'node:util';
+import { emitEvent, type SignerEvent } from '../signer.js';
+import type { TokenStore } from '../stores/store.js';
 import type { MintedToken } from '../token-record.js';
-import { createAppleToken } from './mint.js';
+import { buildTokenFields, createAppleToken } from './mint.js';
 import { profileDefinitions } from './profiles.js';
 import type { AppleToken, AppleTokenKind, AppleTokenOptionsByKind } from './types.js';
 
@@ -55,14 +58,75 @@ export function createAppleTokenProvider<K extends AppleTokenKind>(
   const now = providerOptions.now ?? options.now;
   const onEvent = providerOptions.onEvent ?? options.onEvent;
   const mintOptions = { ...options, now, onEvent } as AppleTokenOptionsByKind[K];
+  const store = providerOptions.store;
   return createTokenProvider({
     ...providerOptions,
     now,
     onEvent,
     policy: providerOptions.policy ?? profileDefinitions[kind].refreshPolicy,
     cacheKey: providerOptions.cacheKey ?? appleCacheKey(kind, options),
+    store: store === undefined ? undefined : guardStore(store, kind, options, onEvent),
     mint: async () => toMintedToken(await createAppleToken(kind, mintOptions)),
   });
+}
+
+// Fields that differ between two tokens for the same team, key and client.
+const perTokenFields = new Set(['iat', 'exp', 'jti']);
+
+/**
+ * Wraps a shared store so that a stored token for another team, key or client reads as no token,
+ * reported as `store-invalid`. The provider then mints and replaces it. The header and claims are
+ * compared, times and `jti` aside. The signature is not verified.
+ */
+function guardStore(
+  store: TokenStore,
+  kind: AppleTokenKind,
+  options: object,
+  onEvent: ((event: SignerEvent) => void) | undefined,
+): TokenStore {
+  const expected = buildTokenFields(kind, options, { iat: 0, exp: undefined });
+  const read = async (cacheKey: string): Promise<MintedToken | undefined> => {
+    const record = await store.read(cacheKey);
+    if (record === undefined || isForIdentity(record, expected)) return record;
+    emitEvent({ onEvent }, { type: 'store-invalid', store: store.name, cacheKey, kind });
+    return undefined;
+  };
+
+  const guarded: TokenStore = {
+    name: store.name,
+    read,
+    acquire: (cacheKey, ttlMs) => store.acquire(cacheKey, ttlMs),
+  };
+  if (store.close !== undefined) guarded.close = () => store.close!();
+  return guarded;
+}
+
+/** Returns true when the token's header and claims, per-token fields aside, equal `expected`. */
+function isForIdentity(
+  record: MintedToken,
+  expected: ReturnType<typeof buildTokenFields>,
+): boolean {
+  const [headerPart, claimsPart] = String(record.token).split('.');
+  const header = decodeJsonPart(headerPart);
+  const claims = decodeJsonPart(claimsPart);
+  if (header === undefined || claims === undefined) return false;
+  return sameIdentity(header, expected.header) && sameIdentity(claims, expected.claims);
+}
+
+function sameIdentity(actual: Record<string, unknown>, expected: Record<string, unknown>): boolean {
+  const names = new Set([...Object.keys(actual), ...Object.keys(expected)]);
+  for (const name of perTokenFields) names.delete(name);
+  return [...names].every((name) => isDeepStrictEqual(actual[name], expected[name]));
+}
+
+function decodeJsonPart(part: string | undefined): Record<string, unknown> | undefined {
+  try {
+    const value: unknown = JSON.parse(Buffer.from(part ?? '', 'base64url').toString('utf8'));
+    if (typeof value !== 'object' || value === null) return undefined;
+    return value as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
 }
 
 /**

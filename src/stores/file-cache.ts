@@ -16,7 +16,12 @@ import { basename, dirname, join } from 'node:path';
 import { KmsJwtError } from '../errors.js';
 import type { SignerEvent } from '../signer.js';
 import { assertRefreshPolicy, computeRefreshWindow, type RefreshPolicy } from '../token-policy.js';
-import { assertMintedToken, pickMintedToken, type MintedToken } from '../token-record.js';
+import {
+  assertMintedToken,
+  copyMintedToken,
+  pickMintedToken,
+  type MintedToken,
+} from '../token-record.js';
 
 /** Options for {@link getOrMintWithFileCache}. */
 export interface FileCacheOptions {
@@ -80,7 +85,7 @@ export async function getOrMintWithFileCache(options: FileCacheOptions): Promise
       type: 'failure',
       operation: 'mint',
       code: codeOf(error),
-      message: error instanceof Error ? error.message : String(error),
+      message: messageOf(error),
       servedCached: true,
     });
     return { ...cached!, reused: true };
@@ -98,9 +103,7 @@ function classify(cached: MintedToken, policy: RefreshPolicy, nowSeconds: number
 }
 
 async function mintChecked(mint: () => Promise<MintedToken>): Promise<MintedToken> {
-  const result = await mint();
-  assertMintedToken(result, 'the mint function');
-  return pickMintedToken(result);
+  return copyMintedToken(await mint(), 'the mint function');
 }
 
 function assertOptions(options: FileCacheOptions): void {
@@ -230,6 +233,15 @@ function emit(options: FileCacheOptions, event: SignerEvent): void {
     options.onEvent?.(event);
   } catch {
     // A faulty callback must not break the cache.
+  }
+}
+
+/** Returns the message of a thrown value, even one that String() cannot convert. */
+function messageOf(error: unknown): string {
+  try {
+    return error instanceof Error ? String(error.message) : String(error);
+  } catch {
+    return 'a value that cannot be converted to text was thrown';
   }
 }
 

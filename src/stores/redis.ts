@@ -8,8 +8,8 @@
  * - `ns:{k}:token` contains the token record as JSON with its fencing number. It expires with
  *   the token (`PX`, counted from this host's clock), so Redis drops a token once it is invalid.
  * - `ns:{k}:lock` contains the lease owner's random token, with the lease time as its expiry.
- * - `ns:{k}:fence` counts leases. Each lease gets the next number, and a write under an older
- *   number than the stored token's is dropped.
+ * - `ns:{k}:fence` counts leases. Each lease gets the next number, above the stored token's,
+ *   and a write under an older number than the stored token's is dropped.
  * The braces are a Redis Cluster hash tag, so that one script's keys live in one slot.
  *
  * Every command has a deadline. When Redis is down or slow, operations reject with
@@ -106,14 +106,23 @@ export function createRedisStore(options: RedisStoreOptions): RedisTokenStore {
   }
 
   async function acquire(cacheKey: string, ttlMs: number): Promise<TokenLease | undefined> {
-    const { lock, fence } = keys(cacheKey);
+    const { lock, fence, token } = keys(cacheKey);
     const owner = randomBytes(16).toString('hex');
     const ttl = String(Math.max(1, Math.ceil(ttlMs)));
-    const reply = await connection.run(
-      'acquire',
-      cacheKey,
-      evalArgs(acquireScript, [lock, fence], [owner, ttl]),
-    );
+    let reply: unknown;
+    try {
+      reply = await connection.run(
+        'acquire',
+        cacheKey,
+        evalArgs(acquireScript, [lock, fence, token], [owner, ttl]),
+      );
+    } catch (error) {
+      // A command that timed out may still run once Redis catches up, and take a lock without a
+      // holder. The release follows it on the same connection, so Redis runs it right after.
+      const release = evalArgs(releaseScript, [lock], [owner]);
+      connection.run('release', cacheKey, release).catch(() => undefined);
+      throw error;
+    }
     if (reply === null || reply === undefined) return undefined;
     return createLease(cacheKey, Number(reply), owner);
   }
@@ -349,6 +358,23 @@ function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/**
+ * Throws TypeError when `url` is not a string or does not parse. The URL parser's own error keeps
+ * the whole input, password included, on its `input` field, so this check throws its own error
+ * first and node-redis never meets such a URL.
+ */
+function assertRedisUrl(url: unknown): void {
+  if (typeof url !== 'string') {
+    throw new TypeError('url must be a string such as redis://127.0.0.1:6379.');
+  }
+  // node-redis 6 parses unix: socket URLs with a pattern, and its errors there omit the URL.
+  if (url.startsWith('unix:') || URL.canParse(url)) return;
+  throw new TypeError(
+    'url does not parse as a URL. Use the form redis://[user:password@]host[:port][/db], and ' +
+      'percent-encode special characters in the user name and password.',
+  );
+}
+
 function assertRedisOptions(options: RedisStoreOptions): void {
   if (typeof options !== 'object' || options === null) {
     throw new TypeError('createRedisStore expects an options object with url or client.');
@@ -356,9 +382,7 @@ function assertRedisOptions(options: RedisStoreOptions): void {
   if ((options.url === undefined) === (options.client === undefined)) {
     throw new TypeError('createRedisStore needs exactly one of url (a redis:// URL) or client.');
   }
-  if (options.url !== undefined && typeof options.url !== 'string') {
-    throw new TypeError('url must be a string such as redis://127.0.0.1:6379.');
-  }
+  if (options.url !== undefined) assertRedisUrl(options.url);
   const namespace = options.namespace;
   if (
     namespace !== undefined &&

@@ -4,7 +4,11 @@
  * callers shares one token, and client secrets are replaced halfway through their life.
  */
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { appleTokenProfiles, createAppleTokenProvider } from '../../src/apple/index.js';
+import {
+  appleTokenProfiles,
+  createAppleToken,
+  createAppleTokenProvider,
+} from '../../src/apple/index.js';
 import type { AppleTokenKind } from '../../src/apple/types.js';
 import type { Signer, SignerEvent } from '../../src/signer.js';
 import { createMemoryStore } from '../../src/stores/store.js';
@@ -261,6 +265,49 @@ describe('createAppleTokenProvider: cache keys and errors', () => {
     const keys = new Set(events.map((event) => event.cacheKey));
     expect(keys).toEqual(new Set([`apns:${teamId}:${keyId}`, `apns:ZZZ999YYYY:${keyId}`]));
     await Promise.all([first.close(), other.close(), same.close()]);
+  });
+
+  it('replaces a stored token for another team', async () => {
+    const store = createMemoryStore();
+    const cacheKey = `apns:${teamId}:${keyId}`;
+    // A buggy process stored another team's token under this team's key.
+    const foreign = await createAppleToken('apns', { signer, teamId: 'ZZZ999YYYY', keyId });
+    const lease = await store.acquire(cacheKey, 1_000);
+    const record = { token: foreign.token, iat: foreign.claims.iat as number, exp: undefined };
+    await lease!.write(record, Date.now() + 3_600_000);
+    await lease!.release();
+    signer.calls = 0;
+    const events: SignerEvent[] = [];
+    const provider = createAppleTokenProvider(
+      'apns',
+      { signer, teamId, keyId },
+      { store, onEvent: (event) => events.push(event) },
+    );
+
+    const token = await provider.get();
+    expect(token).not.toBe(foreign.token);
+    expect(claimsOf(token).iss).toBe(teamId);
+    expect(signer.calls).toBe(1);
+    expect((await store.read(cacheKey))!.token).toBe(token);
+    expect(events).toContainEqual(expect.objectContaining({ type: 'store-invalid', cacheKey }));
+    await provider.close();
+  });
+
+  it('replaces a stored token for another client', async () => {
+    const store = createMemoryStore();
+    const options = { signer, teamId, keyId, clientId: 'com.example.web' };
+    const cacheKey = `client-secret:${teamId}:com.example.web:${keyId}`;
+    const foreign = await createAppleToken('client-secret', { ...options, clientId: 'com.evil' });
+    const lease = await store.acquire(cacheKey, 1_000);
+    const { iat, exp } = foreign.claims as { iat: number; exp: number };
+    await lease!.write({ token: foreign.token, iat, exp }, exp * 1000);
+    await lease!.release();
+    const provider = createAppleTokenProvider('client-secret', options, { store, cacheKey });
+
+    const token = await provider.get();
+    expect(token).not.toBe(foreign.token);
+    expect(claimsOf(token).sub).toBe('com.example.web');
+    await provider.close();
   });
 
   it('rejects get() with the mint error code as the cause', async () => {

@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { getEventListeners } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { SignerEvent } from '../../src/signer.js';
 import { createMemoryStore, type TokenStore } from '../../src/stores/store.js';
@@ -190,6 +192,44 @@ describe('token provider: single-flight', () => {
     await provider.close();
   });
 
+  it('adds one listener to a shared signal', async () => {
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const provider = createTokenProvider({
+      policy: clientSecret(),
+      mint: async () => {
+        await gate;
+        return makeToken(bootSeconds, bootSeconds + 180 * day);
+      },
+    });
+    // Node warns on stderr (MaxListenersExceededWarning) past 10 listeners on one signal.
+    const shared = new AbortController();
+    const calls = Array.from({ length: 50 }, () => provider.get({ signal: shared.signal }));
+
+    expect(getEventListeners(shared.signal, 'abort').length).toBeLessThanOrEqual(1);
+    release();
+    const tokens = await Promise.all(calls);
+    expect(new Set(tokens).size).toBe(1);
+    expect(getEventListeners(shared.signal, 'abort')).toHaveLength(0);
+    await provider.close();
+  });
+
+  it('aborts every caller sharing a signal', async () => {
+    const provider = createTokenProvider({
+      policy: clientSecret(),
+      mint: () => new Promise<never>(() => undefined),
+      mintTimeoutMs: 60_000,
+    });
+    const shared = new AbortController();
+    const calls = Array.from({ length: 20 }, () => provider.get({ signal: shared.signal }));
+
+    shared.abort(new Error('shutting down'));
+    for (const call of calls)
+      await expect(call).rejects.toMatchObject({ code: 'ERR_TOKEN_ABORTED' });
+    expect(getEventListeners(shared.signal, 'abort')).toHaveLength(0);
+    await provider.close();
+  });
+
   it('shares one mint between providers on one store', async () => {
     const store = createMemoryStore();
     const mint = vi.fn(async () => makeToken(bootSeconds, bootSeconds + 180 * day));
@@ -247,6 +287,37 @@ describe('token provider: failure and recovery', () => {
     expect(recovered).not.toBe(original);
     expect(events.filter((event) => event.type === 'failure')).toHaveLength(1);
     await provider.close();
+  });
+
+  it('codes a thrown value without text', async () => {
+    // Values that String() cannot convert: it throws a TypeError for each.
+    const thrownValues = [
+      Object.create(null) as object,
+      {
+        toString() {
+          throw new Error('no text');
+        },
+      },
+    ];
+    for (const thrown of thrownValues) {
+      const mint = vi.fn(async () => {
+        throw thrown;
+      });
+      const events: SignerEvent[] = [];
+      const provider = createTokenProvider({
+        policy: clientSecret(),
+        mint,
+        onEvent: (event) => events.push(event),
+      });
+
+      const first = await provider.get().catch((caught: unknown) => caught);
+      const second = await provider.get().catch((caught: unknown) => caught);
+      expect(first).toMatchObject({ code: 'ERR_TOKEN_MINT_FAILED' });
+      expect(second).toBe(first);
+      expect(mint).toHaveBeenCalledTimes(1);
+      expect(events.map((event) => event.type)).toContain('failure');
+      await provider.close();
+    }
   });
 
   it('fails fast during backoff, then retries', async () => {
@@ -475,6 +546,24 @@ describe('token provider: shared store', () => {
     await harness.provider.close();
   });
 
+  it('falls back when a store throws oddly', async () => {
+    const odd: TokenStore = {
+      name: 'odd',
+      read: async () => {
+        // String() cannot convert an object without a prototype.
+        throw Object.create(null);
+      },
+      acquire: async () => undefined,
+    };
+    const harness = createHarness({ store: odd, cacheKey: 'k' });
+
+    expect(await harness.provider.get()).toBe(harness.mints[0]!.token);
+    expect(harness.events).toContainEqual(
+      expect.objectContaining({ type: 'store-fallback', store: 'odd' }),
+    );
+    await harness.provider.close();
+  });
+
   it('reports one outage once', async () => {
     const mode = { failing: true, hanging: false };
     const harness = createHarness({
@@ -509,6 +598,29 @@ describe('token provider: shared store', () => {
     expect(harness.events).toContainEqual(
       expect.objectContaining({ type: 'store-fallback', code: 'ERR_STORE_TIMEOUT' }),
     );
+    await harness.provider.close();
+  });
+
+  it('releases a lease granted after the deadline', async () => {
+    const inner = createMemoryStore();
+    // A store whose acquire replies 3 s late: after the provider's 2 s store deadline.
+    const slow: TokenStore = {
+      name: 'slow',
+      read: (key) => inner.read(key),
+      acquire: async (key, ttlMs) => {
+        await new Promise((resolve) => setTimeout(resolve, 3_000));
+        return inner.acquire(key, ttlMs);
+      },
+    };
+    const harness = createHarness({ store: slow, cacheKey: 'k', storeTimeoutMs: 2_000 });
+
+    const pending = harness.provider.get();
+    await harness.advance(3);
+    await pending;
+    expect(harness.events).toContainEqual(
+      expect.objectContaining({ type: 'store-fallback', code: 'ERR_STORE_TIMEOUT' }),
+    );
+    expect(await inner.acquire('k', 1_000)).toBeDefined();
     await harness.provider.close();
   });
 
@@ -599,6 +711,22 @@ describe('token provider: mint checks', () => {
     expect(again.token).toBe(harness.mints[0]!.token);
     expect(again.iat).toBe(bootSeconds);
     await harness.provider.close();
+  });
+
+  it('rejects a malformed backoff', () => {
+    const mint = async () => makeToken(bootSeconds, bootSeconds + day);
+    const cases = [
+      { initialMs: Number.NaN },
+      { initialMs: -1 },
+      { maxMs: Number.POSITIVE_INFINITY },
+      { maxMs: '60000' },
+      'fast',
+    ];
+    for (const backoff of cases) {
+      expect(() =>
+        createTokenProvider({ mint, policy: clientSecret(), backoff: backoff as never }),
+      ).toThrow(TypeError);
+    }
   });
 
   it('requires cacheKey with a store', () => {
@@ -696,6 +824,44 @@ describe('token provider: real timers', () => {
     await provider.close();
   });
 });
+
+describe('token provider: process lifetime', () => {
+  it('keeps a waiting script alive until the deadline', async () => {
+    vi.useRealTimers();
+    // The mint never settles and opens no handle, so only the deadline timer can end the wait.
+    const source = `
+      import { createTokenProvider } from './dist/index.js';
+      const provider = createTokenProvider({
+        policy: { type: 'by-age', minAgeSeconds: 1200, maxAgeSeconds: 3300, targetAgeSeconds: 2700 },
+        mintTimeoutMs: 300,
+        mint: () => new Promise(() => undefined),
+      });
+      const code = await provider.get().then(() => 'no error', (error) => error.code);
+      console.log(code);
+    `;
+    const run = await runModule(source);
+
+    expect(run.stdout.trim()).toBe('ERR_TOKEN_MINT_TIMEOUT');
+    expect(run.code).toBe(0);
+  });
+});
+
+/** Runs an ES module on the built package in a child process, as a one-shot script would. */
+function runModule(source: string): Promise<{ code: number | null; stdout: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', source], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let stdout = '';
+    child.stdout.on('data', (chunk) => (stdout += chunk));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout });
+    });
+  });
+}
 
 function clientSecret() {
   return { type: 'before-expiry', refreshAtFraction: 0.5, minRemainingSeconds: day } as const;

@@ -1,6 +1,7 @@
 // `kms-jwt client-secret --cache FILE` through the built CLI: it reuses a token until the refresh
 // policy makes it due, mints when due, keeps a due token when minting fails, and rejects an
 // unsafe file. The CLI reads the real clock, so the tests move the token's times in the file.
+import { sign, type KeyObject } from 'node:crypto';
 import { chmodSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -45,13 +46,25 @@ function readCache(): CacheFile {
   return JSON.parse(readFileSync(cache, 'utf8')) as CacheFile;
 }
 
-/** Rewrites the cached times as if the token had been minted `ageSeconds` ago. */
-function ageCache(ageSeconds: number, lifetimeSeconds = 180 * day): void {
+/**
+ * Rewrites the cached token as if it had been minted `ageSeconds` ago: the claims get the new
+ * times and are signed again with `signingKey`, because the cache rejects a record whose times
+ * differ from its token's claims.
+ */
+function ageCache(ageSeconds: number, signingKey: KeyObject = key.privateKey): void {
   const entry = readCache();
   const iat = nowSeconds() - ageSeconds;
-  writeFileSync(cache, JSON.stringify({ ...entry, iat, exp: iat + lifetimeSeconds }), {
-    mode: 0o600,
-  });
+  const exp = iat + 180 * day;
+  const [header, payload] = entry.token.split('.');
+  const claims = JSON.parse(Buffer.from(payload!, 'base64url').toString('utf8'));
+  const newPayload = Buffer.from(JSON.stringify({ ...claims, iat, exp })).toString('base64url');
+  const signingInput = `${header}.${newPayload}`;
+  const signature = sign('sha256', Buffer.from(signingInput), {
+    key: signingKey,
+    dsaEncoding: 'ieee-p1363',
+  }).toString('base64url');
+  const token = `${signingInput}.${signature}`;
+  writeFileSync(cache, JSON.stringify({ ...entry, token, iat, exp }), { mode: 0o600 });
 }
 
 async function mintFirst(): Promise<string> {
@@ -85,12 +98,14 @@ describe('client-secret --cache', () => {
   });
 
   it('reuses a token before its refresh point', async () => {
-    const token = await mintFirst();
+    await mintFirst();
     ageCache(89 * day);
+    const token = readCache().token;
 
     const run = await runCli(args());
     expect(run.code).toBe(0);
     expect(run.stdout.trim()).toBe(token);
+    await verifyIndependently(token, key.publicPem);
     expect(run.stderr).toBe('');
   });
 
@@ -119,9 +134,9 @@ describe('client-secret --cache', () => {
   it('keeps a due token when minting fails', async () => {
     const broken = createTestKey('BRKN123456');
     try {
-      const first = await runCli(args(broken.path));
-      const token = first.stdout.trim();
-      ageCache(91 * day);
+      await runCli(args(broken.path));
+      ageCache(91 * day, broken.privateKey);
+      const token = readCache().token;
       writeFileSync(broken.path, 'not a key any more', { mode: 0o600 });
 
       const run = await runCli(args(broken.path));
@@ -138,7 +153,7 @@ describe('client-secret --cache', () => {
     const broken = createTestKey('BRKN654321');
     try {
       await runCli(args(broken.path));
-      ageCache(180 * day - 60);
+      ageCache(180 * day - 60, broken.privateKey);
       writeFileSync(broken.path, 'not a key any more', { mode: 0o600 });
 
       const run = await runCli(args(broken.path));

@@ -112,6 +112,23 @@ describe('getOrMintWithFileCache', () => {
     ]);
   });
 
+  it('serves a due token when the mint throws oddly', async () => {
+    const first = await run(start, secretMint(start));
+    const result = await getOrMintWithFileCache({
+      path,
+      cacheKey: 'client-secret:DEF123GHIJ:ABC123DEFG:com.example.web',
+      policy: clientSecretPolicy,
+      now: clock(start + 100 * day),
+      mint: async () => {
+        // String() cannot convert an object without a prototype.
+        throw Object.create(null);
+      },
+    });
+
+    expect(result.token).toBe(first.token);
+    expect(result.reused).toBe(true);
+  });
+
   it('re-mints for another cache key', async () => {
     await run(start, secretMint(start));
     const mint = secretMint(start + 1);

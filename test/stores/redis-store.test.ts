@@ -1,6 +1,7 @@
 // The Redis token store against a real redis-server on 127.0.0.1: leases, fencing, expiry,
 // namespaces, outages, and the provider on top of it.
 import { spawn } from 'node:child_process';
+import { inspect } from 'node:util';
 import { createClient } from 'redis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { KmsJwtError } from '../../src/errors.js';
@@ -334,6 +335,27 @@ describe('redis store without a server', () => {
     expect(message).toContain(`127.0.0.1:${port}`);
     expect(message).not.toContain('secret-password');
     await store.close();
+  });
+
+  it('keeps a malformed URL out of errors', async () => {
+    // Both URLs fail to parse, and the parser keeps its input on the error it throws.
+    const urls = [
+      'redis://user:secret-password@127.0.0.1:not-a-port',
+      'redis://user:secret-password@[::1',
+    ];
+    for (const url of urls) {
+      const error = await (async () => {
+        const store = createRedisStore({ url });
+        try {
+          return await store.read('k').catch((caught: unknown) => caught);
+        } finally {
+          await store.close();
+        }
+      })().catch((caught: unknown) => caught);
+
+      expect(inspect(error, { depth: 10 })).not.toContain('secret-password');
+      expect(error).toBeInstanceOf(TypeError);
+    }
   });
 
   it('falls back to a local mint when Redis is down', async () => {
