@@ -7,6 +7,7 @@
  */
 import { loadPeer } from '../../src/peer.js';
 import { emitEvent, type RuntimeOptions, type SignerEvent } from '../../src/signer.js';
+import type { BackendError } from '../../src/errors.js';
 import { mapKmsError, type CallEnding, type KmsOperation } from './errors.js';
 
 /** What the adapter needs from a `KMSClient`. A real `KMSClient` satisfies it. */
@@ -88,7 +89,7 @@ export class KmsConnection {
     signal?: AbortSignal,
   ): Promise<T> {
     const timeoutMs = this.#runtime.timeoutMs ?? defaultTimeoutMs;
-    signal?.throwIfAborted();
+    if (signal?.aborted) throw this.#fail(undefined, { operation, key, ending: 'aborted', signal });
     // A cleared timer, unlike AbortSignal.timeout, leaves nothing pending once the call is over.
     const deadline = new AbortController();
     const timer = setTimeout(() => deadline.abort(deadlineError(timeoutMs)), timeoutMs);
@@ -110,9 +111,7 @@ export class KmsConnection {
         : deadline.signal.aborted
           ? 'deadline'
           : undefined;
-      const mapped = mapKmsError(error, { operation, key, ending, timeoutMs });
-      this.#report({ type: 'error', operation, key, code: mapped.code });
-      throw mapped;
+      throw this.#fail(error, { operation, key, ending, timeoutMs, signal });
     } finally {
       clearTimeout(timer);
     }
@@ -121,6 +120,17 @@ export class KmsConnection {
   /** Destroys the client when the adapter built it; a caller's client is left open. */
   close(): void {
     if (this.#ownsClient) this.#client.destroy?.();
+  }
+
+  #fail(error: unknown, context: Parameters<typeof mapKmsError>[1]): BackendError {
+    const mapped = mapKmsError(error, context);
+    this.#report({
+      type: 'error',
+      operation: context.operation,
+      key: context.key,
+      code: mapped.code,
+    });
+    return mapped;
   }
 
   #report(event: SignerEvent): void {

@@ -68,8 +68,18 @@ const credentialNames = new Set([
  */
 export function mapKmsError(
   error: unknown,
-  context: { operation: KmsOperation; key: string; ending?: CallEnding; timeoutMs?: number },
+  context: {
+    operation: KmsOperation;
+    key: string;
+    ending?: CallEnding;
+    timeoutMs?: number;
+    /** The caller's signal, whose `reason` becomes the cause of an abort error. */
+    signal?: AbortSignal;
+  },
 ): BackendError {
+  if (context.ending === 'aborted')
+    return abortedError(context.operation, context.key, context.signal);
+
   const shape = (typeof error === 'object' && error !== null ? error : {}) as SdkErrorShape;
   const name = typeof shape.name === 'string' ? shape.name : 'Error';
   const status = shape.$metadata?.httpStatusCode;
@@ -94,10 +104,21 @@ export function mapKmsError(
       `no answer within the ${context.timeoutMs} ms deadline. Raise timeoutMs, or check the network path to the KMS endpoint.`,
     );
   }
-  if (context.ending === 'aborted') {
-    return make('ERR_AWS_KMS_ABORTED', 'the caller aborted the call through its AbortSignal.');
-  }
   return mapServiceError(name, status, shape, make, context.operation);
+}
+
+// An abort is the caller's own decision, so the cause is the reason the caller gave, not the
+// SDK's AbortError, and no AWS facts apply.
+function abortedError(
+  operation: KmsOperation,
+  key: string,
+  signal: AbortSignal | undefined,
+): BackendError {
+  return new BackendError(
+    'ERR_AWS_KMS_ABORTED',
+    `AWS KMS ${operation} for ${key} failed: the caller aborted the call through its AbortSignal.`,
+    { cause: signal?.reason, details: { operation, key } },
+  );
 }
 
 type ErrorFactory = (code: string, text: string, extra?: Record<string, unknown>) => BackendError;

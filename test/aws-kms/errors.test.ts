@@ -289,6 +289,35 @@ describe('AWS KMS deadlines and aborts', () => {
     await signer.close();
   });
 
+  it('aborted signal raises ABORTED with its reason', async () => {
+    const key = kms.createKey();
+    const reason = new Error('caller gave up early');
+    const events: SignerEvent[] = [];
+    const signer = await createAwsKmsSigner(`awskms:${key.arn}`, {
+      ...emulatorOptions(kms),
+      onEvent: (event) => events.push(event),
+    });
+    const pending = signer.getPublicKey({ signal: AbortSignal.abort(reason) });
+    await expect(pending).rejects.toMatchObject({ code: 'ERR_AWS_KMS_ABORTED', cause: reason });
+    expect(events).toContainEqual(
+      expect.objectContaining({ type: 'error', code: 'ERR_AWS_KMS_ABORTED' }),
+    );
+    expect(kms.calls.GetPublicKey).toBeUndefined();
+    await signer.close();
+  });
+
+  it('abort during a call keeps the reason as cause', async () => {
+    const key = kms.createKey();
+    kms.faults = { delayMs: 2_000, operations: ['GetPublicKey'] };
+    const controller = new AbortController();
+    const reason = new Error('caller gave up mid-call');
+    const signer = await createAwsKmsSigner(`awskms:${key.arn}`, emulatorOptions(kms));
+    const pending = signer.getPublicKey({ signal: controller.signal });
+    setTimeout(() => controller.abort(reason), 50);
+    await expect(pending).rejects.toMatchObject({ code: 'ERR_AWS_KMS_ABORTED', cause: reason });
+    await signer.close();
+  });
+
   it('aborted signal sends nothing', async () => {
     const key = kms.createKey();
     const controller = new AbortController();
