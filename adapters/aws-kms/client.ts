@@ -117,6 +117,14 @@ export class KmsConnection {
     }
   }
 
+  /**
+   * Creates the `ERR_AWS_KMS_ABORTED` error for a wait that `signal` ended outside `send`, and
+   * reports it as an error event.
+   */
+  abortError(operation: KmsOperation, key: string, signal: AbortSignal): BackendError {
+    return this.#fail(undefined, { operation, key, ending: 'aborted', signal });
+  }
+
   /** Destroys the client when the adapter built it; a caller's client is left open. */
   close(): void {
     if (this.#ownsClient) this.#client.destroy?.();

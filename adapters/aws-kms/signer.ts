@@ -80,15 +80,19 @@ export class AwsKmsSigner implements Signer {
    */
   async getPublicKey(options: GetPublicKeyOptions = {}): Promise<KeyObject> {
     const cacheKey = this.#keyArn ?? this.#reference.keyId;
-    const cached = this.#publicKeys.get(cacheKey);
-    if (cached && !options.refresh) return cached;
+    const { signal } = options;
+    if (signal?.aborted) throw this.#kms.abortError('GetPublicKey', cacheKey, signal);
 
-    const pending = this.#fetchPublicKey(this.#keyArn ?? this.#reference.keyId, options.signal);
-    this.#publicKeys.set(cacheKey, pending);
-    pending.catch(() => {
-      if (this.#publicKeys.get(cacheKey) === pending) this.#publicKeys.delete(cacheKey);
-    });
-    return pending;
+    let pending = this.#publicKeys.get(cacheKey);
+    if (!pending || options.refresh) {
+      pending = this.#fetchPublicKey(cacheKey);
+      this.#publicKeys.set(cacheKey, pending);
+      const started = pending;
+      started.catch(() => {
+        if (this.#publicKeys.get(cacheKey) === started) this.#publicKeys.delete(cacheKey);
+      });
+    }
+    return signal ? this.#waitUnlessAborted(pending, cacheKey, signal) : pending;
   }
 
   /** Destroys the KMS client when the adapter built it. */
@@ -96,20 +100,29 @@ export class AwsKmsSigner implements Signer {
     this.#kms.close();
   }
 
-  async #fetchPublicKey(keyId: string, signal: AbortSignal | undefined): Promise<KeyObject> {
+  // Concurrent callers share one fetch, so it runs without any one caller's signal and only the
+  // deadline bounds it. Each caller's signal ends that caller's wait instead.
+  async #fetchPublicKey(keyId: string): Promise<KeyObject> {
     const command = new this.#kms.sdk.GetPublicKeyCommand({ KeyId: keyId });
-    const output = await this.#kms.send<GetPublicKeyCommandOutput>(
-      'GetPublicKey',
-      keyId,
-      command,
-      signal,
-    );
+    const output = await this.#kms.send<GetPublicKeyCommandOutput>('GetPublicKey', keyId, command);
     const keyArn = this.#acceptKeyArn(output.KeyId, 'GetPublicKey');
     assertEs256Key(output, keyArn);
 
     const publicKey = parsePublicKey(output.PublicKey, keyArn);
     if (keyArn !== keyId) this.#publicKeys.set(keyArn, Promise.resolve(publicKey));
     return publicKey;
+  }
+
+  #waitUnlessAborted(
+    pending: Promise<KeyObject>,
+    keyId: string,
+    signal: AbortSignal,
+  ): Promise<KeyObject> {
+    return new Promise<KeyObject>((resolve, reject) => {
+      const onAbort = () => reject(this.#kms.abortError('GetPublicKey', keyId, signal));
+      signal.addEventListener('abort', onAbort, { once: true });
+      pending.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+    });
   }
 
   // KMS returns the key ARN in every response, even for a request by alias. For a request by
