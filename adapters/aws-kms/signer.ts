@@ -28,6 +28,8 @@ export class AwsKmsSigner implements Signer {
   readonly #reference: AwsKmsReference;
   /** Public keys by key ARN; a pending fetch is shared by concurrent callers. */
   readonly #publicKeys = new Map<string, Promise<KeyObject>>();
+  /** The DER SPKI first accepted for each key ARN, which a refresh must return again. */
+  readonly #firstSpkiByArn = new Map<string, Buffer>();
   /** The ARN that the last response named; for an alias it changes when the alias moves. */
   #keyArn: string | undefined;
 
@@ -109,8 +111,30 @@ export class AwsKmsSigner implements Signer {
     assertEs256Key(output, keyArn);
 
     const publicKey = parsePublicKey(output.PublicKey, keyArn);
+    this.#assertSameKeyAsBefore(publicKey, keyArn);
     if (keyArn !== keyId) this.#publicKeys.set(keyArn, Promise.resolve(publicKey));
     return publicKey;
+  }
+
+  // AWS KMS never changes the key material of an asymmetric key, neither by rotation nor by
+  // re-import, so one key ARN has one public key for life. A different key under the same ARN
+  // comes from a faulty endpoint, and accepting it on a refresh would let a signature by a
+  // foreign key pass the verify-after-sign check.
+  #assertSameKeyAsBefore(publicKey: KeyObject, keyArn: string): void {
+    const spki = publicKey.export({ type: 'spki', format: 'der' });
+    const first = this.#firstSpkiByArn.get(keyArn);
+    if (first === undefined) {
+      this.#firstSpkiByArn.set(keyArn, spki);
+      return;
+    }
+    if (!first.equals(spki)) {
+      throw invalidResponse(
+        'GetPublicKey',
+        keyArn,
+        'its PublicKey differs from the one returned earlier for the same key ARN, although ' +
+          'the key material of an asymmetric AWS KMS key never changes',
+      );
+    }
   }
 
   #waitUnlessAborted(

@@ -171,6 +171,18 @@ describe('AWS KMS emulator fault switches', () => {
     expect(kms.calls.Sign).toBe(1);
   });
 
+  it('key flipping on refresh raises RESPONSE_INVALID', async () => {
+    // The cached key is right; then Sign and the refresh both switch to another key pair. The
+    // refresh must not turn the foreign signature into a token.
+    const key = kms.createKey();
+    const outcome = await mint(key, {
+      faults: { signature: 'other-key', publicKey: 'other-key' },
+      warm: true,
+    });
+    expect(outcome).toMatchObject({ code: 'ERR_AWS_KMS_RESPONSE_INVALID' });
+    expect(kms.calls.GetPublicKey).toBe(2);
+  });
+
   it('other-key public key raises VERIFY_FAILED', async () => {
     const key = kms.createKey();
     const outcome = await mint(key, { faults: { publicKey: 'other-key' } });
