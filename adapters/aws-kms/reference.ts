@@ -63,6 +63,26 @@ export function regionFromArn(keyId: string): string | undefined {
   return arnPattern.exec(keyId)?.[2];
 }
 
+/**
+ * Returns true when `text` is a key ARN, `arn:PARTITION:kms:REGION:ACCOUNT:key/KEY-ID`.
+ *
+ * @example
+ * isKeyArn('arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab'); // true
+ */
+export function isKeyArn(text: string): boolean {
+  const arn = arnPattern.exec(text);
+  return arn !== null && arn[4] === 'key' && keyIdPattern.test(arn[5]!);
+}
+
+/**
+ * Returns the `arn:PARTITION:kms:REGION:ACCOUNT:` start of a key or alias ARN, which a key ARN
+ * shares with every alias that can point at it, or undefined for text that is no such ARN.
+ */
+export function arnScope(text: string): string | undefined {
+  const arn = arnPattern.exec(text);
+  return arn ? `arn:${arn[1]}:kms:${arn[2]}:${arn[3]}:` : undefined;
+}
+
 function parseKeyId(text: string): Pick<AwsKmsReference, 'keyId' | 'region' | 'kind'> {
   if (text === '') throw invalid('the key is empty');
 

@@ -16,7 +16,7 @@ import {
   type Signer,
 } from '../../src/signer.js';
 import type { KmsConnection } from './client.js';
-import type { AwsKmsReference } from './reference.js';
+import { arnScope, isKeyArn, type AwsKmsReference } from './reference.js';
 
 const requiredKeySpec = 'ECC_NIST_P256';
 const requiredKeyUsage = 'SIGN_VERIFY';
@@ -150,15 +150,22 @@ export class AwsKmsSigner implements Signer {
   }
 
   // KMS returns the key ARN in every response, even for a request by alias. For a request by
-  // key ID or key ARN, any other ARN means the answer is not about the key that was named.
+  // key ID or key ARN, any other ARN means the response is not about the key that was named.
+  // An alias points only at keys of its own account and region, so a request by alias ARN must
+  // get a key ARN of that partition, region and account. The response's KeyId goes into
+  // messages and events, so only a well-formed key ARN is kept or quoted.
   #acceptKeyArn(keyArn: string | undefined, operation: string): string {
-    if (typeof keyArn !== 'string' || !keyArn.startsWith('arn:')) {
+    if (typeof keyArn !== 'string' || keyArn === '') {
       throw invalidResponse(operation, this.keyId, 'it has no key ARN in KeyId');
     }
+    if (!isKeyArn(keyArn))
+      throw invalidResponse(operation, this.keyId, 'its KeyId is not a key ARN');
+
     const { kind, keyId } = this.#reference;
     const mismatch =
       (kind === 'key-arn' && keyArn !== keyId) ||
-      (kind === 'key-id' && !keyArn.endsWith(`:key/${keyId}`));
+      (kind === 'key-id' && !keyArn.endsWith(`:key/${keyId}`)) ||
+      (kind === 'alias-arn' && !keyArn.startsWith(arnScope(keyId)!));
     if (mismatch)
       throw invalidResponse(operation, this.keyId, `it names a different key, ${keyArn}`);
     this.#keyArn = keyArn;

@@ -228,6 +228,26 @@ describe('AWS KMS error classes', () => {
     expect(found.error.message).toContain(other.arn);
   });
 
+  it('malformed KeyId for an alias raises RESPONSE_INVALID', async () => {
+    kms.createKey({ alias: 'alias/odd-answer' });
+    const forged = 'arn:\u001b[2J\nkms-jwt: forged line';
+    kms.faults = { rewrite: (_operation, payload) => ({ ...payload, KeyId: forged }) };
+    const found = await failure('awskms:alias/odd-answer', 'getPublicKey');
+    expect(found.error.code).toBe('ERR_AWS_KMS_RESPONSE_INVALID');
+    expect(found.error.message).toContain('not a key ARN');
+    expect(found.error.message).not.toContain(forged);
+  });
+
+  it('alias ARN answered from another account raises RESPONSE_INVALID', async () => {
+    const key = kms.createKey({ alias: 'alias/same-account' });
+    const aliasArn = `arn:aws:kms:${kms.region}:${kms.accountId}:alias/same-account`;
+    const foreignArn = `arn:aws:kms:${kms.region}:999999999999:key/${key.keyId}`;
+    kms.faults = { rewrite: (_operation, payload) => ({ ...payload, KeyId: foreignArn }) };
+    const found = await failure(`awskms:${aliasArn}`, 'getPublicKey');
+    expect(found.error.code).toBe('ERR_AWS_KMS_RESPONSE_INVALID');
+    expect(found.error.message).toContain(foreignArn);
+  });
+
   it('response without a signature raises RESPONSE_INVALID', async () => {
     const key = kms.createKey();
     kms.faults = {
