@@ -2,7 +2,7 @@
  * Maps AWS SDK and AWS KMS errors to this package's coded errors. The service's error names and
  * HTTP statuses follow the AWS KMS API reference ("Common Errors" and each action's Errors
  * list). Messages name the key and the operation, never the credentials, and leave out the
- * service's own message text, which is kept in `cause` only.
+ * service's own message text, which is kept in `cause` only, with credential text removed.
  */
 import { BackendError } from '../../src/errors.js';
 
@@ -59,6 +59,19 @@ const credentialNames = new Set([
   'InvalidClientTokenId',
 ]);
 
+// AWS answers a SigV4 signature mismatch (InvalidSignatureException) with the canonical request
+// it expected, whose x-amz-security-token line repeats the caller's session token. Other AWS
+// messages may quote an access key ID. These texts are cut from the cause, because callers log
+// causes and the CLI prints them with KMS_JWT_DEBUG=1.
+const credentialTexts: [RegExp, string][] = [
+  [
+    /The Canonical String for this request[\s\S]*/,
+    '[canonical request and string to sign removed]',
+  ],
+  [/(x-amz-security-token\s*[:=]\s*)[^\s'"&]+/gi, '$1[removed]'],
+  [/\b(?:AKIA|ASIA|ABIA|ACCA|AROA)[A-Z0-9]{12,}\b/g, '[access key ID removed]'],
+];
+
 /**
  * Converts an error thrown by `KMSClient.send` into a `BackendError` with an `ERR_AWS_KMS_*`
  * code. `key` is the key ARN when known, otherwise the reference's key ID or alias.
@@ -80,7 +93,8 @@ export function mapKmsError(
   if (context.ending === 'aborted')
     return abortedError(context.operation, context.key, context.signal);
 
-  const shape = (typeof error === 'object' && error !== null ? error : {}) as SdkErrorShape;
+  const cause = detachedCopy(error);
+  const shape = (typeof cause === 'object' && cause !== null ? cause : {}) as SdkErrorShape;
   const name = typeof shape.name === 'string' ? shape.name : 'Error';
   const status = shape.$metadata?.httpStatusCode;
   const details = {
@@ -94,7 +108,7 @@ export function mapKmsError(
   const about = `AWS KMS ${context.operation} for ${context.key}`;
   const make = (code: string, text: string, extra: Record<string, unknown> = {}) =>
     new BackendError(code, `${about} failed: ${text}`, {
-      cause: error,
+      cause,
       details: { ...details, ...extra },
     });
 
@@ -105,6 +119,37 @@ export function mapKmsError(
     );
   }
   return mapServiceError(name, status, shape, make, context.operation);
+}
+
+// The SDK error keeps hidden links to the raw response (`$response`, `$responseBodyText`), and
+// through the response to the request with its x-amz-security-token and authorization headers.
+// Those links cannot be removed, so the cause is a copy with the name, the cleaned message and
+// stack, and the own enumerable fields that are plain data, such as `$metadata` and `code`.
+function detachedCopy(error: unknown): unknown {
+  if (!(error instanceof Error)) return error;
+
+  const copy = new Error(withoutCredentials(error.message));
+  copy.name = error.name;
+  copy.stack = error.stack === undefined ? undefined : withoutCredentials(error.stack);
+  for (const [field, value] of Object.entries(error)) {
+    if (field === 'message' || field === 'stack' || !isPlainData(value)) continue;
+    (copy as unknown as Record<string, unknown>)[field] =
+      typeof value === 'string' ? withoutCredentials(value) : value;
+  }
+  return copy;
+}
+
+function withoutCredentials(text: string): string {
+  let clean = text;
+  for (const [pattern, replacement] of credentialTexts) clean = clean.replace(pattern, replacement);
+  return clean;
+}
+
+// Primitives, and flat objects of primitives such as the SDK's `$metadata`.
+function isPlainData(value: unknown): boolean {
+  if (value === null || typeof value !== 'object') return typeof value !== 'function';
+  if (Object.getPrototypeOf(value) !== Object.prototype) return false;
+  return Object.values(value).every((item) => item === null || typeof item !== 'object');
 }
 
 // An abort is the caller's own decision, so the cause is the reason the caller gave, not the

@@ -5,6 +5,7 @@
  */
 import { createPublicKey } from 'node:crypto';
 import { createServer, type Server } from 'node:net';
+import { inspect } from 'node:util';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createAwsKmsSigner, type AwsKmsSignerOptions } from '../../adapters/aws-kms/index.js';
 import { isKmsJwtError, type KmsJwtError } from '../../src/errors.js';
@@ -16,6 +17,8 @@ import {
   emulatorClient,
   emulatorOptions,
   fakeCredentials,
+  fakeSessionCredentials,
+  signatureMismatchMessage,
   startEmulator,
 } from './support.js';
 
@@ -211,6 +214,23 @@ describe('AWS KMS error classes', () => {
       assertNoCredentials(found);
     });
   }
+
+  it('signature mismatch hides the session token', async () => {
+    const key = kms.createKey();
+    const credentials = fakeSessionCredentials();
+    kms.faults = {
+      error: { type: 'InvalidSignatureException', message: signatureMismatchMessage(credentials) },
+    };
+    const found = await failure(`awskms:${key.arn}`, 'getPublicKey', { credentials });
+    expect(found.error.code).toBe('ERR_AWS_KMS_CREDENTIALS_INVALID');
+
+    const everything = inspect(found.error, { depth: Infinity, showHidden: true });
+    expect(everything).toContain('InvalidSignatureException');
+    expect(everything).not.toContain(credentials.sessionToken);
+    expect(everything).not.toContain(credentials.accessKeyId);
+    expect(everything).not.toContain(credentials.secretAccessKey);
+    expect(JSON.stringify(found.events)).not.toContain(credentials.sessionToken);
+  });
 
   it('no credentials raises CREDENTIALS_MISSING', async () => {
     const key = kms.createKey();
