@@ -8,7 +8,7 @@
 import { loadPeer } from '../../src/peer.js';
 import { emitEvent, type RuntimeOptions, type SignerEvent } from '../../src/signer.js';
 import type { BackendError } from '../../src/errors.js';
-import { mapKmsError, type CallEnding, type KmsOperation } from './errors.js';
+import { mapKmsError, sdkErrorName, type CallEnding, type KmsOperation } from './errors.js';
 
 /** What the adapter needs from a `KMSClient`. A real `KMSClient` satisfies it. */
 export interface KmsClientLike {
@@ -268,8 +268,7 @@ function attemptObserver(report: (event: SignerEvent) => void) {
     try {
       return await next(args);
     } catch (error) {
-      const name = (error as { name?: unknown })?.name;
-      lastFailure = { reason: typeof name === 'string' ? name : 'Error', at: performance.now() };
+      lastFailure = { reason: sdkErrorName(error), at: performance.now() };
       throw error;
     }
   };

@@ -95,7 +95,7 @@ export function mapKmsError(
 
   const cause = detachedCopy(error);
   const shape = (typeof cause === 'object' && cause !== null ? cause : {}) as SdkErrorShape;
-  const name = typeof shape.name === 'string' ? shape.name : 'Error';
+  const name = sdkErrorName(cause);
   const status = shape.$metadata?.httpStatusCode;
   const details = {
     operation: context.operation,
@@ -150,6 +150,18 @@ function isPlainData(value: unknown): boolean {
   if (value === null || typeof value !== 'object') return typeof value !== 'function';
   if (Object.getPrototypeOf(value) !== Object.prototype) return false;
   return Object.values(value).every((item) => item === null || typeof item !== 'object');
+}
+
+/**
+ * Returns the name of an SDK error for messages and events. The name of a service error comes
+ * from the response (`__type` or the `x-amzn-errortype` header), so a name that is not a short
+ * identifier is replaced by `InvalidErrorName`, keeping control characters and huge text out
+ * of messages.
+ */
+export function sdkErrorName(error: unknown): string {
+  const name = (error as { name?: unknown } | null | undefined)?.name;
+  if (typeof name !== 'string') return 'Error';
+  return /^[A-Za-z][\w.:-]{0,99}$/.test(name) ? name : 'InvalidErrorName';
 }
 
 // An abort is the caller's own decision, so the cause is the reason the caller gave, not the

@@ -215,6 +215,23 @@ describe('AWS KMS error classes', () => {
     });
   }
 
+  it('forged error names are not quoted', async () => {
+    const key = kms.createKey();
+    const forged = ['Bad\u001b[2J\nkms-jwt: forged line', 'X'.repeat(100_000)];
+    for (const type of forged) {
+      kms.reset();
+      kms.faults = { error: { type, status: 500 }, operations: ['GetPublicKey'] };
+      const found = await failure(`awskms:${key.arn}`, 'getPublicKey');
+      expect(found.error.code).toBe('ERR_AWS_KMS_UNAVAILABLE');
+      expect(found.error.message).not.toContain(type.slice(0, 50));
+      expect(found.error.message.length).toBeLessThan(1_000);
+      expect(found.error.details.awsErrorName).toBe('InvalidErrorName');
+      const reasons = found.events.filter((event) => event.type === 'retry');
+      expect(reasons).toHaveLength(2);
+      for (const event of reasons) expect(event.reason).toBe('InvalidErrorName');
+    }
+  });
+
   it('signature mismatch hides the session token', async () => {
     const key = kms.createKey();
     const credentials = fakeSessionCredentials();
