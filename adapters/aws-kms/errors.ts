@@ -237,7 +237,7 @@ function mapServiceError(
       `the request was throttled (${name}) and retries ran out. Lower the request rate, cache tokens, raise maxAttempts, or ask AWS for a higher quota.`,
     );
   }
-  if (name === 'TimeoutError' || name === 'RequestTimeout' || name === 'RequestTimeoutException') {
+  if (isTimeout(name, shape)) {
     return make(
       'ERR_AWS_KMS_TIMEOUT',
       `the request timed out (${name}). Check the network path to the KMS endpoint.`,
@@ -293,6 +293,14 @@ function isRegionMissing(shape: SdkErrorShape): boolean {
 function unavailableReason(name: string, status: number | undefined, shape: SdkErrorShape): string {
   if (isNetworkError(shape)) return `${String(shape.code)} on the connection`;
   return status === undefined ? name : `${name}, HTTP ${status}`;
+}
+
+// The SDK's Node HTTP handler (@smithy/node-http-handler 4.x) renames socket errors with the
+// codes ECONNRESET and EPIPE to TimeoutError, although the peer dropped the connection and no
+// time ran out. Those stay connection failures here.
+function isTimeout(name: string, shape: SdkErrorShape): boolean {
+  if (name === 'RequestTimeout' || name === 'RequestTimeoutException') return true;
+  return name === 'TimeoutError' && shape.code !== 'ECONNRESET' && shape.code !== 'EPIPE';
 }
 
 function isNetworkError(shape: SdkErrorShape): boolean {
