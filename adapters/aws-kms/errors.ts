@@ -93,6 +93,7 @@ export function mapKmsError(
   if (context.ending === 'aborted')
     return abortedError(context.operation, context.key, context.signal);
 
+  const unreadable = isUnreadableResponse(error);
   const cause = detachedCopy(error);
   const shape = (typeof cause === 'object' && cause !== null ? cause : {}) as SdkErrorShape;
   const name = sdkErrorName(cause);
@@ -118,7 +119,16 @@ export function mapKmsError(
       `no answer within the ${context.timeoutMs} ms deadline. Raise timeoutMs, or check the network path to the KMS endpoint.`,
     );
   }
-  return mapServiceError(name, status, shape, make, context.operation);
+  return mapServiceError(name, status, shape, make, context.operation, unreadable);
+}
+
+// The SDK attaches the raw response to an error it raised while reading a response; a service
+// error that AWS sent carries `$fault` as well. A body that could not be read at all is a broken
+// response, not a rejection by AWS KMS.
+function isUnreadableResponse(error: unknown): boolean {
+  return (
+    typeof error === 'object' && error !== null && '$response' in error && !('$fault' in error)
+  );
 }
 
 // The SDK error keeps hidden links to the raw response (`$response`, `$responseBodyText`), and
@@ -186,6 +196,7 @@ function mapServiceError(
   shape: SdkErrorShape,
   make: ErrorFactory,
   operation: KmsOperation,
+  unreadable: boolean,
 ): BackendError {
   switch (name) {
     case 'NotFoundException':
@@ -251,6 +262,12 @@ function mapServiceError(
     return make(
       'ERR_AWS_KMS_UNAVAILABLE',
       `AWS KMS is unavailable (${unavailableReason(name, status, shape)}) and retries ran out. Check the endpoint and the network path, or try again later.`,
+    );
+  }
+  if (unreadable) {
+    return make(
+      'ERR_AWS_KMS_RESPONSE_INVALID',
+      `the response could not be read as AWS JSON 1.1 (${name}${status ? `, HTTP ${status}` : ''}). Check that the endpoint is AWS KMS, and not a proxy or another service.`,
     );
   }
   return make(

@@ -53,11 +53,46 @@ async function publicKeyFailure(respond: Responder, timeoutMs = 5_000): Promise<
   throw new Error('GetPublicKey succeeded against a broken endpoint.');
 }
 
+function sendText(response: ServerResponse, status: number, text: string, type: string): void {
+  response.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(text) });
+  response.end(text);
+}
+
+const awsJson = 'application/x-amz-json-1.1';
+
 describe('AWS KMS against a broken endpoint', () => {
   it('connection reset raises UNAVAILABLE', async () => {
     const error = await publicKeyFailure((request) => request.socket.destroy());
     expect(error.code).toBe('ERR_AWS_KMS_UNAVAILABLE');
     expect(error.message).toContain('ECONNRESET');
     expect(error.message).not.toContain('timed out');
+  });
+
+  const unreadable: [string, Responder][] = [
+    ['truncated JSON', (_request, response) => sendText(response, 200, '{"KeyId":', awsJson)],
+    ['HTML page', (_request, response) => sendText(response, 200, '<html></html>', 'text/html')],
+    ['text error page', (_request, response) => sendText(response, 403, 'denied', 'text/plain')],
+    [
+      'PublicKey not base64',
+      (_request, response) =>
+        sendText(response, 200, JSON.stringify({ KeyId: keyArn, PublicKey: '*!*' }), awsJson),
+    ],
+  ];
+
+  for (const [name, respond] of unreadable) {
+    it(`${name} raises RESPONSE_INVALID`, async () => {
+      const error = await publicKeyFailure(respond);
+      expect(error.code).toBe('ERR_AWS_KMS_RESPONSE_INVALID');
+      expect(error.message).toContain('Check that the endpoint is AWS KMS');
+      expect(error.message).not.toContain('rejected');
+    });
+  }
+
+  it('HTML 502 raises UNAVAILABLE', async () => {
+    const error = await publicKeyFailure((_request, response) =>
+      sendText(response, 502, '<html>Bad Gateway</html>', 'text/html'),
+    );
+    expect(error.code).toBe('ERR_AWS_KMS_UNAVAILABLE');
+    expect(error.details.httpStatusCode).toBe(502);
   });
 });
