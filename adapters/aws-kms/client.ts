@@ -42,6 +42,7 @@ const defaultMaxAttempts = 3;
 const defaultRetryBaseDelayMs = 100;
 // The SDK caps one backoff at 20 s; a signing call should never wait that long.
 const maxRetryDelayMs = 2_000;
+const maxTimerDelayMs = 2 ** 31 - 1;
 
 /** Loads `@aws-sdk/client-kms`, raising `ERR_PEER_MISSING` when it is not installed. */
 export function loadKmsSdk(): Promise<SdkModule> {
@@ -158,21 +159,21 @@ export async function connectKms(
   client: KmsClientLike | undefined,
   runtime: RuntimeOptions,
 ): Promise<KmsConnection> {
+  if (runtime.timeoutMs !== undefined) assertTimerDelay(runtime.timeoutMs, 'timeoutMs', 1);
   const sdk = await loadKmsSdk();
   if (client) return new KmsConnection(sdk, client, false, runtime);
 
   const maxAttempts = settings.maxAttempts ?? defaultMaxAttempts;
   assertPositiveInteger(maxAttempts, 'maxAttempts');
+  const baseDelayMs = settings.retryBaseDelayMs ?? defaultRetryBaseDelayMs;
+  assertTimerDelay(baseDelayMs, 'retryBaseDelayMs', 0);
   const built = new sdk.KMSClient({
     ...(settings.region === undefined ? {} : { region: settings.region }),
     ...(settings.endpoint === undefined ? {} : { endpoint: settings.endpoint }),
     ...(settings.profile === undefined ? {} : { profile: settings.profile }),
     ...(settings.credentials === undefined ? {} : { credentials: settings.credentials }),
     maxAttempts,
-    retryStrategy: new BoundedRetryStrategy(
-      maxAttempts,
-      settings.retryBaseDelayMs ?? defaultRetryBaseDelayMs,
-    ),
+    retryStrategy: new BoundedRetryStrategy(maxAttempts, baseDelayMs),
   });
   return new KmsConnection(sdk, built, true, runtime);
 }
@@ -181,6 +182,15 @@ function deadlineError(timeoutMs: number): Error {
   const error = new Error(`The AWS KMS call did not finish within ${timeoutMs} ms.`);
   error.name = 'TimeoutError';
   return error;
+}
+
+// setTimeout fires at once for NaN, negative values and anything above 2^31 - 1 ms, so such a
+// deadline would end every call before it starts.
+function assertTimerDelay(value: unknown, name: string, min: number): void {
+  if (typeof value === 'number' && value >= min && value <= maxTimerDelayMs) return;
+  throw new TypeError(
+    `${name} must be a number of milliseconds from ${min} to ${maxTimerDelayMs}, but it is ${String(value)}.`,
+  );
 }
 
 function assertPositiveInteger(value: unknown, name: string): void {

@@ -426,6 +426,30 @@ describe('AWS KMS retries', () => {
     ).rejects.toThrow(TypeError);
   });
 
+  const badDurations = [NaN, Infinity, 0, -1, 2 ** 31];
+
+  for (const timeoutMs of badDurations) {
+    it(`timeoutMs ${timeoutMs} is a TypeError`, async () => {
+      const key = kms.createKey();
+      const created = createAwsKmsSigner(`awskms:${key.arn}`, {
+        ...emulatorOptions(kms),
+        timeoutMs,
+      });
+      await expect(created).rejects.toThrow(TypeError);
+    });
+  }
+
+  for (const retryBaseDelayMs of [NaN, Infinity, -1]) {
+    it(`retryBaseDelayMs ${retryBaseDelayMs} is a TypeError`, async () => {
+      const key = kms.createKey();
+      const created = createAwsKmsSigner(`awskms:${key.arn}`, {
+        ...emulatorOptions(kms),
+        retryBaseDelayMs,
+      });
+      await expect(created).rejects.toThrow(TypeError);
+    });
+  }
+
   it("caller's client keeps its own retry and reports it", async () => {
     const key = kms.createKey();
     const client = emulatorClient(kms);
