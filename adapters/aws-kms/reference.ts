@@ -37,6 +37,9 @@ const keyIdPattern =
   /^(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$/i;
 // Alias names are 1-256 characters of letters, digits, `/`, `_` and `-` after `alias/`.
 const aliasNamePattern = /^alias\/[A-Za-z0-9/_-]{1,250}$/;
+// The SDK puts the region into the endpoint host, https://kms.REGION.amazonaws.com, so it must
+// be one DNS label: a "." or "#" in it would send the signed request to another host.
+const regionPattern = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
 const loopbackHosts = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
 const expectedForms =
@@ -134,6 +137,9 @@ function parseAttributeForm(rest: string): AwsKmsReference {
   if (keyIdText === undefined) throw invalid('the key-id attribute is missing');
   const key = parseKeyId(keyIdText);
   const region = attributes.get('region');
+  if (region !== undefined && !regionPattern.test(region)) {
+    throw invalid('the region attribute is not a region name such as eu-west-1');
+  }
   if (region !== undefined && key.region !== undefined && region !== key.region) {
     throw invalid(`region=${region} disagrees with the region ${key.region} in the ARN`);
   }

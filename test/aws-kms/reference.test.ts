@@ -109,6 +109,25 @@ describe('awskms reference parser', () => {
     });
   }
 
+  const badRegions = ['kms.attacker.example#', 'us-east-1.attacker.example', '', 'eu west 1'];
+
+  for (const region of badRegions) {
+    it(`rejects region ${JSON.stringify(region)}`, () => {
+      // The SDK builds https://kms.REGION.amazonaws.com from the region, so a host name or a
+      // "#" in it would send the signed request elsewhere.
+      const reference = `awskms:key-id=${keyId};region=${encodeURIComponent(region)}`;
+      let caught: unknown;
+      try {
+        parse(reference);
+      } catch (error) {
+        caught = error;
+      }
+      expect(caught).toMatchObject({ code: 'ERR_KEY_REFERENCE_INVALID' });
+      expect((caught as Error).message).toContain('region attribute is not a region name');
+      expect((caught as Error).message).not.toContain('attacker');
+    });
+  }
+
   it('reads the region of key and alias ARNs', () => {
     expect(regionFromArn(keyArn)).toBe('eu-west-1');
     expect(regionFromArn('arn:aws-cn:kms:cn-north-1:111122223333:alias/x')).toBe('cn-north-1');
