@@ -160,6 +160,11 @@ function parseEndpointAttribute(text: string): string {
   } catch {
     throw invalid('the endpoint attribute is not a URL such as https://kms.example.com');
   }
+  // A reference is shown in configuration, logs and the import result, and AWS takes no
+  // credentials in the URL, so a user name or password there can only leak.
+  if (url.username !== '' || url.password !== '') {
+    throw invalid('the endpoint attribute has a user name or password, which AWS KMS never uses');
+  }
   if (url.protocol === 'https:') return text;
   if (url.protocol === 'http:' && loopbackHosts.has(url.hostname)) return text;
   throw invalid('the endpoint must use https, or http on a loopback address');

@@ -128,6 +128,21 @@ describe('awskms reference parser', () => {
     });
   }
 
+  it('rejects credentials in the endpoint', () => {
+    const endpoint = 'https://AKIAIOSFODNN7EXAMPLE:wJalrXUtnFEMI@kms.example.com';
+    const reference = `awskms:key-id=${keyId}?endpoint=${encodeURIComponent(endpoint)}`;
+    let caught: unknown;
+    try {
+      parse(reference);
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toMatchObject({ code: 'ERR_KEY_REFERENCE_INVALID' });
+    expect((caught as Error).message).toContain('user name or password');
+    expect((caught as Error).message).not.toContain('AKIAIOSFODNN7EXAMPLE');
+    expect((caught as Error).message).not.toContain('wJalrXUtnFEMI');
+  });
+
   it('reads the region of key and alias ARNs', () => {
     expect(regionFromArn(keyArn)).toBe('eu-west-1');
     expect(regionFromArn('arn:aws-cn:kms:cn-north-1:111122223333:alias/x')).toBe('cn-north-1');
