@@ -141,7 +141,7 @@ class ImportRun {
           'Give the alias once, either as the target or as the alias setting',
       );
     }
-    const metadata = await this.#describe(target.keyId, true);
+    const metadata = await this.#describe(target.keyId, true, this.#settings.signal);
     if (!metadata) {
       if (isAlias) return { existing: undefined, alias };
       throw targetError(`key ${target.keyId} does not exist`);
@@ -154,20 +154,24 @@ class ImportRun {
   // CreateAlias after the key material is in.
   async #assertAliasFree(alias: string | undefined, existing: KeyMetadata | undefined) {
     if (alias === undefined || existing === undefined) return;
-    const aliasTarget = await this.#describe(alias, true);
+    const aliasTarget = await this.#describe(alias, true, this.#settings.signal);
     if (aliasTarget)
       throw targetError(`alias ${alias} already points at key ${aliasTarget.Arn ?? '(no ARN)'}`);
   }
 
   // With allowMissing, returns undefined for a key or alias that does not exist.
-  async #describe(keyId: string, allowMissing: boolean): Promise<KeyMetadata | undefined> {
+  async #describe(
+    keyId: string,
+    allowMissing: boolean,
+    signal: AbortSignal | undefined,
+  ): Promise<KeyMetadata | undefined> {
     const command = new this.#kms.sdk.DescribeKeyCommand({ KeyId: keyId });
     try {
       const output = await this.#kms.send<DescribeKeyCommandOutput>(
         'DescribeKey',
         keyId,
         command,
-        this.#settings.signal,
+        signal,
       );
       return output.KeyMetadata;
     } catch (error) {
@@ -288,10 +292,12 @@ class ImportRun {
     );
   }
 
+  // The state is read even after the caller aborted, because the failure must say what the
+  // key was left in. The call deadline still bounds this one DescribeKey.
   async #currentKeyState(): Promise<string> {
     if (!this.#keyArn) return 'none';
     try {
-      const metadata = await this.#describe(this.#keyArn, false);
+      const metadata = await this.#describe(this.#keyArn, false, undefined);
       return metadata?.KeyState ?? 'unknown';
     } catch {
       return 'unknown (DescribeKey failed)';
