@@ -8,7 +8,13 @@
 import { loadPeer } from '../../src/peer.js';
 import { emitEvent, type RuntimeOptions, type SignerEvent } from '../../src/signer.js';
 import type { BackendError } from '../../src/errors.js';
-import { mapKmsError, sdkErrorName, type CallEnding, type KmsOperation } from './errors.js';
+import {
+  mapKmsError,
+  maxResponseBytes,
+  sdkErrorName,
+  type CallEnding,
+  type KmsOperation,
+} from './errors.js';
 
 /** What the adapter needs from a `KMSClient`. A real `KMSClient` satisfies it. */
 export interface KmsClientLike {
@@ -174,8 +180,37 @@ export async function connectKms(
     ...(settings.credentials === undefined ? {} : { credentials: settings.credentials }),
     maxAttempts,
     retryStrategy: new BoundedRetryStrategy(maxAttempts, baseDelayMs),
+    streamCollector: collectBoundedBody,
   });
   return new KmsConnection(sdk, built, true, runtime);
+}
+
+/**
+ * Reads a response body like the SDK's own stream collector, but stops at `maxResponseBytes`
+ * and destroys the stream, so that the rest of an oversized body is not read.
+ */
+export async function collectBoundedBody(body: unknown): Promise<Uint8Array> {
+  if (body instanceof Uint8Array) return body;
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of body as AsyncIterable<Uint8Array | string>) {
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    size += bytes.length;
+    if (size > maxResponseBytes) {
+      (body as { destroy?: () => void }).destroy?.();
+      throw responseTooLargeError();
+    }
+    chunks.push(bytes);
+  }
+  return new Uint8Array(Buffer.concat(chunks));
+}
+
+function responseTooLargeError(): Error {
+  const error = new Error(
+    `The AWS KMS response body is larger than ${maxResponseBytes} bytes, far beyond any AWS KMS response.`,
+  );
+  error.name = 'ResponseTooLarge';
+  return error;
 }
 
 function deadlineError(timeoutMs: number): Error {

@@ -6,6 +6,14 @@
  */
 import { BackendError } from '../../src/errors.js';
 
+/**
+ * The largest response body the adapter reads, in bytes, when it builds the client. The
+ * responses of the operations it calls are small JSON documents far below this size (the
+ * largest carries an RSA-4096 wrapping key and an import token), so a bigger body comes from a
+ * faulty endpoint and must not fill the memory.
+ */
+export const maxResponseBytes = 1024 * 1024;
+
 /** The AWS KMS operations this adapter calls. */
 export type KmsOperation =
   | 'Sign'
@@ -198,6 +206,13 @@ function mapServiceError(
   operation: KmsOperation,
   unreadable: boolean,
 ): BackendError {
+  // The adapter's own body reader raises ResponseTooLarge; see collectBoundedBody.
+  if (unreadable && name === 'ResponseTooLarge') {
+    return make(
+      'ERR_AWS_KMS_RESPONSE_INVALID',
+      `the response body is larger than ${maxResponseBytes} bytes, far beyond any AWS KMS response, so it was not read. Check that the endpoint is AWS KMS.`,
+    );
+  }
   switch (name) {
     case 'NotFoundException':
       return make(

@@ -95,4 +95,25 @@ describe('AWS KMS against a broken endpoint', () => {
     expect(error.code).toBe('ERR_AWS_KMS_UNAVAILABLE');
     expect(error.details.httpStatusCode).toBe(502);
   });
+
+  it('huge body is cut off with RESPONSE_INVALID', async () => {
+    const chunk = Buffer.alloc(1 << 20, 0x20);
+    const total = 256;
+    let sent = 0;
+    const error = await publicKeyFailure((_request, response) => {
+      response.writeHead(200, { 'content-type': awsJson });
+      const writeMore = () => {
+        while (sent < total && !response.destroyed) {
+          sent += 1;
+          if (!response.write(chunk)) return void response.once('drain', writeMore);
+        }
+        if (!response.destroyed) response.end('{}');
+      };
+      writeMore();
+    }, 30_000);
+    expect(error.code).toBe('ERR_AWS_KMS_RESPONSE_INVALID');
+    expect(error.message).toContain('larger than');
+    // The client stops reading at the limit, so the server never gets to send most of the body.
+    expect(sent).toBeLessThan(total / 4);
+  });
 });
