@@ -127,6 +127,11 @@ function endpointUrl(host: string): string {
 
 function parseAttributeForm(rest: string): AwsKmsReference {
   const { path, query } = parseReferenceAttributes(rest, label);
+  // A later copy would silently win, so a reference could show one key and sign with another.
+  const twice = [...query.keys()].find((name) => path.has(name));
+  if (twice !== undefined) {
+    throw invalid(`attribute "${twice}" is given twice, before and after "?"`);
+  }
   const attributes = new Map([...path, ...query]);
   const known = new Set(['key-id', 'region', 'profile', 'endpoint']);
   const unknown = [...attributes.keys()].find((name) => !known.has(name));

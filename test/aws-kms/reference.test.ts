@@ -93,6 +93,11 @@ describe('awskms reference parser', () => {
     [`awskms:key-id=${encodeURIComponent(keyArn)};region=us-east-1`, 'disagrees'],
     [`awskms:key-id=${keyId}?endpoint=http%3A%2F%2Fkms.example.com`, 'must use https'],
     [`awskms:key-id=${keyId}?endpoint=not%20a%20url`, 'not a URL'],
+    [`awskms:key-id=alias/shown?key-id=alias/used`, 'attribute "key-id" is given twice'],
+    [
+      `awskms:key-id=${keyId};region=eu-west-1?region=us-east-1`,
+      'attribute "region" is given twice',
+    ],
   ];
 
   for (const [reference, problem] of rejected) {
