@@ -119,10 +119,20 @@ function parseSigstoreForm(afterSlashes: string): AwsKmsReference {
 
 function endpointUrl(host: string): string {
   if (!/^[A-Za-z0-9.\-[\]:]+$/.test(host)) throw invalid('the endpoint is not HOST or HOST:PORT');
-  const hostname = host.startsWith('[')
-    ? host.slice(0, host.indexOf(']') + 1)
-    : host.split(':')[0]!;
-  return `${loopbackHosts.has(hostname) ? 'http' : 'https'}://${host}`;
+  // The URL parser must read back exactly HOST[:PORT], so that a stray "]" or ":" or a port out
+  // of range fails here instead of inside the SDK on the first call.
+  const url = parseUrl(`https://${host}`);
+  const sameHost = url !== undefined && url.host === host.toLowerCase().replace(/:443$/, '');
+  if (!sameHost) throw invalid('the endpoint is not HOST or HOST:PORT');
+  return `${loopbackHosts.has(url.hostname) ? 'http' : 'https'}://${host}`;
+}
+
+function parseUrl(text: string): URL | undefined {
+  try {
+    return new URL(text);
+  } catch {
+    return undefined;
+  }
 }
 
 function parseAttributeForm(rest: string): AwsKmsReference {
