@@ -96,6 +96,16 @@ describe('AWS KMS against a broken endpoint', () => {
     expect(error.details.httpStatusCode).toBe(502);
   });
 
+  it('body that never ends raises TIMEOUT', async () => {
+    const error = await publicKeyFailure((_request, response) => {
+      response.writeHead(200, { 'content-type': awsJson });
+      const timer = setInterval(() => response.write(' '), 20);
+      response.on('close', () => clearInterval(timer));
+    }, 500);
+    expect(error.code).toBe('ERR_AWS_KMS_TIMEOUT');
+    expect(error.message).toContain('500 ms');
+  });
+
   it('huge body is cut off with RESPONSE_INVALID', async () => {
     const chunk = Buffer.alloc(1 << 20, 0x20);
     const total = 256;
