@@ -297,8 +297,8 @@ class ImportRun {
     );
   }
 
-  // The state is read even after the caller aborted, because the failure must say what the
-  // key was left in. The call deadline still bounds this one DescribeKey.
+  // The state is read even after the caller aborted, because the failure message must name the
+  // state the key was left in. The call deadline still bounds this one DescribeKey.
   async #currentKeyState(): Promise<string> {
     if (!this.#keyArn) return 'none';
     try {
