@@ -7,7 +7,14 @@
  */
 import { loadPeer } from '../../src/peer.js';
 import { emitEvent, type RuntimeOptions, type SignerEvent } from '../../src/signer.js';
-import { mapKmsError, type CallEnding, type KmsOperation } from './errors.js';
+import type { BackendError } from '../../src/errors.js';
+import {
+  mapKmsError,
+  maxResponseBytes,
+  sdkErrorName,
+  type CallEnding,
+  type KmsOperation,
+} from './errors.js';
 
 /** What the adapter needs from a `KMSClient`. A real `KMSClient` satisfies it. */
 export interface KmsClientLike {
@@ -41,6 +48,7 @@ const defaultMaxAttempts = 3;
 const defaultRetryBaseDelayMs = 100;
 // The SDK caps one backoff at 20 s; a signing call should never wait that long.
 const maxRetryDelayMs = 2_000;
+const maxTimerDelayMs = 2 ** 31 - 1;
 
 /** Loads `@aws-sdk/client-kms`, raising `ERR_PEER_MISSING` when it is not installed. */
 export function loadKmsSdk(): Promise<SdkModule> {
@@ -88,7 +96,7 @@ export class KmsConnection {
     signal?: AbortSignal,
   ): Promise<T> {
     const timeoutMs = this.#runtime.timeoutMs ?? defaultTimeoutMs;
-    signal?.throwIfAborted();
+    if (signal?.aborted) throw this.#fail(undefined, { operation, key, ending: 'aborted', signal });
     // A cleared timer, unlike AbortSignal.timeout, leaves nothing pending once the call is over.
     const deadline = new AbortController();
     const timer = setTimeout(() => deadline.abort(deadlineError(timeoutMs)), timeoutMs);
@@ -110,17 +118,34 @@ export class KmsConnection {
         : deadline.signal.aborted
           ? 'deadline'
           : undefined;
-      const mapped = mapKmsError(error, { operation, key, ending, timeoutMs });
-      this.#report({ type: 'error', operation, key, code: mapped.code });
-      throw mapped;
+      throw this.#fail(error, { operation, key, ending, timeoutMs, signal });
     } finally {
       clearTimeout(timer);
     }
   }
 
+  /**
+   * Creates the `ERR_AWS_KMS_ABORTED` error for a wait that `signal` ended outside `send`, and
+   * reports it as an error event.
+   */
+  abortError(operation: KmsOperation, key: string, signal: AbortSignal): BackendError {
+    return this.#fail(undefined, { operation, key, ending: 'aborted', signal });
+  }
+
   /** Destroys the client when the adapter built it; a caller's client is left open. */
   close(): void {
     if (this.#ownsClient) this.#client.destroy?.();
+  }
+
+  #fail(error: unknown, context: Parameters<typeof mapKmsError>[1]): BackendError {
+    const mapped = mapKmsError(error, context);
+    this.#report({
+      type: 'error',
+      operation: context.operation,
+      key: context.key,
+      code: mapped.code,
+    });
+    return mapped;
   }
 
   #report(event: SignerEvent): void {
@@ -140,29 +165,67 @@ export async function connectKms(
   client: KmsClientLike | undefined,
   runtime: RuntimeOptions,
 ): Promise<KmsConnection> {
+  if (runtime.timeoutMs !== undefined) assertTimerDelay(runtime.timeoutMs, 'timeoutMs', 1);
   const sdk = await loadKmsSdk();
   if (client) return new KmsConnection(sdk, client, false, runtime);
 
   const maxAttempts = settings.maxAttempts ?? defaultMaxAttempts;
   assertPositiveInteger(maxAttempts, 'maxAttempts');
+  const baseDelayMs = settings.retryBaseDelayMs ?? defaultRetryBaseDelayMs;
+  assertTimerDelay(baseDelayMs, 'retryBaseDelayMs', 0);
   const built = new sdk.KMSClient({
     ...(settings.region === undefined ? {} : { region: settings.region }),
     ...(settings.endpoint === undefined ? {} : { endpoint: settings.endpoint }),
     ...(settings.profile === undefined ? {} : { profile: settings.profile }),
     ...(settings.credentials === undefined ? {} : { credentials: settings.credentials }),
     maxAttempts,
-    retryStrategy: new BoundedRetryStrategy(
-      maxAttempts,
-      settings.retryBaseDelayMs ?? defaultRetryBaseDelayMs,
-    ),
+    retryStrategy: new BoundedRetryStrategy(maxAttempts, baseDelayMs),
+    streamCollector: collectBoundedBody,
   });
   return new KmsConnection(sdk, built, true, runtime);
+}
+
+/**
+ * Reads a response body like the SDK's own stream collector, but stops at `maxResponseBytes`
+ * and destroys the stream, so that the rest of an oversized body is not read.
+ */
+export async function collectBoundedBody(body: unknown): Promise<Uint8Array> {
+  if (body instanceof Uint8Array) return body;
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of body as AsyncIterable<Uint8Array | string>) {
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    size += bytes.length;
+    if (size > maxResponseBytes) {
+      (body as { destroy?: () => void }).destroy?.();
+      throw responseTooLargeError();
+    }
+    chunks.push(bytes);
+  }
+  return new Uint8Array(Buffer.concat(chunks));
+}
+
+function responseTooLargeError(): Error {
+  const error = new Error(
+    `The AWS KMS response body is larger than ${maxResponseBytes} bytes, far beyond any AWS KMS response.`,
+  );
+  error.name = 'ResponseTooLarge';
+  return error;
 }
 
 function deadlineError(timeoutMs: number): Error {
   const error = new Error(`The AWS KMS call did not finish within ${timeoutMs} ms.`);
   error.name = 'TimeoutError';
   return error;
+}
+
+// setTimeout fires at once for NaN, negative values and anything above 2^31 - 1 ms, so such a
+// deadline would end every call before it starts.
+function assertTimerDelay(value: unknown, name: string, min: number): void {
+  if (typeof value === 'number' && value >= min && value <= maxTimerDelayMs) return;
+  throw new TypeError(
+    `${name} must be a number of milliseconds from ${min} to ${maxTimerDelayMs}, but it is ${String(value)}.`,
+  );
 }
 
 function assertPositiveInteger(value: unknown, name: string): void {
@@ -250,8 +313,7 @@ function attemptObserver(report: (event: SignerEvent) => void) {
     try {
       return await next(args);
     } catch (error) {
-      const name = (error as { name?: unknown })?.name;
-      lastFailure = { reason: typeof name === 'string' ? name : 'Error', at: performance.now() };
+      lastFailure = { reason: sdkErrorName(error), at: performance.now() };
       throw error;
     }
   };

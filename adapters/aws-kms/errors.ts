@@ -2,9 +2,17 @@
  * Maps AWS SDK and AWS KMS errors to this package's coded errors. The service's error names and
  * HTTP statuses follow the AWS KMS API reference ("Common Errors" and each action's Errors
  * list). Messages name the key and the operation, never the credentials, and leave out the
- * service's own message text, which is kept in `cause` only.
+ * service's own message text, which is kept in `cause` only, with credential text removed.
  */
 import { BackendError } from '../../src/errors.js';
+
+/**
+ * The largest response body the adapter reads, in bytes, when it builds the client. The
+ * responses of the operations it calls are small JSON documents far below this size (the
+ * largest carries an RSA-4096 wrapping key and an import token), so a bigger body comes from a
+ * faulty endpoint and must not fill the memory.
+ */
+export const maxResponseBytes = 1024 * 1024;
 
 /** The AWS KMS operations this adapter calls. */
 export type KmsOperation =
@@ -59,6 +67,19 @@ const credentialNames = new Set([
   'InvalidClientTokenId',
 ]);
 
+// AWS answers a SigV4 signature mismatch (InvalidSignatureException) with the canonical request
+// it expected, whose x-amz-security-token line repeats the caller's session token. Other AWS
+// messages may quote an access key ID. These texts are cut from the cause, because callers log
+// causes and the CLI prints them with KMS_JWT_DEBUG=1.
+const credentialTexts: [RegExp, string][] = [
+  [
+    /The Canonical String for this request[\s\S]*/,
+    '[canonical request and string to sign removed]',
+  ],
+  [/(x-amz-security-token\s*[:=]\s*)[^\s'"&]+/gi, '$1[removed]'],
+  [/\b(?:AKIA|ASIA|ABIA|ACCA|AROA)[A-Z0-9]{12,}\b/g, '[access key ID removed]'],
+];
+
 /**
  * Converts an error thrown by `KMSClient.send` into a `BackendError` with an `ERR_AWS_KMS_*`
  * code. `key` is the key ARN when known, otherwise the reference's key ID or alias.
@@ -68,10 +89,22 @@ const credentialNames = new Set([
  */
 export function mapKmsError(
   error: unknown,
-  context: { operation: KmsOperation; key: string; ending?: CallEnding; timeoutMs?: number },
+  context: {
+    operation: KmsOperation;
+    key: string;
+    ending?: CallEnding;
+    timeoutMs?: number;
+    /** The caller's signal, whose `reason` becomes the cause of an abort error. */
+    signal?: AbortSignal;
+  },
 ): BackendError {
-  const shape = (typeof error === 'object' && error !== null ? error : {}) as SdkErrorShape;
-  const name = typeof shape.name === 'string' ? shape.name : 'Error';
+  if (context.ending === 'aborted')
+    return abortedError(context.operation, context.key, context.signal);
+
+  const unreadable = isUnreadableResponse(error);
+  const cause = detachedCopy(error);
+  const shape = (typeof cause === 'object' && cause !== null ? cause : {}) as SdkErrorShape;
+  const name = sdkErrorName(cause);
   const status = shape.$metadata?.httpStatusCode;
   const details = {
     operation: context.operation,
@@ -84,7 +117,7 @@ export function mapKmsError(
   const about = `AWS KMS ${context.operation} for ${context.key}`;
   const make = (code: string, text: string, extra: Record<string, unknown> = {}) =>
     new BackendError(code, `${about} failed: ${text}`, {
-      cause: error,
+      cause,
       details: { ...details, ...extra },
     });
 
@@ -94,10 +127,73 @@ export function mapKmsError(
       `no answer within the ${context.timeoutMs} ms deadline. Raise timeoutMs, or check the network path to the KMS endpoint.`,
     );
   }
-  if (context.ending === 'aborted') {
-    return make('ERR_AWS_KMS_ABORTED', 'the caller aborted the call through its AbortSignal.');
+  return mapServiceError(name, status, shape, make, context.operation, unreadable);
+}
+
+// The SDK attaches the raw response to an error it raised while reading a response; a service
+// error that AWS sent carries `$fault` as well. A body that could not be read at all is a broken
+// response, not a rejection by AWS KMS.
+function isUnreadableResponse(error: unknown): boolean {
+  return (
+    typeof error === 'object' && error !== null && '$response' in error && !('$fault' in error)
+  );
+}
+
+// The SDK error keeps hidden links to the raw response (`$response`, `$responseBodyText`), and
+// through the response to the request with its x-amz-security-token and authorization headers.
+// Those links cannot be removed, so the cause is a copy with the name, the cleaned message and
+// stack, and the own enumerable fields that are plain data, such as `$metadata` and `code`.
+function detachedCopy(error: unknown): unknown {
+  if (!(error instanceof Error)) return error;
+
+  const copy = new Error(withoutCredentials(error.message));
+  copy.name = error.name;
+  copy.stack = error.stack === undefined ? undefined : withoutCredentials(error.stack);
+  for (const [field, value] of Object.entries(error)) {
+    if (field === 'message' || field === 'stack' || !isPlainData(value)) continue;
+    (copy as unknown as Record<string, unknown>)[field] =
+      typeof value === 'string' ? withoutCredentials(value) : value;
   }
-  return mapServiceError(name, status, shape, make, context.operation);
+  return copy;
+}
+
+function withoutCredentials(text: string): string {
+  let clean = text;
+  for (const [pattern, replacement] of credentialTexts) clean = clean.replace(pattern, replacement);
+  return clean;
+}
+
+// Primitives, and flat objects of primitives such as the SDK's `$metadata`.
+function isPlainData(value: unknown): boolean {
+  if (value === null || typeof value !== 'object') return typeof value !== 'function';
+  if (Object.getPrototypeOf(value) !== Object.prototype) return false;
+  return Object.values(value).every((item) => item === null || typeof item !== 'object');
+}
+
+/**
+ * Returns the name of an SDK error for messages and events. The name of a service error comes
+ * from the response (`__type` or the `x-amzn-errortype` header), so a name that is not a short
+ * identifier is replaced by `InvalidErrorName`, keeping control characters and huge text out
+ * of messages.
+ */
+export function sdkErrorName(error: unknown): string {
+  const name = (error as { name?: unknown } | null | undefined)?.name;
+  if (typeof name !== 'string') return 'Error';
+  return /^[A-Za-z][\w.:-]{0,99}$/.test(name) ? name : 'InvalidErrorName';
+}
+
+// An abort is the caller's own decision, so the cause is the reason the caller gave, not the
+// SDK's AbortError, and no AWS facts apply.
+function abortedError(
+  operation: KmsOperation,
+  key: string,
+  signal: AbortSignal | undefined,
+): BackendError {
+  return new BackendError(
+    'ERR_AWS_KMS_ABORTED',
+    `AWS KMS ${operation} for ${key} failed: the caller aborted the call through its AbortSignal.`,
+    { cause: signal?.reason, details: { operation, key } },
+  );
 }
 
 type ErrorFactory = (code: string, text: string, extra?: Record<string, unknown>) => BackendError;
@@ -108,7 +204,15 @@ function mapServiceError(
   shape: SdkErrorShape,
   make: ErrorFactory,
   operation: KmsOperation,
+  unreadable: boolean,
 ): BackendError {
+  // The adapter's own body reader raises ResponseTooLarge; see collectBoundedBody.
+  if (unreadable && name === 'ResponseTooLarge') {
+    return make(
+      'ERR_AWS_KMS_RESPONSE_INVALID',
+      `the response body is larger than ${maxResponseBytes} bytes, far beyond any AWS KMS response, so it was not read. Check that the endpoint is AWS KMS.`,
+    );
+  }
   switch (name) {
     case 'NotFoundException':
       return make(
@@ -159,7 +263,7 @@ function mapServiceError(
       `the request was throttled (${name}) and retries ran out. Lower the request rate, cache tokens, raise maxAttempts, or ask AWS for a higher quota.`,
     );
   }
-  if (name === 'TimeoutError' || name === 'RequestTimeout' || name === 'RequestTimeoutException') {
+  if (isTimeout(name, shape)) {
     return make(
       'ERR_AWS_KMS_TIMEOUT',
       `the request timed out (${name}). Check the network path to the KMS endpoint.`,
@@ -173,6 +277,12 @@ function mapServiceError(
     return make(
       'ERR_AWS_KMS_UNAVAILABLE',
       `AWS KMS is unavailable (${unavailableReason(name, status, shape)}) and retries ran out. Check the endpoint and the network path, or try again later.`,
+    );
+  }
+  if (unreadable) {
+    return make(
+      'ERR_AWS_KMS_RESPONSE_INVALID',
+      `the response could not be read as AWS JSON 1.1 (${name}${status ? `, HTTP ${status}` : ''}). Check that the endpoint is AWS KMS, and not a proxy or another service.`,
     );
   }
   return make(
@@ -215,6 +325,14 @@ function isRegionMissing(shape: SdkErrorShape): boolean {
 function unavailableReason(name: string, status: number | undefined, shape: SdkErrorShape): string {
   if (isNetworkError(shape)) return `${String(shape.code)} on the connection`;
   return status === undefined ? name : `${name}, HTTP ${status}`;
+}
+
+// The SDK's Node HTTP handler (@smithy/node-http-handler 4.x) renames socket errors with the
+// codes ECONNRESET and EPIPE to TimeoutError, although the peer dropped the connection and no
+// time ran out. Those stay connection failures here.
+function isTimeout(name: string, shape: SdkErrorShape): boolean {
+  if (name === 'RequestTimeout' || name === 'RequestTimeoutException') return true;
+  return name === 'TimeoutError' && shape.code !== 'ECONNRESET' && shape.code !== 'EPIPE';
 }
 
 function isNetworkError(shape: SdkErrorShape): boolean {

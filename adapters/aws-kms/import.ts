@@ -25,7 +25,7 @@ import type {
 import { BackendError, KeyError, isKmsJwtError } from '../../src/errors.js';
 import type { ImportResult } from '../../src/key-uri.js';
 import type { KmsConnection } from './client.js';
-import type { AwsKmsReference } from './reference.js';
+import { arnScope, type AwsKmsReference } from './reference.js';
 import { AwsKmsSigner } from './signer.js';
 import { wrapKeyMaterial, type WrappingAlgorithm, type WrappingKeySpec } from './wrap.js';
 
@@ -54,6 +54,7 @@ export interface AwsKmsImportResult extends ImportResult {
 type StepName =
   | 'check target'
   | 'CreateKey'
+  | 'check new key'
   | 'GetParametersForImport'
   | 'wrap key material'
   | 'ImportKeyMaterial'
@@ -64,6 +65,7 @@ type StepName =
 const stepNumbers: Record<StepName, number> = {
   'check target': 1,
   CreateKey: 1,
+  'check new key': 1,
   GetParametersForImport: 2,
   'wrap key material': 3,
   ImportKeyMaterial: 4,
@@ -102,7 +104,10 @@ class ImportRun {
     const { existing, alias } = await this.#step('check target', () => this.#checkTarget(target));
     await this.#step('check target', () => this.#assertAliasFree(alias, existing));
     this.#keyArn = existing?.Arn;
-    if (!this.#keyArn) this.#keyArn = await this.#step('CreateKey', () => this.#createKey());
+    if (!this.#keyArn) {
+      this.#keyArn = await this.#step('CreateKey', () => this.#createKey());
+      await this.#step('check new key', async () => assertKeyFitsAliasArn(this.#keyArn!, target));
+    }
     const keyArn = this.#keyArn;
 
     const parameters = await this.#step('GetParametersForImport', () =>
@@ -141,7 +146,7 @@ class ImportRun {
           'Give the alias once, either as the target or as the alias setting',
       );
     }
-    const metadata = await this.#describe(target.keyId, true);
+    const metadata = await this.#describe(target.keyId, true, this.#settings.signal);
     if (!metadata) {
       if (isAlias) return { existing: undefined, alias };
       throw targetError(`key ${target.keyId} does not exist`);
@@ -154,20 +159,24 @@ class ImportRun {
   // CreateAlias after the key material is in.
   async #assertAliasFree(alias: string | undefined, existing: KeyMetadata | undefined) {
     if (alias === undefined || existing === undefined) return;
-    const aliasTarget = await this.#describe(alias, true);
+    const aliasTarget = await this.#describe(alias, true, this.#settings.signal);
     if (aliasTarget)
       throw targetError(`alias ${alias} already points at key ${aliasTarget.Arn ?? '(no ARN)'}`);
   }
 
   // With allowMissing, returns undefined for a key or alias that does not exist.
-  async #describe(keyId: string, allowMissing: boolean): Promise<KeyMetadata | undefined> {
+  async #describe(
+    keyId: string,
+    allowMissing: boolean,
+    signal: AbortSignal | undefined,
+  ): Promise<KeyMetadata | undefined> {
     const command = new this.#kms.sdk.DescribeKeyCommand({ KeyId: keyId });
     try {
       const output = await this.#kms.send<DescribeKeyCommandOutput>(
         'DescribeKey',
         keyId,
         command,
-        this.#settings.signal,
+        signal,
       );
       return output.KeyMetadata;
     } catch (error) {
@@ -288,10 +297,12 @@ class ImportRun {
     );
   }
 
+  // The state is read even after the caller aborted, because the failure message must name the
+  // state the key was left in. The call deadline still bounds this one DescribeKey.
   async #currentKeyState(): Promise<string> {
     if (!this.#keyArn) return 'none';
     try {
-      const metadata = await this.#describe(this.#keyArn, false);
+      const metadata = await this.#describe(this.#keyArn, false, undefined);
       return metadata?.KeyState ?? 'unknown';
     } catch {
       return 'unknown (DescribeKey failed)';
@@ -300,6 +311,9 @@ class ImportRun {
 }
 
 function adviceFor(step: StepName, keyState: string, keyArn: string): string {
+  if (step === 'check new key') {
+    return 'No key material was sent to it: schedule its deletion with "aws kms schedule-key-deletion", then import with credentials and a region that match the target.';
+  }
   if (keyState === 'PendingImport') {
     return `Fix the cause and run the import again with --to awskms:${keyArn}, or schedule the key's deletion.`;
   }
@@ -328,6 +342,19 @@ function assertImportableKey(metadata: KeyMetadata, keyId: string): void {
     `${keyId} names key ${metadata.Arn ?? '(no ARN)'} with ${found}, but an import needs Origin EXTERNAL, ` +
       'KeySpec ECC_NIST_P256, KeyUsage SIGN_VERIFY and KeyState PendingImport. Name a new alias ' +
       'to create a key, or a key created for import that has no material yet',
+  );
+}
+
+// CreateKey makes the key in the account and region of the credentials and client in use, but
+// an alias can only point at a key of its own account and region. A target alias ARN of another
+// account or region would put the key material where the caller did not name it.
+function assertKeyFitsAliasArn(keyArn: string, target: AwsKmsReference): void {
+  if (target.kind !== 'alias-arn') return;
+  const scope = arnScope(target.keyId)!;
+  if (keyArn.startsWith(scope)) return;
+  throw new Error(
+    `the new key ${keyArn} is not in the partition, region and account of the target ` +
+      `${target.keyId}, so the alias could not point at it.`,
   );
 }
 

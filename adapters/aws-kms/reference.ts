@@ -37,6 +37,9 @@ const keyIdPattern =
   /^(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$/i;
 // Alias names are 1-256 characters of letters, digits, `/`, `_` and `-` after `alias/`.
 const aliasNamePattern = /^alias\/[A-Za-z0-9/_-]{1,250}$/;
+// The SDK puts the region into the endpoint host, https://kms.REGION.amazonaws.com, so it must
+// be one DNS label: a "." or "#" in it would send the signed request to another host.
+const regionPattern = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
 const loopbackHosts = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
 const expectedForms =
@@ -61,6 +64,26 @@ export function parseAwsKmsReference(reference: KeyReference): AwsKmsReference {
 /** Returns the region of a key or alias ARN, or undefined for a bare key ID or alias name. */
 export function regionFromArn(keyId: string): string | undefined {
   return arnPattern.exec(keyId)?.[2];
+}
+
+/**
+ * Returns true when `text` is a key ARN, `arn:PARTITION:kms:REGION:ACCOUNT:key/KEY-ID`.
+ *
+ * @example
+ * isKeyArn('arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab'); // true
+ */
+export function isKeyArn(text: string): boolean {
+  const arn = arnPattern.exec(text);
+  return arn !== null && arn[4] === 'key' && keyIdPattern.test(arn[5]!);
+}
+
+/**
+ * Returns the `arn:PARTITION:kms:REGION:ACCOUNT:` start of a key or alias ARN, which a key ARN
+ * shares with every alias that can point at it, or undefined for text that is no such ARN.
+ */
+export function arnScope(text: string): string | undefined {
+  const arn = arnPattern.exec(text);
+  return arn ? `arn:${arn[1]}:kms:${arn[2]}:${arn[3]}:` : undefined;
 }
 
 function parseKeyId(text: string): Pick<AwsKmsReference, 'keyId' | 'region' | 'kind'> {
@@ -96,14 +119,29 @@ function parseSigstoreForm(afterSlashes: string): AwsKmsReference {
 
 function endpointUrl(host: string): string {
   if (!/^[A-Za-z0-9.\-[\]:]+$/.test(host)) throw invalid('the endpoint is not HOST or HOST:PORT');
-  const hostname = host.startsWith('[')
-    ? host.slice(0, host.indexOf(']') + 1)
-    : host.split(':')[0]!;
-  return `${loopbackHosts.has(hostname) ? 'http' : 'https'}://${host}`;
+  // The URL parser must read back exactly HOST[:PORT], so that a stray "]" or ":" or a port out
+  // of range fails here instead of inside the SDK on the first call.
+  const url = parseUrl(`https://${host}`);
+  const sameHost = url !== undefined && url.host === host.toLowerCase().replace(/:443$/, '');
+  if (!sameHost) throw invalid('the endpoint is not HOST or HOST:PORT');
+  return `${loopbackHosts.has(url.hostname) ? 'http' : 'https'}://${host}`;
+}
+
+function parseUrl(text: string): URL | undefined {
+  try {
+    return new URL(text);
+  } catch {
+    return undefined;
+  }
 }
 
 function parseAttributeForm(rest: string): AwsKmsReference {
   const { path, query } = parseReferenceAttributes(rest, label);
+  // A later copy would silently win, so a reference could show one key and sign with another.
+  const twice = [...query.keys()].find((name) => path.has(name));
+  if (twice !== undefined) {
+    throw invalid(`attribute "${twice}" is given twice, before and after "?"`);
+  }
   const attributes = new Map([...path, ...query]);
   const known = new Set(['key-id', 'region', 'profile', 'endpoint']);
   const unknown = [...attributes.keys()].find((name) => !known.has(name));
@@ -114,6 +152,9 @@ function parseAttributeForm(rest: string): AwsKmsReference {
   if (keyIdText === undefined) throw invalid('the key-id attribute is missing');
   const key = parseKeyId(keyIdText);
   const region = attributes.get('region');
+  if (region !== undefined && !regionPattern.test(region)) {
+    throw invalid('the region attribute is not a region name such as eu-west-1');
+  }
   if (region !== undefined && key.region !== undefined && region !== key.region) {
     throw invalid(`region=${region} disagrees with the region ${key.region} in the ARN`);
   }
@@ -133,6 +174,11 @@ function parseEndpointAttribute(text: string): string {
     url = new URL(text);
   } catch {
     throw invalid('the endpoint attribute is not a URL such as https://kms.example.com');
+  }
+  // A reference is shown in configuration, logs and the import result, and AWS takes no
+  // credentials in the URL, so a user name or password there can only leak.
+  if (url.username !== '' || url.password !== '') {
+    throw invalid('the endpoint attribute has a user name or password, which AWS KMS never uses');
   }
   if (url.protocol === 'https:') return text;
   if (url.protocol === 'http:' && loopbackHosts.has(url.hostname)) return text;

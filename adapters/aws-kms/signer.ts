@@ -16,7 +16,7 @@ import {
   type Signer,
 } from '../../src/signer.js';
 import type { KmsConnection } from './client.js';
-import type { AwsKmsReference } from './reference.js';
+import { arnScope, isKeyArn, type AwsKmsReference } from './reference.js';
 
 const requiredKeySpec = 'ECC_NIST_P256';
 const requiredKeyUsage = 'SIGN_VERIFY';
@@ -28,6 +28,8 @@ export class AwsKmsSigner implements Signer {
   readonly #reference: AwsKmsReference;
   /** Public keys by key ARN; a pending fetch is shared by concurrent callers. */
   readonly #publicKeys = new Map<string, Promise<KeyObject>>();
+  /** The DER SPKI first accepted for each key ARN, which a refresh must return again. */
+  readonly #firstSpkiByArn = new Map<string, Buffer>();
   /** The ARN that the last response named; for an alias it changes when the alias moves. */
   #keyArn: string | undefined;
 
@@ -80,15 +82,19 @@ export class AwsKmsSigner implements Signer {
    */
   async getPublicKey(options: GetPublicKeyOptions = {}): Promise<KeyObject> {
     const cacheKey = this.#keyArn ?? this.#reference.keyId;
-    const cached = this.#publicKeys.get(cacheKey);
-    if (cached && !options.refresh) return cached;
+    const { signal } = options;
+    if (signal?.aborted) throw this.#kms.abortError('GetPublicKey', cacheKey, signal);
 
-    const pending = this.#fetchPublicKey(this.#keyArn ?? this.#reference.keyId, options.signal);
-    this.#publicKeys.set(cacheKey, pending);
-    pending.catch(() => {
-      if (this.#publicKeys.get(cacheKey) === pending) this.#publicKeys.delete(cacheKey);
-    });
-    return pending;
+    let pending = this.#publicKeys.get(cacheKey);
+    if (!pending || options.refresh) {
+      pending = this.#fetchPublicKey(cacheKey);
+      this.#publicKeys.set(cacheKey, pending);
+      const started = pending;
+      started.catch(() => {
+        if (this.#publicKeys.get(cacheKey) === started) this.#publicKeys.delete(cacheKey);
+      });
+    }
+    return signal ? this.#waitUnlessAborted(pending, cacheKey, signal) : pending;
   }
 
   /** Destroys the KMS client when the adapter built it. */
@@ -96,32 +102,70 @@ export class AwsKmsSigner implements Signer {
     this.#kms.close();
   }
 
-  async #fetchPublicKey(keyId: string, signal: AbortSignal | undefined): Promise<KeyObject> {
+  // Concurrent callers share one fetch, so it runs without any one caller's signal and only the
+  // deadline bounds it. Each caller's signal ends that caller's wait instead.
+  async #fetchPublicKey(keyId: string): Promise<KeyObject> {
     const command = new this.#kms.sdk.GetPublicKeyCommand({ KeyId: keyId });
-    const output = await this.#kms.send<GetPublicKeyCommandOutput>(
-      'GetPublicKey',
-      keyId,
-      command,
-      signal,
-    );
+    const output = await this.#kms.send<GetPublicKeyCommandOutput>('GetPublicKey', keyId, command);
     const keyArn = this.#acceptKeyArn(output.KeyId, 'GetPublicKey');
     assertEs256Key(output, keyArn);
 
     const publicKey = parsePublicKey(output.PublicKey, keyArn);
+    this.#assertSameKeyAsBefore(publicKey, keyArn);
     if (keyArn !== keyId) this.#publicKeys.set(keyArn, Promise.resolve(publicKey));
     return publicKey;
   }
 
+  // AWS KMS never changes the key material of an asymmetric key, neither by rotation nor by
+  // re-import, so one key ARN has one public key for life. A different key under the same ARN
+  // comes from a faulty endpoint, and accepting it on a refresh would let a signature by a
+  // foreign key pass the verify-after-sign check.
+  #assertSameKeyAsBefore(publicKey: KeyObject, keyArn: string): void {
+    const spki = publicKey.export({ type: 'spki', format: 'der' });
+    const first = this.#firstSpkiByArn.get(keyArn);
+    if (first === undefined) {
+      this.#firstSpkiByArn.set(keyArn, spki);
+      return;
+    }
+    if (!first.equals(spki)) {
+      throw invalidResponse(
+        'GetPublicKey',
+        keyArn,
+        'its PublicKey differs from the one returned earlier for the same key ARN, although ' +
+          'the key material of an asymmetric AWS KMS key never changes',
+      );
+    }
+  }
+
+  #waitUnlessAborted(
+    pending: Promise<KeyObject>,
+    keyId: string,
+    signal: AbortSignal,
+  ): Promise<KeyObject> {
+    return new Promise<KeyObject>((resolve, reject) => {
+      const onAbort = () => reject(this.#kms.abortError('GetPublicKey', keyId, signal));
+      signal.addEventListener('abort', onAbort, { once: true });
+      pending.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+    });
+  }
+
   // KMS returns the key ARN in every response, even for a request by alias. For a request by
-  // key ID or key ARN, any other ARN means the answer is not about the key that was named.
+  // key ID or key ARN, any other ARN means the response is not about the key that was named.
+  // An alias points only at keys of its own account and region, so a request by alias ARN must
+  // get a key ARN of that partition, region and account. The response's KeyId goes into
+  // messages and events, so only a well-formed key ARN is kept or quoted.
   #acceptKeyArn(keyArn: string | undefined, operation: string): string {
-    if (typeof keyArn !== 'string' || !keyArn.startsWith('arn:')) {
+    if (typeof keyArn !== 'string' || keyArn === '') {
       throw invalidResponse(operation, this.keyId, 'it has no key ARN in KeyId');
     }
+    if (!isKeyArn(keyArn))
+      throw invalidResponse(operation, this.keyId, 'its KeyId is not a key ARN');
+
     const { kind, keyId } = this.#reference;
     const mismatch =
       (kind === 'key-arn' && keyArn !== keyId) ||
-      (kind === 'key-id' && !keyArn.endsWith(`:key/${keyId}`));
+      (kind === 'key-id' && !keyArn.endsWith(`:key/${keyId}`)) ||
+      (kind === 'alias-arn' && !keyArn.startsWith(arnScope(keyId)!));
     if (mismatch)
       throw invalidResponse(operation, this.keyId, `it names a different key, ${keyArn}`);
     this.#keyArn = keyArn;

@@ -20,7 +20,12 @@ import {
   verifyIndependently,
   type TestKey,
 } from '../cli/support.js';
-import { fakeCredentials, startEmulator } from './support.js';
+import {
+  fakeCredentials,
+  fakeSessionCredentials,
+  signatureMismatchMessage,
+  startEmulator,
+} from './support.js';
 
 const guardPath = resolve('test/aws-kms/fs-write-guard.mjs');
 
@@ -146,6 +151,28 @@ describe('kms-jwt with awskms references', () => {
     expect(run.stderr).toContain(key.arn);
     expect(run.stderr).not.toContain(fakeCredentials.accessKeyId);
     expect(run.stderr).not.toContain(fakeCredentials.secretAccessKey);
+  });
+
+  it('debug trace hides the session token', async () => {
+    const key = kms.createKey();
+    const credentials = fakeSessionCredentials();
+    kms.faults = {
+      error: { type: 'InvalidSignatureException', message: signatureMismatchMessage(credentials) },
+    };
+    const run = await runCli(['public-key', '--key', at(key.arn)], {
+      env: awsEnv({
+        AWS_ACCESS_KEY_ID: credentials.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
+        AWS_SESSION_TOKEN: credentials.sessionToken,
+        KMS_JWT_DEBUG: '1',
+      }),
+    });
+    expect(run.code).toBe(3);
+    expect(run.stderr).toContain('ERR_AWS_KMS_CREDENTIALS_INVALID');
+    expect(run.stderr).toContain('caused by: InvalidSignatureException');
+    expect(run.stderr).not.toContain(credentials.sessionToken);
+    expect(run.stderr).not.toContain(credentials.accessKeyId);
+    expect(run.stderr).not.toContain(credentials.secretAccessKey);
   });
 
   it('access denied names the IAM action', async () => {

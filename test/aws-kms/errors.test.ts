@@ -5,6 +5,7 @@
  */
 import { createPublicKey } from 'node:crypto';
 import { createServer, type Server } from 'node:net';
+import { inspect } from 'node:util';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createAwsKmsSigner, type AwsKmsSignerOptions } from '../../adapters/aws-kms/index.js';
 import { isKmsJwtError, type KmsJwtError } from '../../src/errors.js';
@@ -16,6 +17,8 @@ import {
   emulatorClient,
   emulatorOptions,
   fakeCredentials,
+  fakeSessionCredentials,
+  signatureMismatchMessage,
   startEmulator,
 } from './support.js';
 
@@ -212,6 +215,40 @@ describe('AWS KMS error classes', () => {
     });
   }
 
+  it('forged error names are not quoted', async () => {
+    const key = kms.createKey();
+    const forged = ['Bad\u001b[2J\nkms-jwt: forged line', 'X'.repeat(100_000)];
+    for (const type of forged) {
+      kms.reset();
+      kms.faults = { error: { type, status: 500 }, operations: ['GetPublicKey'] };
+      const found = await failure(`awskms:${key.arn}`, 'getPublicKey');
+      expect(found.error.code).toBe('ERR_AWS_KMS_UNAVAILABLE');
+      expect(found.error.message).not.toContain(type.slice(0, 50));
+      expect(found.error.message.length).toBeLessThan(1_000);
+      expect(found.error.details.awsErrorName).toBe('InvalidErrorName');
+      const reasons = found.events.filter((event) => event.type === 'retry');
+      expect(reasons).toHaveLength(2);
+      for (const event of reasons) expect(event.reason).toBe('InvalidErrorName');
+    }
+  });
+
+  it('signature mismatch hides the session token', async () => {
+    const key = kms.createKey();
+    const credentials = fakeSessionCredentials();
+    kms.faults = {
+      error: { type: 'InvalidSignatureException', message: signatureMismatchMessage(credentials) },
+    };
+    const found = await failure(`awskms:${key.arn}`, 'getPublicKey', { credentials });
+    expect(found.error.code).toBe('ERR_AWS_KMS_CREDENTIALS_INVALID');
+
+    const everything = inspect(found.error, { depth: Infinity, showHidden: true });
+    expect(everything).toContain('InvalidSignatureException');
+    expect(everything).not.toContain(credentials.sessionToken);
+    expect(everything).not.toContain(credentials.accessKeyId);
+    expect(everything).not.toContain(credentials.secretAccessKey);
+    expect(JSON.stringify(found.events)).not.toContain(credentials.sessionToken);
+  });
+
   it('no credentials raises CREDENTIALS_MISSING', async () => {
     const key = kms.createKey();
     const found = await failure(`awskms:${key.arn}`, 'getPublicKey', { credentials: undefined });
@@ -226,6 +263,26 @@ describe('AWS KMS error classes', () => {
     const found = await failure(`awskms:${key.arn}`, 'getPublicKey');
     expect(found.error.code).toBe('ERR_AWS_KMS_RESPONSE_INVALID');
     expect(found.error.message).toContain(other.arn);
+  });
+
+  it('malformed KeyId for an alias raises RESPONSE_INVALID', async () => {
+    kms.createKey({ alias: 'alias/odd-answer' });
+    const forged = 'arn:\u001b[2J\nkms-jwt: forged line';
+    kms.faults = { rewrite: (_operation, payload) => ({ ...payload, KeyId: forged }) };
+    const found = await failure('awskms:alias/odd-answer', 'getPublicKey');
+    expect(found.error.code).toBe('ERR_AWS_KMS_RESPONSE_INVALID');
+    expect(found.error.message).toContain('not a key ARN');
+    expect(found.error.message).not.toContain(forged);
+  });
+
+  it('alias ARN answered from another account raises RESPONSE_INVALID', async () => {
+    const key = kms.createKey({ alias: 'alias/same-account' });
+    const aliasArn = `arn:aws:kms:${kms.region}:${kms.accountId}:alias/same-account`;
+    const foreignArn = `arn:aws:kms:${kms.region}:999999999999:key/${key.keyId}`;
+    kms.faults = { rewrite: (_operation, payload) => ({ ...payload, KeyId: foreignArn }) };
+    const found = await failure(`awskms:${aliasArn}`, 'getPublicKey');
+    expect(found.error.code).toBe('ERR_AWS_KMS_RESPONSE_INVALID');
+    expect(found.error.message).toContain(foreignArn);
   });
 
   it('response without a signature raises RESPONSE_INVALID', async () => {
@@ -289,6 +346,35 @@ describe('AWS KMS deadlines and aborts', () => {
     await signer.close();
   });
 
+  it('aborted signal raises ABORTED with its reason', async () => {
+    const key = kms.createKey();
+    const reason = new Error('caller gave up early');
+    const events: SignerEvent[] = [];
+    const signer = await createAwsKmsSigner(`awskms:${key.arn}`, {
+      ...emulatorOptions(kms),
+      onEvent: (event) => events.push(event),
+    });
+    const pending = signer.getPublicKey({ signal: AbortSignal.abort(reason) });
+    await expect(pending).rejects.toMatchObject({ code: 'ERR_AWS_KMS_ABORTED', cause: reason });
+    expect(events).toContainEqual(
+      expect.objectContaining({ type: 'error', code: 'ERR_AWS_KMS_ABORTED' }),
+    );
+    expect(kms.calls.GetPublicKey).toBeUndefined();
+    await signer.close();
+  });
+
+  it('abort during a call keeps the reason as cause', async () => {
+    const key = kms.createKey();
+    kms.faults = { delayMs: 2_000, operations: ['GetPublicKey'] };
+    const controller = new AbortController();
+    const reason = new Error('caller gave up mid-call');
+    const signer = await createAwsKmsSigner(`awskms:${key.arn}`, emulatorOptions(kms));
+    const pending = signer.getPublicKey({ signal: controller.signal });
+    setTimeout(() => controller.abort(reason), 50);
+    await expect(pending).rejects.toMatchObject({ code: 'ERR_AWS_KMS_ABORTED', cause: reason });
+    await signer.close();
+  });
+
   it('aborted signal sends nothing', async () => {
     const key = kms.createKey();
     const controller = new AbortController();
@@ -339,6 +425,30 @@ describe('AWS KMS retries', () => {
       createAwsKmsSigner(`awskms:${key.arn}`, { ...emulatorOptions(kms), maxAttempts: 0 }),
     ).rejects.toThrow(TypeError);
   });
+
+  const badDurations = [NaN, Infinity, 0, -1, 2 ** 31];
+
+  for (const timeoutMs of badDurations) {
+    it(`timeoutMs ${timeoutMs} is a TypeError`, async () => {
+      const key = kms.createKey();
+      const created = createAwsKmsSigner(`awskms:${key.arn}`, {
+        ...emulatorOptions(kms),
+        timeoutMs,
+      });
+      await expect(created).rejects.toThrow(TypeError);
+    });
+  }
+
+  for (const retryBaseDelayMs of [NaN, Infinity, -1]) {
+    it(`retryBaseDelayMs ${retryBaseDelayMs} is a TypeError`, async () => {
+      const key = kms.createKey();
+      const created = createAwsKmsSigner(`awskms:${key.arn}`, {
+        ...emulatorOptions(kms),
+        retryBaseDelayMs,
+      });
+      await expect(created).rejects.toThrow(TypeError);
+    });
+  }
 
   it("caller's client keeps its own retry and reports it", async () => {
     const key = kms.createKey();

@@ -163,12 +163,49 @@ describe('AWS KMS emulator fault switches', () => {
     });
   }
 
+  const groupOrder = 'ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551';
+  const derVariants: [string, (der: Buffer) => Buffer][] = [
+    ['trailing byte', (der) => Buffer.concat([der, Buffer.from([0])])],
+    [
+      'long-form length',
+      (der) => Buffer.concat([Buffer.from([0x30, 0x81, der[1]!]), der.subarray(2)]),
+    ],
+    ['negative r', () => Buffer.from('3006020181020101', 'hex')],
+    ['zero s', () => Buffer.from('3006020101020100', 'hex')],
+    ['r equal to n', () => Buffer.from(`3026022100${groupOrder}020101`, 'hex')],
+    ['s equal to n', () => Buffer.from(`3026020101022100${groupOrder}`, 'hex')],
+  ];
+
+  for (const [name, change] of derVariants) {
+    it(`DER with ${name} raises DER_INVALID`, async () => {
+      const key = kms.createKey();
+      const rewrite: EmulatorFaults['rewrite'] = (_operation, payload) => {
+        const der = Buffer.from(String(payload.Signature), 'base64');
+        return { ...payload, Signature: change(der).toString('base64') };
+      };
+      const outcome = await mint(key, { faults: { rewrite, operations: ['Sign'] } });
+      expect(outcome).toMatchObject({ code: 'ERR_SIGNATURE_DER_INVALID' });
+    });
+  }
+
   it('other-key signature refetches the key once', async () => {
     const key = kms.createKey();
     const outcome = await mint(key, { faults: { signature: 'other-key' } });
     expect(outcome).toMatchObject({ code: 'ERR_SIGNATURE_VERIFY_FAILED' });
     expect(kms.calls.GetPublicKey).toBe(2);
     expect(kms.calls.Sign).toBe(1);
+  });
+
+  it('key flipping on refresh raises RESPONSE_INVALID', async () => {
+    // The cached key is right; then Sign and the refresh both switch to another key pair. The
+    // refresh must not turn the foreign signature into a token.
+    const key = kms.createKey();
+    const outcome = await mint(key, {
+      faults: { signature: 'other-key', publicKey: 'other-key' },
+      warm: true,
+    });
+    expect(outcome).toMatchObject({ code: 'ERR_AWS_KMS_RESPONSE_INVALID' });
+    expect(kms.calls.GetPublicKey).toBe(2);
   });
 
   it('other-key public key raises VERIFY_FAILED', async () => {

@@ -269,6 +269,20 @@ describe('AWS KMS import target checks', () => {
     expect(kms.calls.CreateKey).toBeUndefined();
   });
 
+  it('alias ARN of another account sends no material', async () => {
+    const aliasArn = `arn:aws:kms:${kms.region}:999999999999:alias/other-account`;
+    const error = await importFailure(newP8().privateKey, `awskms:${aliasArn}`);
+    expect(error.code).toBe('ERR_AWS_KMS_IMPORT_FAILED');
+    expect(error.details.stepNumber).toBe(1);
+    expect(error.details.keyState).toBe('PendingImport');
+    expect(error.message).toContain('999999999999');
+    expect(error.message).toContain(kms.accountId);
+    expect(error.message).toContain('schedule its deletion');
+    expect(kms.calls.GetParametersForImport).toBeUndefined();
+    expect(kms.calls.ImportKeyMaterial).toBeUndefined();
+    expect(kms.calls.CreateAlias).toBeUndefined();
+  });
+
   it('overwrite is rejected by the adapter', async () => {
     await expect(
       adapter.importKey!({
@@ -381,6 +395,23 @@ describe('AWS KMS import step failures', () => {
       }
     });
   }
+
+  it('abort still reports the key state', async () => {
+    kms.faults = { delayMs: 2_000, operations: ['GetParametersForImport'] };
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(new Error('import cancelled')), 100);
+    const error = await importFailure(newP8().privateKey, 'awskms:alias/aborted-import', {
+      signal: controller.signal,
+    });
+    kms.faults = {};
+
+    expect(error.code).toBe('ERR_AWS_KMS_IMPORT_FAILED');
+    expect(error.details.causeCode).toBe('ERR_AWS_KMS_ABORTED');
+    expect(error.details.stepNumber).toBe(2);
+    expect(error.details.keyState).toBe('PendingImport');
+    expect(kms.findKey(String(error.details.keyArn))?.state).toBe('PendingImport');
+    expect(error.message).toContain('left in state PendingImport');
+  });
 
   it('names the cause code of a KMS failure', async () => {
     kms.faults = { accessDenied: ['ImportKeyMaterial'] };

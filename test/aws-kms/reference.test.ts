@@ -88,11 +88,20 @@ describe('awskms reference parser', () => {
     ['awskms:alias/', 'neither a key ID'],
     ['awskms://127.0.0.1:4566', 'needs a "/"'],
     ['awskms://user@host/alias/x', 'not HOST or HOST:PORT'],
+    ['awskms://[::1]evil/alias/x', 'not HOST or HOST:PORT'],
+    ['awskms://[::1/alias/x', 'not HOST or HOST:PORT'],
+    ['awskms://127.0.0.1:80:90/alias/x', 'not HOST or HOST:PORT'],
+    ['awskms://kms.example.com:99999/alias/x', 'not HOST or HOST:PORT'],
     ['awskms:region=us-east-1', 'key-id attribute is missing'],
     [`awskms:key-id=${keyId};colour=blue`, 'attribute "colour"'],
     [`awskms:key-id=${encodeURIComponent(keyArn)};region=us-east-1`, 'disagrees'],
     [`awskms:key-id=${keyId}?endpoint=http%3A%2F%2Fkms.example.com`, 'must use https'],
     [`awskms:key-id=${keyId}?endpoint=not%20a%20url`, 'not a URL'],
+    [`awskms:key-id=alias/shown?key-id=alias/used`, 'attribute "key-id" is given twice'],
+    [
+      `awskms:key-id=${keyId};region=eu-west-1?region=us-east-1`,
+      'attribute "region" is given twice',
+    ],
   ];
 
   for (const [reference, problem] of rejected) {
@@ -108,6 +117,40 @@ describe('awskms reference parser', () => {
       expect((caught as Error).message).toContain('awskms:alias/NAME');
     });
   }
+
+  const badRegions = ['kms.attacker.example#', 'us-east-1.attacker.example', '', 'eu west 1'];
+
+  for (const region of badRegions) {
+    it(`rejects region ${JSON.stringify(region)}`, () => {
+      // The SDK builds https://kms.REGION.amazonaws.com from the region, so a host name or a
+      // "#" in it would send the signed request elsewhere.
+      const reference = `awskms:key-id=${keyId};region=${encodeURIComponent(region)}`;
+      let caught: unknown;
+      try {
+        parse(reference);
+      } catch (error) {
+        caught = error;
+      }
+      expect(caught).toMatchObject({ code: 'ERR_KEY_REFERENCE_INVALID' });
+      expect((caught as Error).message).toContain('region attribute is not a region name');
+      expect((caught as Error).message).not.toContain('attacker');
+    });
+  }
+
+  it('rejects credentials in the endpoint', () => {
+    const endpoint = 'https://AKIAIOSFODNN7EXAMPLE:wJalrXUtnFEMI@kms.example.com';
+    const reference = `awskms:key-id=${keyId}?endpoint=${encodeURIComponent(endpoint)}`;
+    let caught: unknown;
+    try {
+      parse(reference);
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toMatchObject({ code: 'ERR_KEY_REFERENCE_INVALID' });
+    expect((caught as Error).message).toContain('user name or password');
+    expect((caught as Error).message).not.toContain('AKIAIOSFODNN7EXAMPLE');
+    expect((caught as Error).message).not.toContain('wJalrXUtnFEMI');
+  });
 
   it('reads the region of key and alias ARNs', () => {
     expect(regionFromArn(keyArn)).toBe('eu-west-1');

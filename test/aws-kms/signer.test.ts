@@ -84,6 +84,23 @@ describe('AWS KMS signer', () => {
     await signer.close();
   });
 
+  it("one caller's abort spares the shared fetch", async () => {
+    const key = kms.createKey();
+    kms.faults = { delayMs: 300, operations: ['GetPublicKey'] };
+    const signer = await createAwsKmsSigner(`awskms:${key.arn}`, emulatorOptions(kms));
+    const controller = new AbortController();
+    const aborted = signer.getPublicKey({ signal: controller.signal });
+    const patient = signer.getPublicKey();
+    setTimeout(() => controller.abort(new Error('first caller gave up')), 50);
+
+    await expect(aborted).rejects.toMatchObject({ code: 'ERR_AWS_KMS_ABORTED' });
+    const publicKey = await patient;
+    const expected = createPublicKey(key.privateKey!).export({ type: 'spki', format: 'der' });
+    expect(publicKey.export({ type: 'spki', format: 'der' })).toEqual(expected);
+    expect(kms.calls.GetPublicKey).toBe(1);
+    await signer.close();
+  });
+
   it('follows an alias that moves to another key', async () => {
     const first = kms.createKey({ alias: 'alias/moving' });
     const second = kms.createKey();
