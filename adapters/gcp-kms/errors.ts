@@ -122,6 +122,36 @@ export function mapKmsError(
   }
 }
 
+/** The ways to give the Google client credentials, as the fix in an error message. */
+const credentialsFix =
+  'Provide Application Default Credentials: set GOOGLE_APPLICATION_CREDENTIALS to a credentials ' +
+  'JSON file, run "gcloud auth application-default login", or run on Google Cloud with an ' +
+  'attached service account. Or pass a KeyManagementServiceClient that has credentials as the ' +
+  'client option.';
+
+/**
+ * Turns a failed client set-up, which is the Google client's credential lookup, into a coded
+ * error that explains how to provide credentials.
+ *
+ * @example
+ * throw credentialsError(error);
+ */
+export function credentialsError(error: unknown): KmsJwtError {
+  // JSON.parse errors quote the text around the fault, and the text of a credentials file
+  // includes a private key, so neither the message nor the error itself is kept.
+  const isSyntaxError = error instanceof Error && error.name === 'SyntaxError';
+  const reason = isSyntaxError
+    ? 'a credentials file (GOOGLE_APPLICATION_CREDENTIALS, or the one gcloud writes) is not ' +
+      'valid JSON'
+    : describeServerText(error);
+  return new BackendError(
+    'ERR_GCP_KMS_CREDENTIALS',
+    'Cloud KMS client set-up failed before any Cloud KMS request was sent: the Google client ' +
+      `found no usable credentials (${reason}). ${credentialsFix}`,
+    { cause: isSyntaxError ? undefined : error, details: { operation: 'initialize', reason } },
+  );
+}
+
 /** The server's status text, or the error message for failures that never reached a server. */
 function describeServerText(error: unknown): string {
   const text = (error as { details?: unknown } | null)?.details;

@@ -14,7 +14,7 @@ import { createPublicKey, randomBytes, verify, type KeyObject } from 'node:crypt
 import { KmsJwtError, isKmsJwtError } from '../../src/errors.js';
 import type { ImportResult, KeyReference } from '../../src/key-uri.js';
 import { emitEvent, sha256, type RuntimeOptions } from '../../src/signer.js';
-import { maxTimerMs, runKmsCall, type CallSettings } from './call.js';
+import { initializeClient, maxTimerMs, runKmsCall, type CallSettings } from './call.js';
 import {
   assertImportClient,
   createKmsClient,
@@ -93,6 +93,7 @@ export async function importP8ToGcpKms(
 
   try {
     const context = createContext(client, parsed, options);
+    await initializeClient(context.settings, client);
     return await runImport(context, privateKey);
   } finally {
     if (owned) await client.close?.().catch(() => undefined);

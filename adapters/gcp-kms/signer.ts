@@ -19,6 +19,7 @@ import {
 import {
   defaultMaxAttempts,
   defaultTimeoutMs,
+  initializeClient,
   maxTimerMs,
   runKmsCall,
   type CallSettings,
@@ -72,6 +73,7 @@ export async function createGcpKmsSigner(
   const client = options.client ?? (await createKmsClient(parsed.endpoint));
 
   try {
+    await initializeClient(settings, client);
     const versionName =
       parsed.versionName ?? (await throwVersionRequired(settings, client, parsed));
     await assertVersionUsable(settings, client, versionName);
