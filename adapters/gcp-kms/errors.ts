@@ -157,5 +157,50 @@ function describeServerText(error: unknown): string {
   const text = (error as { details?: unknown } | null)?.details;
   const message = error instanceof Error ? error.message : String(error);
   const chosen = typeof text === 'string' && text !== '' ? text : message;
-  return chosen.length > 300 ? `${chosen.slice(0, 300)}...` : chosen;
+  return escapeServerText(chosen);
+}
+
+/** The maximum length of server text in a message, in UTF-16 code units, before `...`. */
+export const maxServerTextLength = 300;
+
+/**
+ * C0 controls, DEL, C1 controls, the line and paragraph separators, and the bidirectional
+ * controls that reorder how a line is displayed.
+ */
+const unsafeCharacter =
+  // eslint-disable-next-line no-control-regex -- finding control characters is its purpose.
+  /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/u;
+
+/**
+ * Escapes the control characters in text that a server supplied as `\uXXXX`, and cuts the
+ * result to `maxLength` followed by `...`. The result is safe in one line of a log or a
+ * terminal: it can neither start a forged line nor carry an ANSI escape sequence.
+ *
+ * @example
+ * escapeServerText('denied\r\nINFO forged'); // 'denied\\u000d\\u000aINFO forged'
+ */
+export function escapeServerText(text: string, maxLength = maxServerTextLength): string {
+  let escaped = '';
+  // The loop walks code points and adds each escape whole, so a cut splits neither.
+  for (const character of text) {
+    const piece = unsafeCharacter.test(character) ? escapeCharacter(character) : character;
+    if (escaped.length + piece.length > maxLength) return `${escaped}...`;
+    escaped += piece;
+  }
+  return escaped;
+}
+
+/**
+ * Quotes a value that a server supplied, such as a resource name, for an error message.
+ *
+ * @example
+ * quoteServerText(response.name); // '"projects/p/.../cryptoKeyVersions/7"'
+ */
+export function quoteServerText(value: unknown, maxLength = maxServerTextLength): string {
+  if (typeof value !== 'string') return JSON.stringify(value ?? null) ?? String(value);
+  return `"${escapeServerText(value, maxLength)}"`;
+}
+
+function escapeCharacter(character: string): string {
+  return `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`;
 }

@@ -24,7 +24,7 @@ import {
   type ImportMethodName,
   type ImportProtectionLevel,
 } from './client.js';
-import { grpcStatus } from './errors.js';
+import { escapeServerText, grpcStatus } from './errors.js';
 import { formatGcpKmsReference, parseGcpKmsReference, type GcpKmsReference } from './reference.js';
 import { callSettingsFrom, es256Algorithm, fetchPublicKey, signDigest } from './signer.js';
 import { assertImportMethod, defaultImportMethod, wrapPkcs8ForImport } from './wrap.js';
@@ -386,7 +386,8 @@ async function waitForVersion(context: ImportContext, versionName: string): Prom
         context.client.getCryptoKeyVersion({ name: versionName }, callOptions),
     });
     context.facts.versionState = String(reply.state);
-    if (reply.importFailureReason) context.facts.importFailureReason = reply.importFailureReason;
+    const reason = reply.importFailureReason;
+    if (reason) context.facts.importFailureReason = escapeServerText(String(reason));
     return reply.state === 'PENDING_IMPORT' ? undefined : reply;
   });
   if (version.state === 'ENABLED') return;

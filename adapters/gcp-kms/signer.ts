@@ -31,7 +31,7 @@ import {
   type AsymmetricSignResponse,
   type GcpKmsClient,
 } from './client.js';
-import { grpcStatus, mapKmsError } from './errors.js';
+import { grpcStatus, mapKmsError, quoteServerText } from './errors.js';
 import {
   checkPublicKeyResponse,
   checkSignResponse,
@@ -259,7 +259,7 @@ async function assertVersionUsable(
       check: (reply) =>
         reply.name === versionName
           ? undefined
-          : { check: 'name', problem: `the response names ${JSON.stringify(reply.name)}.` },
+          : { check: 'name', problem: `the response names ${quoteServerText(reply.name)}.` },
     });
   } catch (error) {
     if (error instanceof KmsJwtError && error.details.grpcCode === grpcStatus.permissionDenied) {
