@@ -24,8 +24,13 @@ import {
   type ImportMethodName,
   type ImportProtectionLevel,
 } from './client.js';
-import { escapeServerText, grpcStatus } from './errors.js';
-import { formatGcpKmsReference, parseGcpKmsReference, type GcpKmsReference } from './reference.js';
+import { escapeServerText, grpcStatus, quoteServerText } from './errors.js';
+import {
+  formatGcpKmsReference,
+  isVersionNameOf,
+  parseGcpKmsReference,
+  type GcpKmsReference,
+} from './reference.js';
 import { callSettingsFrom, es256Algorithm, fetchPublicKey, signDigest } from './signer.js';
 import { assertImportMethod, defaultImportMethod, wrapPkcs8ForImport } from './wrap.js';
 
@@ -365,14 +370,15 @@ async function importVersion(
         callOptions,
       ),
   });
+  // The name is printed, put into the returned reference and polled, so it must be exactly a
+  // version of this key. Anything more could carry a query such as ?endpoint= or a forged line.
   const name = version.name;
-  if (typeof name !== 'string' || !name.startsWith(`${target.cryptoKeyName}/cryptoKeyVersions/`)) {
-    throw new KmsJwtError(
-      'ERR_GCP_KMS_IMPORT_FAILED',
-      `ImportCryptoKeyVersion returned the version name ${JSON.stringify(name)}.`,
-    );
-  }
-  return name;
+  if (isVersionNameOf(name, target.cryptoKeyName)) return name;
+  throw new KmsJwtError(
+    'ERR_GCP_KMS_IMPORT_FAILED',
+    `ImportCryptoKeyVersion returned the version name ${quoteServerText(name)}, which is not ` +
+      `${target.cryptoKeyName}/cryptoKeyVersions/N, so it is not used.`,
+  );
 }
 
 /** Polls the new version until it leaves PENDING_IMPORT; anything but ENABLED fails. */

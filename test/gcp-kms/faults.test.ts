@@ -201,13 +201,15 @@ async function mint(faultCase: FaultCase, events: SignerEvent[]): Promise<Outcom
 describe('Cloud KMS fault switches', () => {
   it('covers every switch', () => {
     // slowMs and deniedMethods are settings rather than switches. The import tests cover
-    // corruptWrappedKey and importFailureReason, which only an import reads, and the version
+    // corruptWrappedKey, importFailureReason and importedVersionName, which only an import reads,
+    // and the version
     // pinning tests cover endlessPages, which only ListCryptoKeyVersions reads.
     const notSwitches = [
       'slowMs',
       'deniedMethods',
       'corruptWrappedKey',
       'importFailureReason',
+      'importedVersionName',
       'endlessPages',
     ];
     const switches = Object.keys(kms.faults).filter((name) => !notSwitches.includes(name));

@@ -268,6 +268,44 @@ describe('Cloud KMS import failures', () => {
     expect(kms.count('ImportCryptoKeyVersion')).toBe(1);
   });
 
+  describe('version name from ImportCryptoKeyVersion', () => {
+    const cases: [string, (cryptoKeyName: string) => string][] = [
+      ['another key', () => `${keyRing}/cryptoKeys/other/cryptoKeyVersions/1`],
+      ['no number', (name) => `${name}/cryptoKeyVersions/`],
+      ['a suffix', (name) => `${name}/cryptoKeyVersions/1x`],
+      ['a leading zero', (name) => `${name}/cryptoKeyVersions/01`],
+      ['more segments', (name) => `${name}/cryptoKeyVersions/1/../../other`],
+      ['a query', (name) => `${name}/cryptoKeyVersions/1?endpoint=evil.googleapis.com:443`],
+      ['a line break', (name) => `${name}/cryptoKeyVersions/1\r\nINFO import done`],
+      ['a long number', (name) => `${name}/cryptoKeyVersions/${'9'.repeat(40)}`],
+    ];
+
+    for (const [label, returned] of cases) {
+      it(`rejects a name with ${label}`, async () => {
+        const target = newTarget();
+        const name = returned(target.name);
+        kms.faults.importedVersionName = name;
+        const error = await rejection(importP8ToGcpKms(p256Key(), target.reference, fastPolls));
+
+        expect(error.code).toBe('ERR_GCP_KMS_IMPORT_FAILED');
+        expect(error.details!.step).toBe('import-version');
+        expect(error.details!.cryptoKeyVersion).toBeUndefined();
+        expect(error.message).toContain(`not ${target.name}/cryptoKeyVersions/N`);
+        expect(error.message).not.toMatch(/[\r\n]/);
+        // The name is never used: no call names it, and no poll follows.
+        expect(kms.count('GetCryptoKeyVersion')).toBe(0);
+        expect(kms.count('AsymmetricSign')).toBe(0);
+      });
+    }
+
+    it('accepts the exact name', async () => {
+      const target = newTarget();
+      kms.faults.importedVersionName = `${target.name}/cryptoKeyVersions/1`;
+      const result = await importP8ToGcpKms(p256Key(), target.reference, fastPolls);
+      expect(result.details.cryptoKeyVersion).toBe(`${target.name}/cryptoKeyVersions/1`);
+    });
+  });
+
   it('rejects a key of another algorithm', async () => {
     const existing = kms.createKey({ keyRing, algorithm: 'EC_SIGN_SECP256K1_SHA256' });
     const error = await rejection(

@@ -76,6 +76,8 @@ export interface GcpKmsFaults {
   importFailureReason: string | undefined;
   /** The `name` of every AsymmetricSign, GetPublicKey and GetCryptoKeyVersion reply while set. */
   responseName: string | undefined;
+  /** The `name` of every ImportCryptoKeyVersion reply while set; the version is still created. */
+  importedVersionName: string | undefined;
 }
 
 /** One received call, for tests that count attempts or read headers. */
@@ -159,6 +161,7 @@ function noFaults(): GcpKmsFaults {
     statusText: undefined,
     importFailureReason: undefined,
     responseName: undefined,
+    importedVersionName: undefined,
   };
 }
 
@@ -583,7 +586,8 @@ export class GcpKmsEmulator {
       pendingOutcome: unwrapOutcome(wrapped, job, algorithm),
     };
     key.versions.set(key.nextVersion++, version);
-    return versionResource(version);
+    const name = this.faults.importedVersionName;
+    return name === undefined ? versionResource(version) : { ...versionResource(version), name };
   }
 
   #updateCryptoKeyVersion(request: Record<string, unknown>): unknown {
