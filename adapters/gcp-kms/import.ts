@@ -300,9 +300,10 @@ async function ensureImportJob(context: ImportContext): Promise<string> {
     .replace(/[-:T.Z]/g, '')
     .slice(0, 14);
   const importJobId = `kms-jwt-${stamp}-${randomBytes(3).toString('hex')}`;
+  const jobName = `${target.keyRingName}/importJobs/${importJobId}`;
   const job = await runKmsCall(settings, {
     operation: 'CreateImportJob',
-    resource: `${target.keyRingName}/importJobs/${importJobId}`,
+    resource: jobName,
     idempotent: false,
     invoke: (callOptions) =>
       client.createImportJob(
@@ -314,7 +315,13 @@ async function ensureImportJob(context: ImportContext): Promise<string> {
         callOptions,
       ),
   });
-  return String(job.name ?? `${target.keyRingName}/importJobs/${importJobId}`);
+  // The job is polled and named in messages by this name, so a reply must not replace it.
+  if (job.name === undefined || job.name === null || job.name === jobName) return jobName;
+  throw new KmsJwtError(
+    'ERR_GCP_KMS_IMPORT_FAILED',
+    `CreateImportJob returned the ImportJob name ${quoteServerText(job.name)}, not the ` +
+      `requested ${jobName}, so it is not used.`,
+  );
 }
 
 /** Polls the ImportJob until it is ACTIVE and returns its wrapping public key in PEM. */

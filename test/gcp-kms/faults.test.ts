@@ -201,8 +201,8 @@ async function mint(faultCase: FaultCase, events: SignerEvent[]): Promise<Outcom
 describe('Cloud KMS fault switches', () => {
   it('covers every switch', () => {
     // slowMs and deniedMethods are settings rather than switches. The import tests cover
-    // corruptWrappedKey, importFailureReason and importedVersionName, which only an import reads,
-    // and the version
+    // corruptWrappedKey, importFailureReason, importedVersionName and importJobName, which only
+    // an import reads, and the version
     // pinning tests cover endlessPages, which only ListCryptoKeyVersions reads.
     const notSwitches = [
       'slowMs',
@@ -210,6 +210,7 @@ describe('Cloud KMS fault switches', () => {
       'corruptWrappedKey',
       'importFailureReason',
       'importedVersionName',
+      'importJobName',
       'endlessPages',
     ];
     const switches = Object.keys(kms.faults).filter((name) => !notSwitches.includes(name));

@@ -306,6 +306,18 @@ describe('Cloud KMS import failures', () => {
     });
   });
 
+  it('rejects another ImportJob name', async () => {
+    const target = newTarget();
+    kms.faults.importJobName = `${keyRing}/importJobs/other\r\nINFO import done`;
+    const error = await rejection(importP8ToGcpKms(p256Key(), target.reference, fastPolls));
+
+    expect(error.code).toBe('ERR_GCP_KMS_IMPORT_FAILED');
+    expect(error.details!.step).toBe('create-import-job');
+    expect(error.message).toContain('CreateImportJob returned the ImportJob name');
+    expect(error.message).not.toMatch(/[\r\n]/);
+    expect(kms.count('GetImportJob')).toBe(0);
+  });
+
   it('rejects a key of another algorithm', async () => {
     const existing = kms.createKey({ keyRing, algorithm: 'EC_SIGN_SECP256K1_SHA256' });
     const error = await rejection(

@@ -74,8 +74,13 @@ export interface GcpKmsFaults {
   statusText: string | undefined;
   /** The importFailureReason of every failed import while set. */
   importFailureReason: string | undefined;
-  /** The `name` of every AsymmetricSign, GetPublicKey and GetCryptoKeyVersion reply while set. */
+  /**
+   * The `name` of every AsymmetricSign, GetPublicKey and GetCryptoKeyVersion reply, and of every
+   * version that ListCryptoKeyVersions returns, while set.
+   */
   responseName: string | undefined;
+  /** The `name` of every CreateImportJob reply while set; the job is still created. */
+  importJobName: string | undefined;
   /** The `name` of every ImportCryptoKeyVersion reply while set; the version is still created. */
   importedVersionName: string | undefined;
 }
@@ -162,6 +167,7 @@ function noFaults(): GcpKmsFaults {
     importFailureReason: undefined,
     responseName: undefined,
     importedVersionName: undefined,
+    importJobName: undefined,
   };
 }
 
@@ -446,9 +452,11 @@ export class GcpKmsEmulator {
   #listCryptoKeyVersions(request: Record<string, unknown>): unknown {
     const key = this.#cryptoKey(String(request.parent));
     const state = parseStateFilter(String(request.filter ?? ''));
+    const name = this.faults.responseName;
     const versions = [...key.versions.values()]
       .filter((version) => state === undefined || version.state === state)
-      .map(versionResource);
+      .map(versionResource)
+      .map((resource) => (name === undefined ? resource : { ...resource, name }));
     const nextPageToken = take(this.faults, 'endlessPages') ? `page-${this.calls.length}` : '';
     return { cryptoKeyVersions: versions, nextPageToken, totalSize: versions.length };
   }
@@ -534,7 +542,8 @@ export class GcpKmsEmulator {
       pendingPolls: this.importJobPendingPolls,
     };
     this.#jobs.set(name, job);
-    return jobResource(job);
+    const replyName = this.faults.importJobName;
+    return replyName === undefined ? jobResource(job) : { ...jobResource(job), name: replyName };
   }
 
   #getImportJob(request: Record<string, unknown>): unknown {
@@ -747,7 +756,7 @@ function versionResource(version: VersionRecord): Record<string, unknown> {
   };
 }
 
-function jobResource(job: ImportJobRecord): unknown {
+function jobResource(job: ImportJobRecord): Record<string, unknown> {
   const active = job.state === 'ACTIVE';
   const pem = active
     ? createPublicKey(job.wrappingKey!).export({ type: 'spki', format: 'pem' })
