@@ -385,6 +385,8 @@ async function importVersion(
     'ERR_GCP_KMS_IMPORT_FAILED',
     `ImportCryptoKeyVersion returned the version name ${quoteServerText(name)}, which is not ` +
       `${target.cryptoKeyName}/cryptoKeyVersions/N, so it is not used.`,
+    // The call succeeded, so Cloud KMS most likely created a version under its real name.
+    { details: { versionMayExist: true } },
   );
 }
 
@@ -486,14 +488,21 @@ function abortedImport(signal: AbortSignal): KmsJwtError {
 function importFailed(context: ImportContext, name: ImportStep, error: unknown): KmsJwtError {
   const cause = isKmsJwtError(error) ? error : undefined;
   const state = describeImportState(context.facts);
-  const details = { ...context.facts, step: name, causeCode: cause?.code ?? 'none' };
+  const versionMayExist = mayHaveCreatedVersion(name, error);
+  const hint = versionMayExist ? ` ${describeVersionSearch(context.target.cryptoKeyName)}` : '';
+  const details = {
+    ...context.facts,
+    step: name,
+    causeCode: cause?.code ?? 'none',
+    ...(versionMayExist ? { versionMayExist } : {}),
+  };
   // An abort is the caller's own doing, so it keeps its code and the signal's reason as cause.
   // It still names the state, because a version may already contain the uploaded key.
   if (cause?.code === 'ERR_GCP_KMS_ABORTED') {
     return new KmsJwtError(
       'ERR_GCP_KMS_ABORTED',
       `The Cloud KMS import was aborted by the caller's signal at step "${name}". ` +
-        `State: ${state}.`,
+        `State: ${state}.${hint}`,
       { cause: cause.cause, details },
     );
   }
@@ -501,8 +510,41 @@ function importFailed(context: ImportContext, name: ImportStep, error: unknown):
   const message = error instanceof Error ? error.message : String(error);
   return new KmsJwtError(
     'ERR_GCP_KMS_IMPORT_FAILED',
-    `Cloud KMS import failed at step "${name}": ${message} State: ${state}.`,
+    `Cloud KMS import failed at step "${name}": ${message} State: ${state}.${hint}`,
     { cause: error, details },
+  );
+}
+
+/**
+ * Codes of ImportCryptoKeyVersion failures that leave its outcome unknown. The request may have
+ * reached Cloud KMS, which then created a version, before the response was lost or abandoned.
+ * Every other coded failure is a status with which the service rejects a request.
+ */
+const unknownOutcomeCodes = new Set([
+  'ERR_GCP_KMS_TIMEOUT',
+  'ERR_GCP_KMS_ABORTED',
+  'ERR_GCP_KMS_UNAVAILABLE',
+  'ERR_GCP_KMS_REQUEST_FAILED',
+]);
+
+function mayHaveCreatedVersion(step: ImportStep, error: unknown): boolean {
+  if (step !== 'import-version') return false;
+  if (!isKmsJwtError(error)) return true;
+  return unknownOutcomeCodes.has(error.code) || error.details.versionMayExist === true;
+}
+
+/** Describes the version that may exist after an import-version failure, and how to find it. */
+function describeVersionSearch(cryptoKeyName: string): string {
+  const [, project, , location, , keyRing, , cryptoKey] = cryptoKeyName.split('/');
+  const command =
+    `gcloud kms keys versions list --project ${project} --location ${location} ` +
+    `--keyring ${keyRing} --key ${cryptoKey}`;
+  return (
+    'ImportCryptoKeyVersion may have created a version with the uploaded key before the call ' +
+    `ended. Before importing again, run "${command}" and look for a version in ` +
+    'PENDING_IMPORT or IMPORT_FAILED, or an ENABLED one created just now. Or call ' +
+    `ListCryptoKeyVersions on ${cryptoKeyName} with filter 'state=PENDING_IMPORT', then ` +
+    "'state=IMPORT_FAILED'. Disable or destroy an ENABLED version that should not be used."
   );
 }
 
