@@ -9,10 +9,16 @@
  * retries transient failures and failed integrity checks instead, at most `maxAttempts` times
  * in all, and reports each retry through `onEvent`.
  */
-import { KmsJwtError } from '../../src/errors.js';
+import { BackendError, KmsJwtError, isKmsJwtError } from '../../src/errors.js';
 import { emitEvent, type RuntimeOptions } from '../../src/signer.js';
 import type { GcpKmsCallOptions, GcpKmsReply } from './client.js';
-import { grpcCode, grpcStatus, mapKmsError, type KmsOperation } from './errors.js';
+import {
+  credentialsError,
+  grpcCode,
+  grpcStatus,
+  mapKmsError,
+  type KmsOperation,
+} from './errors.js';
 
 /** Default deadline of one attempt, in milliseconds. */
 export const defaultTimeoutMs = 10_000;
@@ -102,22 +108,75 @@ async function attemptCall<T>(
   // NOTE: google-gax 5 copies `timeout` into the method's shared retry settings until the next
   // call on the client sets them again, which can shorten the retry window of a caller's own call.
   const pending = call.invoke({ timeout: settings.timeoutMs, retry: null });
+  // The local guard fires 250 ms after gRPC's own deadline, which reports DEADLINE_EXCEEDED first.
+  const [response] = await raceDeadline(pending, {
+    guardMs: Math.min(settings.timeoutMs + 250, maxTimerMs),
+    signal,
+    timeoutError: () => localTimeout(settings.timeoutMs),
+    abortError: () => abortError(signal!, call),
+  });
+  return response;
+}
+
+/**
+ * Waits until the client has loaded its credentials and built its gRPC stub, within the
+ * deadline and the signal. The Google client does this on its first call, and when it fails,
+ * every call method of @google-cloud/kms 5.7.0 rethrows the failure from a detached promise
+ * (`this.initialize().catch((err) => { throw err; })`), an unhandled rejection that ends the
+ * process. Waiting for `initialize()` first, and making no call when it fails, turns that into
+ * a coded error. A client without `initialize` is used as it is.
+ *
+ * @example
+ * await initializeClient(settings, client);
+ */
+export async function initializeClient(
+  settings: CallSettings,
+  client: { initialize?(): Promise<unknown> },
+): Promise<void> {
+  const { signal, timeoutMs } = settings;
+  if (typeof client.initialize !== 'function') return;
+  if (signal?.aborted) throw setupAborted(signal);
+
+  try {
+    await raceDeadline(
+      Promise.resolve().then(() => client.initialize!()),
+      {
+        guardMs: timeoutMs,
+        signal,
+        timeoutError: () => setupTimedOut(timeoutMs),
+        abortError: () => setupAborted(signal!),
+      },
+    );
+  } catch (error) {
+    throw isKmsJwtError(error) ? error : credentialsError(error);
+  }
+}
+
+/** The deadline and the signal that end a {@link raceDeadline} wait early, with their errors. */
+interface DeadlineGuard {
+  guardMs: number;
+  signal: AbortSignal | undefined;
+  timeoutError(): Error;
+  abortError(): Error;
+}
+
+/** Settles with `pending`, or rejects when the guard's deadline passes or its signal fires. */
+async function raceDeadline<T>(pending: Promise<T>, guard: DeadlineGuard): Promise<T> {
   // The race may abandon this promise; a late rejection must not become an unhandled one.
   pending.catch(() => undefined);
+  const { signal } = guard;
 
   let timer: NodeJS.Timeout | undefined;
   let onAbort: (() => void) | undefined;
-  const guard = new Promise<never>((_, reject) => {
-    const guardMs = Math.min(settings.timeoutMs + 250, maxTimerMs);
-    timer = setTimeout(() => reject(localTimeout(settings.timeoutMs)), guardMs);
-    onAbort = () => reject(abortError(signal!, call));
+  const stop = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(guard.timeoutError()), guard.guardMs);
+    onAbort = () => reject(guard.abortError());
     // NOTE: more than 10 calls in flight on one signal make Node print a
     // MaxListenersExceededWarning, although each listener is removed when its call ends.
     signal?.addEventListener('abort', onAbort, { once: true });
   });
   try {
-    const [response] = await Promise.race([pending, guard]);
-    return response;
+    return await Promise.race([pending, stop]);
   } finally {
     clearTimeout(timer);
     if (onAbort) signal?.removeEventListener('abort', onAbort);
@@ -189,6 +248,24 @@ function abortError<T>(signal: AbortSignal, call: KmsCall<T>): KmsJwtError {
     'ERR_GCP_KMS_ABORTED',
     `Cloud KMS ${call.operation} on ${call.resource} was aborted by the caller's signal.`,
     { cause: signal.reason, details: { operation: call.operation, resource: call.resource } },
+  );
+}
+
+function setupAborted(signal: AbortSignal): KmsJwtError {
+  return new KmsJwtError(
+    'ERR_GCP_KMS_ABORTED',
+    "Cloud KMS client set-up (the credential lookup) was aborted by the caller's signal.",
+    { cause: signal.reason, details: { operation: 'initialize' } },
+  );
+}
+
+function setupTimedOut(timeoutMs: number): KmsJwtError {
+  return new BackendError(
+    'ERR_GCP_KMS_TIMEOUT',
+    `Cloud KMS client set-up did not finish within ${timeoutMs} ms: the Google client was still ` +
+      'looking up credentials, which can include querying the GCE metadata server. Retry ' +
+      'later, raise timeoutMs, or pass a KeyManagementServiceClient that has credentials.',
+    { details: { operation: 'initialize', timeoutMs } },
   );
 }
 

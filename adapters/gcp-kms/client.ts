@@ -84,7 +84,7 @@ export interface ImportJobResource {
   publicKey?: { pem?: string | null } | null;
 }
 
-/** The four calls a signer makes. */
+/** The four calls a signer makes, and the client's set-up and shutdown. */
 export interface GcpKmsClient {
   asymmetricSign(
     request: AsymmetricSignRequest,
@@ -102,6 +102,8 @@ export interface GcpKmsClient {
     request: { parent: string; filter: string; pageSize: number },
     options?: GcpKmsListOptions,
   ): GcpKmsReply<CryptoKeyVersionResource[]>;
+  /** Loads credentials and builds the gRPC stub; the adapter waits for it before any call. */
+  initialize?(): Promise<unknown>;
   close?(): Promise<void>;
 }
 

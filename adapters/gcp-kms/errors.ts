@@ -122,10 +122,85 @@ export function mapKmsError(
   }
 }
 
+/** The ways to give the Google client credentials, as the fix in an error message. */
+const credentialsFix =
+  'Provide Application Default Credentials: set GOOGLE_APPLICATION_CREDENTIALS to a credentials ' +
+  'JSON file, run "gcloud auth application-default login", or run on Google Cloud with an ' +
+  'attached service account. Or pass a KeyManagementServiceClient that has credentials as the ' +
+  'client option.';
+
+/**
+ * Turns a failed client set-up, which is the Google client's credential lookup, into a coded
+ * error that explains how to provide credentials.
+ *
+ * @example
+ * throw credentialsError(error);
+ */
+export function credentialsError(error: unknown): KmsJwtError {
+  // JSON.parse errors quote the text around the fault, and the text of a credentials file
+  // includes a private key, so neither the message nor the error itself is kept.
+  const isSyntaxError = error instanceof Error && error.name === 'SyntaxError';
+  const reason = isSyntaxError
+    ? 'a credentials file (GOOGLE_APPLICATION_CREDENTIALS, or the one gcloud writes) is not ' +
+      'valid JSON'
+    : describeServerText(error);
+  return new BackendError(
+    'ERR_GCP_KMS_CREDENTIALS',
+    'Cloud KMS client set-up failed before any Cloud KMS request was sent: the Google client ' +
+      `found no usable credentials (${reason}). ${credentialsFix}`,
+    { cause: isSyntaxError ? undefined : error, details: { operation: 'initialize', reason } },
+  );
+}
+
 /** The server's status text, or the error message for failures that never reached a server. */
 function describeServerText(error: unknown): string {
   const text = (error as { details?: unknown } | null)?.details;
   const message = error instanceof Error ? error.message : String(error);
   const chosen = typeof text === 'string' && text !== '' ? text : message;
-  return chosen.length > 300 ? `${chosen.slice(0, 300)}...` : chosen;
+  return escapeServerText(chosen);
+}
+
+/** The maximum length of server text in a message, in UTF-16 code units, before `...`. */
+export const maxServerTextLength = 300;
+
+/**
+ * C0 controls, DEL, C1 controls, the line and paragraph separators, and the bidirectional
+ * controls that reorder how a line is displayed.
+ */
+const unsafeCharacter =
+  // eslint-disable-next-line no-control-regex -- finding control characters is its purpose.
+  /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/u;
+
+/**
+ * Escapes the control characters in text that a server supplied as `\uXXXX`, and cuts the
+ * result to `maxLength` followed by `...`. The result is safe in one line of a log or a
+ * terminal: it can neither start a forged line nor carry an ANSI escape sequence.
+ *
+ * @example
+ * escapeServerText('denied\r\nINFO forged'); // 'denied\\u000d\\u000aINFO forged'
+ */
+export function escapeServerText(text: string, maxLength = maxServerTextLength): string {
+  let escaped = '';
+  // The loop walks code points and adds each escape whole, so a cut splits neither.
+  for (const character of text) {
+    const piece = unsafeCharacter.test(character) ? escapeCharacter(character) : character;
+    if (escaped.length + piece.length > maxLength) return `${escaped}...`;
+    escaped += piece;
+  }
+  return escaped;
+}
+
+/**
+ * Quotes a value that a server supplied, such as a resource name, for an error message.
+ *
+ * @example
+ * quoteServerText(response.name); // '"projects/p/.../cryptoKeyVersions/7"'
+ */
+export function quoteServerText(value: unknown, maxLength = maxServerTextLength): string {
+  if (typeof value !== 'string') return JSON.stringify(value ?? null) ?? String(value);
+  return `"${escapeServerText(value, maxLength)}"`;
+}
+
+function escapeCharacter(character: string): string {
+  return `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`;
 }

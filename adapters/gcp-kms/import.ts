@@ -14,7 +14,7 @@ import { createPublicKey, randomBytes, verify, type KeyObject } from 'node:crypt
 import { KmsJwtError, isKmsJwtError } from '../../src/errors.js';
 import type { ImportResult, KeyReference } from '../../src/key-uri.js';
 import { emitEvent, sha256, type RuntimeOptions } from '../../src/signer.js';
-import { maxTimerMs, runKmsCall, type CallSettings } from './call.js';
+import { initializeClient, maxTimerMs, runKmsCall, type CallSettings } from './call.js';
 import {
   assertImportClient,
   createKmsClient,
@@ -24,8 +24,13 @@ import {
   type ImportMethodName,
   type ImportProtectionLevel,
 } from './client.js';
-import { grpcStatus } from './errors.js';
-import { formatGcpKmsReference, parseGcpKmsReference, type GcpKmsReference } from './reference.js';
+import { escapeServerText, grpcStatus, quoteServerText } from './errors.js';
+import {
+  formatGcpKmsReference,
+  isVersionNameOf,
+  parseGcpKmsReference,
+  type GcpKmsReference,
+} from './reference.js';
 import { callSettingsFrom, es256Algorithm, fetchPublicKey, signDigest } from './signer.js';
 import { assertImportMethod, defaultImportMethod, wrapPkcs8ForImport } from './wrap.js';
 
@@ -93,6 +98,7 @@ export async function importP8ToGcpKms(
 
   try {
     const context = createContext(client, parsed, options);
+    await initializeClient(context.settings, client);
     return await runImport(context, privateKey);
   } finally {
     if (owned) await client.close?.().catch(() => undefined);
@@ -294,9 +300,10 @@ async function ensureImportJob(context: ImportContext): Promise<string> {
     .replace(/[-:T.Z]/g, '')
     .slice(0, 14);
   const importJobId = `kms-jwt-${stamp}-${randomBytes(3).toString('hex')}`;
+  const jobName = `${target.keyRingName}/importJobs/${importJobId}`;
   const job = await runKmsCall(settings, {
     operation: 'CreateImportJob',
-    resource: `${target.keyRingName}/importJobs/${importJobId}`,
+    resource: jobName,
     idempotent: false,
     invoke: (callOptions) =>
       client.createImportJob(
@@ -308,7 +315,13 @@ async function ensureImportJob(context: ImportContext): Promise<string> {
         callOptions,
       ),
   });
-  return String(job.name ?? `${target.keyRingName}/importJobs/${importJobId}`);
+  // The job is polled and named in messages by this name, so a reply must not replace it.
+  if (job.name === undefined || job.name === null || job.name === jobName) return jobName;
+  throw new KmsJwtError(
+    'ERR_GCP_KMS_IMPORT_FAILED',
+    `CreateImportJob returned the ImportJob name ${quoteServerText(job.name)}, not the ` +
+      `requested ${jobName}, so it is not used.`,
+  );
 }
 
 /** Polls the ImportJob until it is ACTIVE and returns its wrapping public key in PEM. */
@@ -364,14 +377,17 @@ async function importVersion(
         callOptions,
       ),
   });
+  // The name is printed, put into the returned reference and polled, so it must be exactly a
+  // version of this key. Anything more could carry a query such as ?endpoint= or a forged line.
   const name = version.name;
-  if (typeof name !== 'string' || !name.startsWith(`${target.cryptoKeyName}/cryptoKeyVersions/`)) {
-    throw new KmsJwtError(
-      'ERR_GCP_KMS_IMPORT_FAILED',
-      `ImportCryptoKeyVersion returned the version name ${JSON.stringify(name)}.`,
-    );
-  }
-  return name;
+  if (isVersionNameOf(name, target.cryptoKeyName)) return name;
+  throw new KmsJwtError(
+    'ERR_GCP_KMS_IMPORT_FAILED',
+    `ImportCryptoKeyVersion returned the version name ${quoteServerText(name)}, which is not ` +
+      `${target.cryptoKeyName}/cryptoKeyVersions/N, so it is not used.`,
+    // The call succeeded, so Cloud KMS most likely created a version under its real name.
+    { details: { versionMayExist: true } },
+  );
 }
 
 /** Polls the new version until it leaves PENDING_IMPORT; anything but ENABLED fails. */
@@ -385,7 +401,8 @@ async function waitForVersion(context: ImportContext, versionName: string): Prom
         context.client.getCryptoKeyVersion({ name: versionName }, callOptions),
     });
     context.facts.versionState = String(reply.state);
-    if (reply.importFailureReason) context.facts.importFailureReason = reply.importFailureReason;
+    const reason = reply.importFailureReason;
+    if (reason) context.facts.importFailureReason = escapeServerText(String(reason));
     return reply.state === 'PENDING_IMPORT' ? undefined : reply;
   });
   if (version.state === 'ENABLED') return;
@@ -471,14 +488,21 @@ function abortedImport(signal: AbortSignal): KmsJwtError {
 function importFailed(context: ImportContext, name: ImportStep, error: unknown): KmsJwtError {
   const cause = isKmsJwtError(error) ? error : undefined;
   const state = describeImportState(context.facts);
-  const details = { ...context.facts, step: name, causeCode: cause?.code ?? 'none' };
+  const versionMayExist = mayHaveCreatedVersion(name, error);
+  const hint = versionMayExist ? ` ${describeVersionSearch(context.target.cryptoKeyName)}` : '';
+  const details = {
+    ...context.facts,
+    step: name,
+    causeCode: cause?.code ?? 'none',
+    ...(versionMayExist ? { versionMayExist } : {}),
+  };
   // An abort is the caller's own doing, so it keeps its code and the signal's reason as cause.
   // It still names the state, because a version may already contain the uploaded key.
   if (cause?.code === 'ERR_GCP_KMS_ABORTED') {
     return new KmsJwtError(
       'ERR_GCP_KMS_ABORTED',
       `The Cloud KMS import was aborted by the caller's signal at step "${name}". ` +
-        `State: ${state}.`,
+        `State: ${state}.${hint}`,
       { cause: cause.cause, details },
     );
   }
@@ -486,8 +510,41 @@ function importFailed(context: ImportContext, name: ImportStep, error: unknown):
   const message = error instanceof Error ? error.message : String(error);
   return new KmsJwtError(
     'ERR_GCP_KMS_IMPORT_FAILED',
-    `Cloud KMS import failed at step "${name}": ${message} State: ${state}.`,
+    `Cloud KMS import failed at step "${name}": ${message} State: ${state}.${hint}`,
     { cause: error, details },
+  );
+}
+
+/**
+ * Codes of ImportCryptoKeyVersion failures that leave its outcome unknown. The request may have
+ * reached Cloud KMS, which then created a version, before the response was lost or abandoned.
+ * Every other coded failure is a status with which the service rejects a request.
+ */
+const unknownOutcomeCodes = new Set([
+  'ERR_GCP_KMS_TIMEOUT',
+  'ERR_GCP_KMS_ABORTED',
+  'ERR_GCP_KMS_UNAVAILABLE',
+  'ERR_GCP_KMS_REQUEST_FAILED',
+]);
+
+function mayHaveCreatedVersion(step: ImportStep, error: unknown): boolean {
+  if (step !== 'import-version') return false;
+  if (!isKmsJwtError(error)) return true;
+  return unknownOutcomeCodes.has(error.code) || error.details.versionMayExist === true;
+}
+
+/** Describes the version that may exist after an import-version failure, and how to find it. */
+function describeVersionSearch(cryptoKeyName: string): string {
+  const [, project, , location, , keyRing, , cryptoKey] = cryptoKeyName.split('/');
+  const command =
+    `gcloud kms keys versions list --project ${project} --location ${location} ` +
+    `--keyring ${keyRing} --key ${cryptoKey}`;
+  return (
+    'ImportCryptoKeyVersion may have created a version with the uploaded key before the call ' +
+    `ended. Before importing again, run "${command}" and look for a version in ` +
+    'PENDING_IMPORT or IMPORT_FAILED, or an ENABLED one created just now. Or call ' +
+    `ListCryptoKeyVersions on ${cryptoKeyName} with filter 'state=PENDING_IMPORT', then ` +
+    "'state=IMPORT_FAILED'. Disable or destroy an ENABLED version that should not be used."
   );
 }
 

@@ -11,6 +11,7 @@ import { derToJose } from '../../src/der.js';
 import { isKmsJwtError } from '../../src/errors.js';
 import type { IntegrityProblem } from './call.js';
 import type { AsymmetricSignResponse, Int64Value, PublicKeyResponse } from './client.js';
+import { quoteServerText } from './errors.js';
 
 /**
  * Computes the CRC32C of `data` as an unsigned 32-bit number.
@@ -118,7 +119,7 @@ function changedKeyProblem(pem: string, expectedSpki: Uint8Array): IntegrityProb
 function nameProblem(check: string, found: unknown, expected: string): IntegrityProblem {
   return {
     check,
-    problem: `the response names ${JSON.stringify(found ?? null)}, not the requested ${expected}.`,
+    problem: `the response names ${quoteServerText(found)}, not the requested ${expected}.`,
   };
 }
 

@@ -110,6 +110,19 @@ export function formatGcpKmsReference(
   return `gcpkms:${versionName}?endpoint=${host}:${endpoint.port}${plaintext}`;
 }
 
+/**
+ * Returns true when `name` is exactly `<cryptoKeyName>/cryptoKeyVersions/<number>`, with the
+ * version number in the form Cloud KMS writes it: no sign, no leading zero, at most 19 digits.
+ *
+ * @example
+ * isVersionNameOf(`${cryptoKeyName}/cryptoKeyVersions/3`, cryptoKeyName); // true
+ */
+export function isVersionNameOf(name: unknown, cryptoKeyName: string): name is string {
+  const prefix = `${cryptoKeyName}/cryptoKeyVersions/`;
+  if (typeof name !== 'string' || !name.startsWith(prefix)) return false;
+  return versionPattern.test(name.slice(prefix.length));
+}
+
 /** Returns true for names and addresses that stay on this machine: localhost, 127/8 and ::1. */
 export function isLoopbackHost(host: string): boolean {
   if (loopbackNames.has(host.toLowerCase())) return true;

@@ -19,6 +19,7 @@ import {
 import {
   defaultMaxAttempts,
   defaultTimeoutMs,
+  initializeClient,
   maxTimerMs,
   runKmsCall,
   type CallSettings,
@@ -30,14 +31,14 @@ import {
   type AsymmetricSignResponse,
   type GcpKmsClient,
 } from './client.js';
-import { grpcStatus, mapKmsError } from './errors.js';
+import { grpcStatus, mapKmsError, quoteServerText } from './errors.js';
 import {
   checkPublicKeyResponse,
   checkSignResponse,
   convertSignature,
   crc32c,
 } from './integrity.js';
-import { parseGcpKmsReference, type GcpKmsReference } from './reference.js';
+import { isVersionNameOf, parseGcpKmsReference, type GcpKmsReference } from './reference.js';
 
 /** Options of {@link createGcpKmsSigner}: runtime concerns plus an optional client. */
 export interface GcpKmsSignerOptions extends RuntimeOptions {
@@ -72,6 +73,7 @@ export async function createGcpKmsSigner(
   const client = options.client ?? (await createKmsClient(parsed.endpoint));
 
   try {
+    await initializeClient(settings, client);
     const versionName =
       parsed.versionName ?? (await throwVersionRequired(settings, client, parsed));
     await assertVersionUsable(settings, client, versionName);
@@ -257,7 +259,7 @@ async function assertVersionUsable(
       check: (reply) =>
         reply.name === versionName
           ? undefined
-          : { check: 'name', problem: `the response names ${JSON.stringify(reply.name)}.` },
+          : { check: 'name', problem: `the response names ${quoteServerText(reply.name)}.` },
     });
   } catch (error) {
     if (error instanceof KmsJwtError && error.details.grpcCode === grpcStatus.permissionDenied) {
@@ -336,18 +338,33 @@ async function throwVersionRequired(
       : listing.failure
         ? ` The ENABLED versions could not be listed (${listing.failure}).`
         : ` The key has no ENABLED ${es256Algorithm} version.`;
+  const leftOut =
+    listing.malformed > 0
+      ? ` Cloud KMS returned ${listing.malformed} listed version ` +
+        `${listing.malformed === 1 ? 'name that is' : 'names that are'} not a version of this ` +
+        'key; they are left out.'
+      : '';
   throw new KmsJwtError(
     'ERR_GCP_KMS_VERSION_REQUIRED',
     `The gcpkms reference names the CryptoKey ${parsed.cryptoKeyName} but no version. Cloud KMS ` +
       'rotates a key by adding versions, so a signer that followed the newest one would switch ' +
       'keys, and the key behind the token kid, without notice.' +
-      `${found} Pin one, for example gcpkms:${example}.`,
+      `${found}${leftOut} Pin one, for example gcpkms:${example}.`,
     { details: { resource: parsed.cryptoKeyName, enabledVersions: listing.versions } },
   );
 }
 
 /** Versions read for the "version required" message: one page, and no more. */
 const listPageSize = 100;
+
+/** ENABLED ES256 versions of a CryptoKey, or why they could not be listed. */
+interface VersionListing {
+  /** Version names, newest first. */
+  versions: string[];
+  /** The number of listed names left out as not exactly `<cryptoKeyName>/cryptoKeyVersions/N`. */
+  malformed: number;
+  failure: string | undefined;
+}
 
 /**
  * Lists ENABLED ES256 versions, newest first, or returns why it could not. Only the first page
@@ -357,7 +374,7 @@ async function listEnabledVersions(
   settings: CallSettings,
   client: GcpKmsClient,
   cryptoKeyName: string,
-): Promise<{ versions: string[]; failure: string | undefined }> {
+): Promise<VersionListing> {
   const request = { parent: cryptoKeyName, filter: 'state=ENABLED', pageSize: listPageSize };
   try {
     const versions = await runKmsCall(settings, {
@@ -367,14 +384,18 @@ async function listEnabledVersions(
       invoke: (callOptions) =>
         client.listCryptoKeyVersions(request, { ...callOptions, autoPaginate: false }),
     });
-    const names = versions
-      .filter((v) => v.state === 'ENABLED' && v.algorithm === es256Algorithm)
-      .map((v) => String(v.name))
+    const usable = versions.filter((v) => v.state === 'ENABLED' && v.algorithm === es256Algorithm);
+    // The names go into the message and the example reference, so each must be exactly a
+    // version of this key.
+    const names = usable
+      .map((v) => v.name)
+      .filter((name) => isVersionNameOf(name, cryptoKeyName))
       .sort((a, b) => Number(versionNumber(b)) - Number(versionNumber(a)));
-    return { versions: names, failure: undefined };
+    return { versions: names, malformed: usable.length - names.length, failure: undefined };
   } catch (error) {
     const mapped = mapKmsError(error, 'ListCryptoKeyVersions', cryptoKeyName);
-    return { versions: [], failure: `${mapped.code}, which needs cloudkms.cryptoKeyVersions.list` };
+    const failure = `${mapped.code}, which needs cloudkms.cryptoKeyVersions.list`;
+    return { versions: [], malformed: 0, failure };
   }
 }
 

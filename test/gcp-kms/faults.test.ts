@@ -158,6 +158,17 @@ const cases: FaultCase[] = [
     check: 'publicKey',
   },
   {
+    name: 'hostile status text',
+    faults: { permissionDenied: 1, statusText: 'denied\r\nINFO forged\u001b[2J' },
+    expected: 'ERR_GCP_KMS_PERMISSION_DENIED',
+  },
+  {
+    name: 'hostile name always',
+    faults: { responseName: 'name\r\nINFO forged\u001b[2J' },
+    expected: 'ERR_GCP_KMS_INTEGRITY',
+    check: 'name',
+  },
+  {
     name: 'public key from another key at creation',
     faults: { foreignPublicKey: 1 },
     atCreation: true,
@@ -190,9 +201,18 @@ async function mint(faultCase: FaultCase, events: SignerEvent[]): Promise<Outcom
 describe('Cloud KMS fault switches', () => {
   it('covers every switch', () => {
     // slowMs and deniedMethods are settings rather than switches. The import tests cover
-    // corruptWrappedKey, which only ImportCryptoKeyVersion reads, and the version pinning tests
-    // cover endlessPages, which only ListCryptoKeyVersions reads.
-    const notSwitches = ['slowMs', 'deniedMethods', 'corruptWrappedKey', 'endlessPages'];
+    // corruptWrappedKey, importFailureReason, importedVersionName and importJobName, which only
+    // an import reads, and the version
+    // pinning tests cover endlessPages, which only ListCryptoKeyVersions reads.
+    const notSwitches = [
+      'slowMs',
+      'deniedMethods',
+      'corruptWrappedKey',
+      'importFailureReason',
+      'importedVersionName',
+      'importJobName',
+      'endlessPages',
+    ];
     const switches = Object.keys(kms.faults).filter((name) => !notSwitches.includes(name));
     const covered = new Set(cases.flatMap((faultCase) => Object.keys(faultCase.faults)));
     expect(switches.filter((name) => !covered.has(name))).toEqual([]);

@@ -268,6 +268,133 @@ describe('Cloud KMS import failures', () => {
     expect(kms.count('ImportCryptoKeyVersion')).toBe(1);
   });
 
+  describe('version name from ImportCryptoKeyVersion', () => {
+    const cases: [string, (cryptoKeyName: string) => string][] = [
+      ['another key', () => `${keyRing}/cryptoKeys/other/cryptoKeyVersions/1`],
+      ['no number', (name) => `${name}/cryptoKeyVersions/`],
+      ['a suffix', (name) => `${name}/cryptoKeyVersions/1x`],
+      ['a leading zero', (name) => `${name}/cryptoKeyVersions/01`],
+      ['more segments', (name) => `${name}/cryptoKeyVersions/1/../../other`],
+      ['a query', (name) => `${name}/cryptoKeyVersions/1?endpoint=evil.googleapis.com:443`],
+      ['a line break', (name) => `${name}/cryptoKeyVersions/1\r\nINFO import done`],
+      ['a long number', (name) => `${name}/cryptoKeyVersions/${'9'.repeat(40)}`],
+    ];
+
+    for (const [label, returned] of cases) {
+      it(`rejects a name with ${label}`, async () => {
+        const target = newTarget();
+        const name = returned(target.name);
+        kms.faults.importedVersionName = name;
+        const error = await rejection(importP8ToGcpKms(p256Key(), target.reference, fastPolls));
+
+        expect(error.code).toBe('ERR_GCP_KMS_IMPORT_FAILED');
+        expect(error.details!.step).toBe('import-version');
+        expect(error.details!.cryptoKeyVersion).toBeUndefined();
+        expect(error.message).toContain(`not ${target.name}/cryptoKeyVersions/N`);
+        expect(error.message).not.toMatch(/[\r\n]/);
+        // The name is never used: no call names it, and no poll follows.
+        expect(kms.count('GetCryptoKeyVersion')).toBe(0);
+        expect(kms.count('AsymmetricSign')).toBe(0);
+      });
+    }
+
+    it('accepts the exact name', async () => {
+      const target = newTarget();
+      kms.faults.importedVersionName = `${target.name}/cryptoKeyVersions/1`;
+      const result = await importP8ToGcpKms(p256Key(), target.reference, fastPolls);
+      expect(result.details.cryptoKeyVersion).toBe(`${target.name}/cryptoKeyVersions/1`);
+    });
+  });
+
+  describe('unknown outcome of ImportCryptoKeyVersion', () => {
+    /** Checks that the error says a version may exist, and how to find it. */
+    function expectVersionHint(error: CodedError, cryptoKeyId: string): void {
+      expect(error.details!.step).toBe('import-version');
+      expect(error.details!.versionMayExist).toBe(true);
+      expect(error.message).toContain('ImportCryptoKeyVersion may have created a version');
+      expect(error.message).toContain('PENDING_IMPORT or IMPORT_FAILED');
+      expect(error.message).toContain(
+        `gcloud kms keys versions list --project kms-jwt-test --location global ` +
+          `--keyring apple --key ${cryptoKeyId}`,
+      );
+      expect(error.message).toContain("filter 'state=PENDING_IMPORT'");
+    }
+
+    it('hints at a version on timeout', async () => {
+      // An existing ImportJob, so that no call before the import waits for an RSA key pair.
+      const first = await importP8ToGcpKms(p256Key(), newTarget().reference, fastPolls);
+      const jobId = first.details.importJob!.split('/').pop();
+      const target = newTarget(`import-job=${jobId}`);
+      const importing = importP8ToGcpKms(p256Key(), target.reference, {
+        ...fastPolls,
+        timeoutMs: 300,
+        onEvent: (event) => {
+          // Only the ImportCryptoKeyVersion call that follows this event answers late.
+          if (event.step !== 'import-version') return;
+          kms.faults.slow = 1;
+          kms.faults.slowMs = 5_000;
+        },
+      });
+      const error = await rejection(importing);
+
+      expect(error.code).toBe('ERR_GCP_KMS_IMPORT_FAILED');
+      expect(error.details!.causeCode).toBe('ERR_GCP_KMS_TIMEOUT');
+      expectVersionHint(error, target.name.split('/').pop()!);
+    });
+
+    it('hints at a version on abort', async () => {
+      const target = newTarget();
+      const controller = new AbortController();
+      const importing = importP8ToGcpKms(p256Key(), target.reference, {
+        ...fastPolls,
+        signal: controller.signal,
+        onEvent: (event) => {
+          if (event.step !== 'import-version') return;
+          kms.faults.slow = 1;
+          kms.faults.slowMs = 5_000;
+          setTimeout(() => controller.abort(new Error('deploy cancelled')), 20);
+        },
+      });
+      const error = await rejection(importing);
+
+      expect(error.code).toBe('ERR_GCP_KMS_ABORTED');
+      expect(kms.count('ImportCryptoKeyVersion')).toBe(1);
+      expectVersionHint(error, target.name.split('/').pop()!);
+    });
+
+    it('hints at a version after a bad name', async () => {
+      const target = newTarget();
+      kms.faults.importedVersionName = `${target.name}/cryptoKeyVersions/1?x=y`;
+      const error = await rejection(importP8ToGcpKms(p256Key(), target.reference, fastPolls));
+
+      expect(error.code).toBe('ERR_GCP_KMS_IMPORT_FAILED');
+      expectVersionHint(error, target.name.split('/').pop()!);
+    });
+
+    it('gives no hint after a rejection', async () => {
+      const target = newTarget();
+      kms.faults.deniedMethods = ['ImportCryptoKeyVersion'];
+      const error = await rejection(importP8ToGcpKms(p256Key(), target.reference, fastPolls));
+
+      expect(error.details!.step).toBe('import-version');
+      expect(error.details!.causeCode).toBe('ERR_GCP_KMS_PERMISSION_DENIED');
+      expect(error.details!.versionMayExist).toBeUndefined();
+      expect(error.message).not.toContain('may have created a version');
+    });
+  });
+
+  it('rejects another ImportJob name', async () => {
+    const target = newTarget();
+    kms.faults.importJobName = `${keyRing}/importJobs/other\r\nINFO import done`;
+    const error = await rejection(importP8ToGcpKms(p256Key(), target.reference, fastPolls));
+
+    expect(error.code).toBe('ERR_GCP_KMS_IMPORT_FAILED');
+    expect(error.details!.step).toBe('create-import-job');
+    expect(error.message).toContain('CreateImportJob returned the ImportJob name');
+    expect(error.message).not.toMatch(/[\r\n]/);
+    expect(kms.count('GetImportJob')).toBe(0);
+  });
+
   it('rejects a key of another algorithm', async () => {
     const existing = kms.createKey({ keyRing, algorithm: 'EC_SIGN_SECP256K1_SHA256' });
     const error = await rejection(

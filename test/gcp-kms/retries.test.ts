@@ -295,6 +295,65 @@ describe('Cloud KMS abort', () => {
   });
 });
 
+describe('Cloud KMS client set-up', () => {
+  /** Creates a real emulator client whose credential lookup never finishes. */
+  function hangingClient(): KeyManagementServiceClient {
+    const client = emulatorClient(kms);
+    vi.spyOn(client, 'initialize').mockReturnValue(new Promise(() => undefined));
+    return client;
+  }
+
+  it('bounds set-up by timeoutMs', async () => {
+    const key = kms.createKey({ keyRing });
+    const client = hangingClient();
+    const error = await rejection(
+      createGcpKmsSigner(kms.reference(key.versionName), { client, timeoutMs: 50 }),
+    );
+
+    expect(error.code).toBe('ERR_GCP_KMS_TIMEOUT');
+    expect(error.message).toContain('client set-up did not finish within 50 ms');
+    expect(error.details!.operation).toBe('initialize');
+    expect(kms.calls).toEqual([]);
+  });
+
+  it('aborts set-up', async () => {
+    const key = kms.createKey({ keyRing });
+    const client = hangingClient();
+    const controller = new AbortController();
+    const creating = createGcpKmsSigner(kms.reference(key.versionName), {
+      client,
+      signal: controller.signal,
+    });
+    controller.abort(new Error('shutting down'));
+    const error = await rejection(creating);
+
+    expect(error.code).toBe('ERR_GCP_KMS_ABORTED');
+    expect(error.details!.operation).toBe('initialize');
+    expect((error.cause as Error).message).toBe('shutting down');
+    expect(kms.calls).toEqual([]);
+  });
+
+  it('waits for set-up before any call', async () => {
+    const key = kms.createKey({ keyRing });
+    const client = emulatorClient(kms);
+    const order: string[] = [];
+    for (const method of ['initialize', 'getCryptoKeyVersion'] as const) {
+      const original = client[method].bind(client) as (...args: unknown[]) => unknown;
+      vi.spyOn(client, method).mockImplementation(((...args: unknown[]) => {
+        order.push(method);
+        return original(...args);
+      }) as never);
+    }
+    const signer = await createGcpKmsSigner(kms.reference(key.versionName), { client });
+    await signer.close?.();
+    await client.close();
+
+    // The client's own methods call initialize too, but only after they have been entered.
+    expect(order.slice(0, 2)).toEqual(['initialize', 'getCryptoKeyVersion']);
+    expect(kms.count('GetPublicKey')).toBe(1);
+  });
+});
+
 describe('Cloud KMS credentials', () => {
   let metadata: Server;
   let metadataRequests: number;

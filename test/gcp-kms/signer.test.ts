@@ -219,6 +219,20 @@ describe('Cloud KMS version pinning', () => {
     expect(error.message).toContain('cloudkms.cryptoKeyVersions.list');
   });
 
+  it('leaves out malformed listed names', async () => {
+    const key = kms.createKey({ keyRing });
+    const hostile = `${key.versionName}\r\nINFO signer ready\u001b[2J`;
+    kms.faults.responseName = hostile;
+    const error = await rejection(createGcpKmsSigner(kms.reference(key.cryptoKeyName)));
+    const details = (error as { details?: Record<string, unknown> }).details!;
+
+    expect(error.code).toBe('ERR_GCP_KMS_VERSION_REQUIRED');
+    expect(details.enabledVersions).toEqual([]);
+    expect(error.message).toContain('1 listed version name that is not a version of this key');
+    expect(error.message).not.toContain('INFO signer ready');
+    for (const character of ['\r', '\n', '\u001b']) expect(error.message).not.toContain(character);
+  });
+
   it('lists one page of versions', async () => {
     const key = kms.createKey({ keyRing });
     kms.addVersion(key.cryptoKeyName, { state: 'DISABLED' });

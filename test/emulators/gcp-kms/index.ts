@@ -70,6 +70,19 @@ export interface GcpKmsFaults {
   slowMs: number;
   /** Methods that always answer PERMISSION_DENIED, such as 'GetCryptoKeyVersion'. */
   deniedMethods: string[];
+  /** The text (gRPC `details`) of every failure status while set, as a hostile server sends. */
+  statusText: string | undefined;
+  /** The importFailureReason of every failed import while set. */
+  importFailureReason: string | undefined;
+  /**
+   * The `name` of every AsymmetricSign, GetPublicKey and GetCryptoKeyVersion reply, and of every
+   * version that ListCryptoKeyVersions returns, while set.
+   */
+  responseName: string | undefined;
+  /** The `name` of every CreateImportJob reply while set; the job is still created. */
+  importJobName: string | undefined;
+  /** The `name` of every ImportCryptoKeyVersion reply while set; the version is still created. */
+  importedVersionName: string | undefined;
 }
 
 /** One received call, for tests that count attempts or read headers. */
@@ -150,6 +163,11 @@ function noFaults(): GcpKmsFaults {
     slow: 0,
     slowMs: 0,
     deniedMethods: [],
+    statusText: undefined,
+    importFailureReason: undefined,
+    responseName: undefined,
+    importedVersionName: undefined,
+    importJobName: undefined,
   };
 }
 
@@ -311,7 +329,7 @@ export class GcpKmsEmulator {
     const reply = () =>
       answer().then(
         (response) => callback(null, response),
-        (error: unknown) => callback(toServiceError(error)),
+        (error: unknown) => callback(this.#statusFor(error)),
       );
 
     if (this.faults.slow > 0) {
@@ -324,6 +342,13 @@ export class GcpKmsEmulator {
       return;
     }
     void reply();
+  }
+
+  #statusFor(error: unknown): Partial<grpc.StatusObject> {
+    const status = toServiceError(error);
+    return this.faults.statusText === undefined
+      ? status
+      : { ...status, details: this.faults.statusText };
   }
 
   #denied(method: string, request: Record<string, unknown>): RpcError {
@@ -387,9 +412,15 @@ export class GcpKmsEmulator {
       signatureCrc32c: { value: signatureCrc },
       verifiedDigestCrc32c: digestCrc !== undefined && !take(this.faults, 'unverifiedDigest'),
       verifiedDataCrc32c: false,
-      name: take(this.faults, 'wrongName') ? otherVersionName(version.name) : version.name,
+      name: this.#replyName(version.name),
       protectionLevel: version.protectionLevel,
     };
+  }
+
+  /** Returns the name for a sign or public-key reply: the version's, unless a fault changes it. */
+  #replyName(name: string): string {
+    if (this.faults.responseName !== undefined) return this.faults.responseName;
+    return take(this.faults, 'wrongName') ? otherVersionName(name) : name;
   }
 
   #getPublicKey(request: Record<string, unknown>): unknown {
@@ -402,7 +433,7 @@ export class GcpKmsEmulator {
       pem,
       pemCrc32c: { value: pemCrc },
       algorithm: version.algorithm,
-      name: take(this.faults, 'wrongName') ? otherVersionName(version.name) : version.name,
+      name: this.#replyName(version.name),
       protectionLevel: version.protectionLevel,
       publicKeyFormat: 'PEM',
     };
@@ -413,15 +444,19 @@ export class GcpKmsEmulator {
     // Only versions made by ImportCryptoKeyVersion finish importing; one that a test created in
     // PENDING_IMPORT stays there.
     if (version.state === 'PENDING_IMPORT' && version.pendingOutcome) this.#advanceImport(version);
-    return versionResource(version);
+    const resource = versionResource(version);
+    const name = this.faults.responseName;
+    return name === undefined ? resource : { ...resource, name };
   }
 
   #listCryptoKeyVersions(request: Record<string, unknown>): unknown {
     const key = this.#cryptoKey(String(request.parent));
     const state = parseStateFilter(String(request.filter ?? ''));
+    const name = this.faults.responseName;
     const versions = [...key.versions.values()]
       .filter((version) => state === undefined || version.state === state)
-      .map(versionResource);
+      .map(versionResource)
+      .map((resource) => (name === undefined ? resource : { ...resource, name }));
     const nextPageToken = take(this.faults, 'endlessPages') ? `page-${this.calls.length}` : '';
     return { cryptoKeyVersions: versions, nextPageToken, totalSize: versions.length };
   }
@@ -507,7 +542,8 @@ export class GcpKmsEmulator {
       pendingPolls: this.importJobPendingPolls,
     };
     this.#jobs.set(name, job);
-    return jobResource(job);
+    const replyName = this.faults.importJobName;
+    return replyName === undefined ? jobResource(job) : { ...jobResource(job), name: replyName };
   }
 
   #getImportJob(request: Record<string, unknown>): unknown {
@@ -559,7 +595,8 @@ export class GcpKmsEmulator {
       pendingOutcome: unwrapOutcome(wrapped, job, algorithm),
     };
     key.versions.set(key.nextVersion++, version);
-    return versionResource(version);
+    const name = this.faults.importedVersionName;
+    return name === undefined ? versionResource(version) : { ...versionResource(version), name };
   }
 
   #updateCryptoKeyVersion(request: Record<string, unknown>): unknown {
@@ -586,7 +623,9 @@ export class GcpKmsEmulator {
     version.pendingOutcome = undefined;
     version.privateKey = outcome.privateKey;
     version.state = outcome.failure ? 'IMPORT_FAILED' : 'ENABLED';
-    if (outcome.failure) version.importFailureReason = outcome.failure;
+    if (outcome.failure) {
+      version.importFailureReason = this.faults.importFailureReason ?? outcome.failure;
+    }
   }
 
   #usableVersion(name: string, method: string): VersionRecord {
@@ -706,7 +745,7 @@ function unwrapOutcome(
   }
 }
 
-function versionResource(version: VersionRecord): unknown {
+function versionResource(version: VersionRecord): Record<string, unknown> {
   return {
     name: version.name,
     state: version.state,
@@ -717,7 +756,7 @@ function versionResource(version: VersionRecord): unknown {
   };
 }
 
-function jobResource(job: ImportJobRecord): unknown {
+function jobResource(job: ImportJobRecord): Record<string, unknown> {
   const active = job.state === 'ACTIVE';
   const pem = active
     ? createPublicKey(job.wrappingKey!).export({ type: 'spki', format: 'pem' })
