@@ -32,10 +32,13 @@ export class AwsKmsSigner implements Signer {
   readonly #firstSpkiByArn = new Map<string, Buffer>();
   /** The ARN that the last response named; for an alias it changes when the alias moves. */
   #keyArn: string | undefined;
+  /** The signal given at creation, which aborts every call of this signer. */
+  readonly #signal: AbortSignal | undefined;
 
-  constructor(kms: KmsConnection, reference: AwsKmsReference) {
+  constructor(kms: KmsConnection, reference: AwsKmsReference, signal?: AbortSignal) {
     this.#kms = kms;
     this.#reference = reference;
+    this.#signal = signal;
     if (reference.kind === 'key-arn') this.#keyArn = reference.keyId;
   }
 
@@ -61,12 +64,8 @@ export class AwsKmsSigner implements Signer {
       MessageType: 'DIGEST',
       SigningAlgorithm: requiredAlgorithm,
     });
-    const output = await this.#kms.send<SignCommandOutput>(
-      'Sign',
-      this.keyId,
-      command,
-      options.signal,
-    );
+    const signal = combineSignals(this.#signal, options.signal);
+    const output = await this.#kms.send<SignCommandOutput>('Sign', this.keyId, command, signal);
     const keyArn = this.#acceptKeyArn(output.KeyId, 'Sign');
     if (!(output.Signature instanceof Uint8Array))
       throw invalidResponse('Sign', keyArn, 'it has no Signature');
@@ -82,7 +81,7 @@ export class AwsKmsSigner implements Signer {
    */
   async getPublicKey(options: GetPublicKeyOptions = {}): Promise<KeyObject> {
     const cacheKey = this.#keyArn ?? this.#reference.keyId;
-    const { signal } = options;
+    const signal = combineSignals(this.#signal, options.signal);
     if (signal?.aborted) throw this.#kms.abortError('GetPublicKey', cacheKey, signal);
 
     let pending = this.#publicKeys.get(cacheKey);
@@ -102,11 +101,16 @@ export class AwsKmsSigner implements Signer {
     this.#kms.close();
   }
 
-  // Concurrent callers share one fetch, so it runs without any one caller's signal and only the
-  // deadline bounds it. Each caller's signal ends that caller's wait instead.
+  // Concurrent callers share one fetch, so it runs under the signer's own signal and deadline
+  // but without any one caller's signal. Each caller's signal ends that caller's wait instead.
   async #fetchPublicKey(keyId: string): Promise<KeyObject> {
     const command = new this.#kms.sdk.GetPublicKeyCommand({ KeyId: keyId });
-    const output = await this.#kms.send<GetPublicKeyCommandOutput>('GetPublicKey', keyId, command);
+    const output = await this.#kms.send<GetPublicKeyCommandOutput>(
+      'GetPublicKey',
+      keyId,
+      command,
+      this.#signal,
+    );
     const keyArn = this.#acceptKeyArn(output.KeyId, 'GetPublicKey');
     assertEs256Key(output, keyArn);
 
@@ -171,6 +175,16 @@ export class AwsKmsSigner implements Signer {
     this.#keyArn = keyArn;
     return keyArn;
   }
+}
+
+/** Joins the signer's signal and a call's signal; either one aborts the call. */
+function combineSignals(
+  signer: AbortSignal | undefined,
+  call: AbortSignal | undefined,
+): AbortSignal | undefined {
+  if (signer === undefined || signer === call) return call;
+  if (call === undefined) return signer;
+  return AbortSignal.any([signer, call]);
 }
 
 function assertEs256Key(output: GetPublicKeyCommandOutput, keyArn: string): void {
