@@ -34,6 +34,7 @@ export class AwsKmsSigner implements Signer {
   #keyArn: string | undefined;
   /** The signal given at creation, which aborts every call of this signer. */
   readonly #signal: AbortSignal | undefined;
+  #closed = false;
 
   constructor(kms: KmsConnection, reference: AwsKmsReference, signal?: AbortSignal) {
     this.#kms = kms;
@@ -55,6 +56,7 @@ export class AwsKmsSigner implements Signer {
    */
   async sign(signingInput: Uint8Array, options: SignOptions = {}): Promise<Uint8Array> {
     if (!(signingInput instanceof Uint8Array)) throw new TypeError('sign expects a Uint8Array.');
+    this.#assertOpen();
     // The first use checks the key spec, so that a wrong key fails before it signs anything.
     await this.getPublicKey({ signal: options.signal });
 
@@ -80,6 +82,7 @@ export class AwsKmsSigner implements Signer {
    * const publicKey = await signer.getPublicKey();
    */
   async getPublicKey(options: GetPublicKeyOptions = {}): Promise<KeyObject> {
+    this.#assertOpen();
     const cacheKey = this.#keyArn ?? this.#reference.keyId;
     const signal = combineSignals(this.#signal, options.signal);
     if (signal?.aborted) throw this.#kms.abortError('GetPublicKey', cacheKey, signal);
@@ -96,9 +99,23 @@ export class AwsKmsSigner implements Signer {
     return signal ? this.#waitUnlessAborted(pending, cacheKey, signal) : pending;
   }
 
-  /** Destroys the KMS client when the adapter built it. */
+  /**
+   * Destroys the KMS client when the adapter built it. Later calls reject with
+   * `ERR_AWS_KMS_SIGNER_CLOSED`, also with a caller's client, which stays open.
+   */
   async close(): Promise<void> {
+    this.#closed = true;
     this.#kms.close();
+  }
+
+  // The SDK opens new sockets on a destroyed client, so only this flag stops a closed signer.
+  #assertOpen(): void {
+    if (!this.#closed) return;
+    throw new BackendError(
+      'ERR_AWS_KMS_SIGNER_CLOSED',
+      `The AWS KMS signer for ${this.keyId} is closed. Create a new signer.`,
+      { details: { key: this.keyId } },
+    );
   }
 
   // Concurrent callers share one fetch, so it runs under the signer's own signal and deadline

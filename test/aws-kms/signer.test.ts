@@ -323,3 +323,51 @@ describe('AWS KMS signer-wide signal', () => {
     await signer.close();
   });
 });
+
+describe('AWS KMS signer after close', () => {
+  async function codeOf(promise: Promise<unknown>): Promise<string | undefined> {
+    try {
+      await promise;
+    } catch (error) {
+      return (error as { code?: string }).code;
+    }
+    return undefined;
+  }
+
+  it('rejects sign and getPublicKey', async () => {
+    const key = kms.createKey();
+    const signer = await createAwsKmsSigner(key.arn, emulatorOptions(kms));
+    await signer.sign(Buffer.from('x.y'));
+    await signer.close();
+    await signer.close();
+    kms.reset();
+
+    expect(await codeOf(signer.sign(Buffer.from('x.y')))).toBe('ERR_AWS_KMS_SIGNER_CLOSED');
+    expect(await codeOf(signer.getPublicKey())).toBe('ERR_AWS_KMS_SIGNER_CLOSED');
+    expect(await codeOf(signer.getPublicKey({ refresh: true }))).toBe('ERR_AWS_KMS_SIGNER_CLOSED');
+    expect(await codeOf(signJwt(signer, clientSecretParts()))).toBe('ERR_AWS_KMS_SIGNER_CLOSED');
+    expect(kms.requests).toEqual([]);
+  });
+
+  it('rejects calls with a caller client', async () => {
+    const key = kms.createKey();
+    const client = emulatorClient(kms);
+    const signer = await createAwsKmsSigner(key.arn, { client });
+    await signer.close();
+    kms.reset();
+
+    expect(await codeOf(signer.sign(Buffer.from('x.y')))).toBe('ERR_AWS_KMS_SIGNER_CLOSED');
+    expect(kms.requests).toEqual([]);
+    client.destroy();
+  });
+
+  it('names the key in the error', async () => {
+    const key = kms.createKey();
+    const signer = await createAwsKmsSigner(key.arn, emulatorOptions(kms));
+    await signer.close();
+
+    const error = await signer.sign(Buffer.from('x.y')).catch((caught: Error) => caught);
+    expect((error as Error).message).toContain(key.arn);
+    expect((error as Error).message).toContain('Create a new signer');
+  });
+});
