@@ -199,8 +199,16 @@ function parseEndpointAttribute(text: string): string {
   if (url.username !== '' || url.password !== '') {
     throw invalid('the endpoint attribute has a user name or password, which AWS KMS never uses');
   }
-  if (url.protocol === 'https:') return text;
-  if (url.protocol === 'http:' && loopbackHosts.has(url.hostname)) return text;
+  // The SDK (3.1164.0) posts every request to the endpoint's path, so a path would change where
+  // the signed requests go, and a query or fragment means nothing for an endpoint. The check
+  // reads the text, because the URL parser drops an empty "?" or "#" and reads "\" as "/".
+  if (!/^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#\\]*\/?$/.test(text)) {
+    throw invalid(
+      'the endpoint attribute must be scheme://host[:port], without a path, query or fragment',
+    );
+  }
+  if (url.protocol === 'https:') return url.origin;
+  if (url.protocol === 'http:' && loopbackHosts.has(url.hostname)) return url.origin;
   throw invalid('the endpoint must use https, or http on a loopback address');
 }
 

@@ -221,3 +221,41 @@ describe('awskms ARN partitions', () => {
     expect(Object.keys(regions).sort()).toEqual(sdkPartitions.sort());
   });
 });
+
+describe('awskms endpoint attribute', () => {
+  const accepted = [
+    ['https://kms.example.com', 'https://kms.example.com'],
+    ['https://kms.example.com/', 'https://kms.example.com'],
+    ['https://kms.example.com:8443', 'https://kms.example.com:8443'],
+    ['http://127.0.0.1:4566', 'http://127.0.0.1:4566'],
+    ['http://[::1]:4566', 'http://[::1]:4566'],
+  ];
+
+  for (const [endpoint, expected] of accepted) {
+    it(`accepts ${endpoint}`, () => {
+      const reference = `awskms:key-id=${keyId}?endpoint=${encodeURIComponent(endpoint!)}`;
+      expect(parse(reference).endpoint).toBe(expected);
+    });
+  }
+
+  const rejected = [
+    'https://kms.example.com/path',
+    'https://kms.example.com/?',
+    'https://kms.example.com?',
+    'https://kms.example.com?Action=Sign',
+    'https://kms.example.com#',
+    'https://kms.example.com#fragment',
+    'https://kms.example.com:8443/prefix/',
+    'http://127.0.0.1:4566/x',
+    'https://kms.example.com\\path',
+  ];
+
+  for (const endpoint of rejected) {
+    it(`rejects ${JSON.stringify(endpoint)}`, () => {
+      const error = rejectionOf(`awskms:key-id=${keyId}?endpoint=${encodeURIComponent(endpoint)}`);
+      expect(error.code).toBe('ERR_KEY_REFERENCE_INVALID');
+      expect(error.message).toContain('scheme://host[:port]');
+      expect(error.message).toContain('path, query or fragment');
+    });
+  }
+});
