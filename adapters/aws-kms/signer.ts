@@ -9,6 +9,7 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import type { GetPublicKeyCommandOutput, SignCommandOutput } from '@aws-sdk/client-kms';
 import { derToJose } from '../../src/der.js';
 import { BackendError, SignatureError, isKmsJwtError } from '../../src/errors.js';
+import { describeKeyObject } from '../../src/key-description.js';
 import {
   sha256,
   type GetPublicKeyOptions,
@@ -245,7 +246,7 @@ function parsePublicKey(spki: Uint8Array | undefined, keyArn: string): KeyObject
     throw invalidResponse(
       'GetPublicKey',
       keyArn,
-      `its PublicKey is ${publicKey.asymmetricKeyType} ${curve ?? ''}, not P-256`,
+      `its PublicKey is ${describeKeyObject(publicKey)}, not an EC P-256 key`,
     );
   }
   return publicKey;
