@@ -389,6 +389,8 @@ describe('AWS KMS import step failures', () => {
       expect(error.details.keyState).toBe(entry.keyState);
       expect(error.message).toContain(`step ${entry.stepNumber} (${entry.step})`);
       expect(error.message).toContain(entry.advice);
+      // The reason ends its sentence before the state of the key is reported.
+      expect(error.message).toMatch(/\. (The KMS key|No KMS key)/);
       if (entry.keyState !== 'none') {
         expect(error.message).toContain(`left in state ${entry.keyState}`);
         expect(error.details.keyArn).toMatch(/^arn:aws:kms:/);
