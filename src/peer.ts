@@ -6,9 +6,14 @@ import { KmsJwtError } from './errors.js';
 
 /**
  * Runs `load` (a dynamic `import()` of `packageName`) and maps "module not found" to
- * `ERR_PEER_MISSING`, which names the package and the install command.
+ * `ERR_PEER_MISSING`, which names the package, the install command and `usedBy`, the part of
+ * this package that needs it.
  */
-export async function loadPeer<T>(packageName: string, load: () => Promise<T>): Promise<T> {
+export async function loadPeer<T>(
+  packageName: string,
+  load: () => Promise<T>,
+  usedBy = 'this backend',
+): Promise<T> {
   try {
     return await load();
   } catch (error) {
@@ -17,7 +22,7 @@ export async function loadPeer<T>(packageName: string, load: () => Promise<T>): 
     throw new KmsJwtError(
       'ERR_PEER_MISSING',
       `The optional dependency ${packageName} is not installed. Install it with ` +
-        `"npm install ${packageName}" to use this backend.`,
+        `"npm install ${packageName}" to use ${usedBy}.`,
       { cause: error, details: { package: packageName } },
     );
   }

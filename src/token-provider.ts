@@ -24,7 +24,12 @@ import {
   type ProviderClocks,
   type WindowSettings,
 } from './token-clock.js';
-import { coordinateRefresh, describeThrown, type RefreshContext } from './token-refresh.js';
+import {
+  coordinateRefresh,
+  describeThrown,
+  isStoreConfigurationError,
+  type RefreshContext,
+} from './token-refresh.js';
 import { assertRefreshPolicy, type RefreshPolicy } from './token-policy.js';
 import type { MintFunction, MintedToken } from './token-record.js';
 
@@ -415,9 +420,13 @@ const providerCodes = new Set([
   'ERR_TOKEN_ABORTED',
 ]);
 
-/** Keeps the provider's own coded errors and wraps everything else as ERR_TOKEN_MINT_FAILED. */
+/**
+ * Keeps the provider's own coded errors and a store's configuration error, such as
+ * ERR_PEER_MISSING, and wraps everything else as ERR_TOKEN_MINT_FAILED.
+ */
 function toProviderError(error: unknown, cacheKey: string): KmsJwtError {
   if (isKmsJwtError(error) && providerCodes.has(error.code)) return error;
+  if (isStoreConfigurationError(error)) return error as KmsJwtError;
 
   const causeCode = codeOf(error);
   return new KmsJwtError(

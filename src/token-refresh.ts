@@ -41,6 +41,10 @@ export interface RefreshContext {
 }
 
 const unavailable = Symbol('store unavailable');
+// A store failing with one of these codes is set up wrongly and will never work, so falling back
+// to local mints would hide it from every caller without onEvent. `get()` rejects instead.
+const storeConfigurationCodes = new Set(['ERR_PEER_MISSING']);
+const storeConfigurationErrors = new WeakSet<object>();
 // An iat this far ahead of this host's clock means one of the clocks is wrong. APNs rejects
 // such tokens, so they are neither minted nor adopted.
 const maxFutureIatSeconds = 300;
@@ -209,6 +213,7 @@ async function readAdoptable(
   try {
     record = await withStoreDeadline(context, 'read', context.store.read(context.cacheKey));
   } catch (error) {
+    rethrowConfigurationError(error);
     reportStoreFailure(context, 'read', error);
     return unavailable;
   }
@@ -259,6 +264,7 @@ async function acquireLease(
   } catch (error) {
     // A lease granted after the deadline has no holder, and would block the fleet until it expired.
     acquiring?.then((late) => late?.release()).catch(() => undefined);
+    rethrowConfigurationError(error);
     reportStoreFailure(context, 'acquire', error);
     return unavailable;
   }
@@ -283,6 +289,22 @@ export function storageExpiry(policy: RefreshPolicy, record: MintedToken): numbe
   const exp = record.exp ?? Number.POSITIVE_INFINITY;
   if (policy.type === 'by-age') return Math.min(record.iat + policy.maxAgeSeconds, exp);
   return Number.isFinite(exp) ? exp : record.iat;
+}
+
+/**
+ * Rethrows a store error that is a configuration error, such as `ERR_PEER_MISSING` from a Redis
+ * store whose `redis` package is not installed, and marks it for {@link isStoreConfigurationError}.
+ */
+function rethrowConfigurationError(error: unknown): void {
+  const code = (error as { code?: unknown } | null | undefined)?.code;
+  if (typeof code !== 'string' || !storeConfigurationCodes.has(code)) return;
+  storeConfigurationErrors.add(error as object);
+  throw error;
+}
+
+/** Returns true for a store error that the provider passes to callers as it is. */
+export function isStoreConfigurationError(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && storeConfigurationErrors.has(error);
 }
 
 function reportStoreFailure(context: RefreshContext, operation: string, error: unknown): void {

@@ -196,6 +196,19 @@ function abortedError(
   );
 }
 
+/**
+ * Creates the `ERR_AWS_KMS_ABORTED` error for a signer whose creation signal fired before the
+ * signer was ready. Creating a signer sends nothing to AWS KMS, so no call was cut short.
+ */
+export function creationAbortedError(key: string, signal: AbortSignal): BackendError {
+  return new BackendError(
+    'ERR_AWS_KMS_ABORTED',
+    `Creating the AWS KMS signer for ${key} failed: the caller aborted it through its ` +
+      'AbortSignal.',
+    { cause: signal.reason, details: { operation: 'createSigner', key } },
+  );
+}
+
 type ErrorFactory = (code: string, text: string, extra?: Record<string, unknown>) => BackendError;
 
 function mapServiceError(

@@ -276,7 +276,9 @@ class ImportRun {
 
   async #failure(step: StepName, error: unknown): Promise<BackendError> {
     const keyState = await this.#currentKeyState();
-    const reason = error instanceof Error ? error.message : String(error);
+    const text = error instanceof Error ? error.message : String(error);
+    // The state of the key follows as a sentence of its own.
+    const reason = /[.!?]$/.test(text) ? text : `${text}.`;
     const where = `step ${stepNumbers[step]} (${step})`;
     const leftIn = this.#keyArn
       ? `The KMS key ${this.#keyArn} is left in state ${keyState}. ${adviceFor(step, keyState, this.#keyArn)}`

@@ -13,6 +13,7 @@ import {
   type KmsClientSettings,
   type KmsConnection,
 } from './client.js';
+import { creationAbortedError } from './errors.js';
 import { importIntoKms, type AwsKmsImportResult, type ImportSettings } from './import.js';
 import { parseAwsKmsReference, type AwsKmsReference } from './reference.js';
 import { AwsKmsSigner } from './signer.js';
@@ -42,7 +43,8 @@ export interface ImportP8Options extends AwsKmsSignerOptions, Omit<ImportSetting
 
 /**
  * Creates a signer for an AWS KMS key. `reference` is an `awskms:` reference or a bare key ID,
- * key ARN, alias name or alias ARN.
+ * key ARN, alias name or alias ARN. `options.signal` aborts the creation and every later call
+ * of the signer, together with the `signal` of each call.
  *
  * @example
  * const signer = await createAwsKmsSigner(
@@ -55,8 +57,7 @@ export async function createAwsKmsSigner(
   options: AwsKmsSignerOptions = {},
 ): Promise<AwsKmsSigner> {
   const parsed = parseAwsKmsReference(toKeyReference(reference));
-  const kms = await connect(parsed, options);
-  return new AwsKmsSigner(kms, parsed);
+  return createSignerFor(parsed, options);
 }
 
 /**
@@ -93,9 +94,7 @@ export async function importP8ToAwsKms(
 export const adapter: KeyAdapter = {
   name: 'aws-kms',
   async createSigner(reference: KeyReference, options?: AdapterOptions) {
-    const parsed = parseAwsKmsReference(reference);
-    const kms = await connect(parsed, readOptions(options));
-    return new AwsKmsSigner(kms, parsed);
+    return createSignerFor(parseAwsKmsReference(reference), readOptions(options));
   },
   async importKey(request: ImportRequest) {
     if (request.overwrite) {
@@ -119,6 +118,35 @@ export const adapter: KeyAdapter = {
     }
   },
 };
+
+async function createSignerFor(
+  reference: AwsKmsReference,
+  options: AwsKmsSignerOptions,
+): Promise<AwsKmsSigner> {
+  assertCreationNotAborted(reference, options);
+  const kms = await connect(reference, options);
+  try {
+    // Loading the SDK takes a while on first use, and the signal may fire meanwhile.
+    assertCreationNotAborted(reference, options);
+  } catch (error) {
+    kms.close();
+    throw error;
+  }
+  return new AwsKmsSigner(kms, reference, options.signal);
+}
+
+function assertCreationNotAborted(reference: AwsKmsReference, options: RuntimeOptions): void {
+  const { signal } = options;
+  if (!signal?.aborted) return;
+  const error = creationAbortedError(reference.keyId, signal);
+  emitEvent(options, {
+    type: 'error',
+    operation: 'createSigner',
+    key: reference.keyId,
+    code: error.code,
+  });
+  throw error;
+}
 
 async function connect(
   reference: AwsKmsReference,

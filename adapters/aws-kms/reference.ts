@@ -29,9 +29,28 @@ export interface AwsKmsReference {
 
 const label = 'awskms';
 
+/**
+ * The AWS partitions, as in the partitions table of `@aws-sdk/core` 3.981.2, which
+ * `@aws-sdk/client-kms` 3.1164.0 resolves endpoints from
+ * (`dist-es/submodules/client/util-endpoints/lib/aws/partitions.js`). A test compares this list
+ * with the installed SDK's table.
+ */
+export const awsPartitions: readonly string[] = [
+  'aws',
+  'aws-cn',
+  'aws-us-gov',
+  'aws-iso',
+  'aws-iso-b',
+  'aws-iso-e',
+  'aws-iso-f',
+  'aws-eusc',
+];
+
 // Key ARN and alias ARN layout from the AWS KMS "Key identifiers (KeyId)" page:
 // arn:PARTITION:kms:REGION:ACCOUNT:key/KEY-ID and arn:PARTITION:kms:REGION:ACCOUNT:alias/NAME.
-const arnPattern = /^arn:(aws[a-z-]*):kms:([a-z0-9-]+):(\d{12}):(key|alias)\/(.+)$/;
+const arnPattern = new RegExp(
+  `^arn:(${awsPartitions.join('|')}):kms:([a-z0-9-]+):(\\d{12}):(key|alias)\\/(.+)$`,
+);
 // A key ID is a UUID, or `mrk-` and 32 hex digits for a multi-Region key.
 const keyIdPattern =
   /^(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$/i;
@@ -180,8 +199,16 @@ function parseEndpointAttribute(text: string): string {
   if (url.username !== '' || url.password !== '') {
     throw invalid('the endpoint attribute has a user name or password, which AWS KMS never uses');
   }
-  if (url.protocol === 'https:') return text;
-  if (url.protocol === 'http:' && loopbackHosts.has(url.hostname)) return text;
+  // The SDK (3.1164.0) posts every request to the endpoint's path, so a path would change where
+  // the signed requests go, and a query or fragment means nothing for an endpoint. The check
+  // reads the text, because the URL parser drops an empty "?" or "#" and reads "\" as "/".
+  if (!/^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#\\]*\/?$/.test(text)) {
+    throw invalid(
+      'the endpoint attribute must be scheme://host[:port], without a path, query or fragment',
+    );
+  }
+  if (url.protocol === 'https:') return url.origin;
+  if (url.protocol === 'http:' && loopbackHosts.has(url.hostname)) return url.origin;
   throw invalid('the endpoint must use https, or http on a loopback address');
 }
 

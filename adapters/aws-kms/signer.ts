@@ -9,6 +9,7 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import type { GetPublicKeyCommandOutput, SignCommandOutput } from '@aws-sdk/client-kms';
 import { derToJose } from '../../src/der.js';
 import { BackendError, SignatureError, isKmsJwtError } from '../../src/errors.js';
+import { describeKeyObject } from '../../src/key-description.js';
 import {
   sha256,
   type GetPublicKeyOptions,
@@ -32,10 +33,14 @@ export class AwsKmsSigner implements Signer {
   readonly #firstSpkiByArn = new Map<string, Buffer>();
   /** The ARN that the last response named; for an alias it changes when the alias moves. */
   #keyArn: string | undefined;
+  /** The signal given at creation, which aborts every call of this signer. */
+  readonly #signal: AbortSignal | undefined;
+  #closed = false;
 
-  constructor(kms: KmsConnection, reference: AwsKmsReference) {
+  constructor(kms: KmsConnection, reference: AwsKmsReference, signal?: AbortSignal) {
     this.#kms = kms;
     this.#reference = reference;
+    this.#signal = signal;
     if (reference.kind === 'key-arn') this.#keyArn = reference.keyId;
   }
 
@@ -52,6 +57,7 @@ export class AwsKmsSigner implements Signer {
    */
   async sign(signingInput: Uint8Array, options: SignOptions = {}): Promise<Uint8Array> {
     if (!(signingInput instanceof Uint8Array)) throw new TypeError('sign expects a Uint8Array.');
+    this.#assertOpen();
     // The first use checks the key spec, so that a wrong key fails before it signs anything.
     await this.getPublicKey({ signal: options.signal });
 
@@ -61,12 +67,8 @@ export class AwsKmsSigner implements Signer {
       MessageType: 'DIGEST',
       SigningAlgorithm: requiredAlgorithm,
     });
-    const output = await this.#kms.send<SignCommandOutput>(
-      'Sign',
-      this.keyId,
-      command,
-      options.signal,
-    );
+    const signal = combineSignals(this.#signal, options.signal);
+    const output = await this.#kms.send<SignCommandOutput>('Sign', this.keyId, command, signal);
     const keyArn = this.#acceptKeyArn(output.KeyId, 'Sign');
     if (!(output.Signature instanceof Uint8Array))
       throw invalidResponse('Sign', keyArn, 'it has no Signature');
@@ -81,8 +83,9 @@ export class AwsKmsSigner implements Signer {
    * const publicKey = await signer.getPublicKey();
    */
   async getPublicKey(options: GetPublicKeyOptions = {}): Promise<KeyObject> {
+    this.#assertOpen();
     const cacheKey = this.#keyArn ?? this.#reference.keyId;
-    const { signal } = options;
+    const signal = combineSignals(this.#signal, options.signal);
     if (signal?.aborted) throw this.#kms.abortError('GetPublicKey', cacheKey, signal);
 
     let pending = this.#publicKeys.get(cacheKey);
@@ -97,16 +100,35 @@ export class AwsKmsSigner implements Signer {
     return signal ? this.#waitUnlessAborted(pending, cacheKey, signal) : pending;
   }
 
-  /** Destroys the KMS client when the adapter built it. */
+  /**
+   * Destroys the KMS client when the adapter built it. Later calls reject with
+   * `ERR_AWS_KMS_SIGNER_CLOSED`, also with a caller's client, which stays open.
+   */
   async close(): Promise<void> {
+    this.#closed = true;
     this.#kms.close();
   }
 
-  // Concurrent callers share one fetch, so it runs without any one caller's signal and only the
-  // deadline bounds it. Each caller's signal ends that caller's wait instead.
+  // The SDK opens new sockets on a destroyed client, so only this flag stops a closed signer.
+  #assertOpen(): void {
+    if (!this.#closed) return;
+    throw new BackendError(
+      'ERR_AWS_KMS_SIGNER_CLOSED',
+      `The AWS KMS signer for ${this.keyId} is closed. Create a new signer.`,
+      { details: { key: this.keyId } },
+    );
+  }
+
+  // Concurrent callers share one fetch, so it runs under the signer's own signal and deadline
+  // but without any one caller's signal. Each caller's signal ends that caller's wait instead.
   async #fetchPublicKey(keyId: string): Promise<KeyObject> {
     const command = new this.#kms.sdk.GetPublicKeyCommand({ KeyId: keyId });
-    const output = await this.#kms.send<GetPublicKeyCommandOutput>('GetPublicKey', keyId, command);
+    const output = await this.#kms.send<GetPublicKeyCommandOutput>(
+      'GetPublicKey',
+      keyId,
+      command,
+      this.#signal,
+    );
     const keyArn = this.#acceptKeyArn(output.KeyId, 'GetPublicKey');
     assertEs256Key(output, keyArn);
 
@@ -173,6 +195,16 @@ export class AwsKmsSigner implements Signer {
   }
 }
 
+/** Joins the signer's signal and a call's signal; either one aborts the call. */
+function combineSignals(
+  signer: AbortSignal | undefined,
+  call: AbortSignal | undefined,
+): AbortSignal | undefined {
+  if (signer === undefined || signer === call) return call;
+  if (call === undefined) return signer;
+  return AbortSignal.any([signer, call]);
+}
+
 function assertEs256Key(output: GetPublicKeyCommandOutput, keyArn: string): void {
   const keySpec = output.KeySpec ?? output.CustomerMasterKeySpec;
   const algorithms = output.SigningAlgorithms ?? [];
@@ -214,7 +246,7 @@ function parsePublicKey(spki: Uint8Array | undefined, keyArn: string): KeyObject
     throw invalidResponse(
       'GetPublicKey',
       keyArn,
-      `its PublicKey is ${publicKey.asymmetricKeyType} ${curve ?? ''}, not P-256`,
+      `its PublicKey is ${describeKeyObject(publicKey)}, not an EC P-256 key`,
     );
   }
   return publicKey;

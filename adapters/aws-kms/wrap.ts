@@ -16,6 +16,7 @@ import {
   randomBytes,
   type KeyObject,
 } from 'node:crypto';
+import { describeKeyObject } from '../../src/key-description.js';
 
 /** The wrapping algorithms this package offers for ECC key material. */
 export type WrappingAlgorithm = 'RSA_AES_KEY_WRAP_SHA_256' | 'RSAES_OAEP_SHA_256';
@@ -79,10 +80,9 @@ function oaepSha256(rsaKey: KeyObject, plaintext: Buffer): Buffer {
 function parseWrappingKey(der: Uint8Array, keySpec: WrappingKeySpec): KeyObject {
   const key = createPublicKey({ key: Buffer.from(der), format: 'der', type: 'spki' });
   const bits = key.asymmetricKeyDetails?.modulusLength;
-  if (key.asymmetricKeyType !== 'rsa' || bits !== wrappingKeyBits[keySpec]) {
-    throw new Error(
-      `the wrapping public key is ${key.asymmetricKeyType} ${bits ?? ''} bits, not ${keySpec}`,
-    );
-  }
-  return key;
+  if (key.asymmetricKeyType === 'rsa' && bits === wrappingKeyBits[keySpec]) return key;
+
+  const found =
+    key.asymmetricKeyType === 'rsa' ? `an RSA key of ${bits} bits` : describeKeyObject(key);
+  throw new Error(`the wrapping public key is ${found}, not ${keySpec}.`);
 }

@@ -91,6 +91,7 @@ class GcpKmsSigner implements Signer {
   #publicKey: Promise<KeyObject>;
   /** The SPKI DER of the key fetched at creation, which every refresh must return again. */
   readonly #spki: Buffer;
+  #closed = false;
 
   constructor(
     private readonly client: GcpKmsClient,
@@ -108,11 +109,13 @@ class GcpKmsSigner implements Signer {
     if (!(signingInput instanceof Uint8Array)) {
       throw new TypeError('sign expects the JWS signing input as a Uint8Array.');
     }
+    if (this.#closed) throw this.#closedError();
     const digest = sha256(signingInput);
     return signDigest(this.settings, this.client, this.versionName, digest, options.signal);
   }
 
   getPublicKey(options: GetPublicKeyOptions = {}): Promise<KeyObject> {
+    if (this.#closed) return Promise.reject(this.#closedError());
     if (options.refresh) {
       const fetched = fetchPublicKey(
         this.settings,
@@ -129,8 +132,19 @@ class GcpKmsSigner implements Signer {
     return this.#publicKey;
   }
 
+  /** Closes the client the signer built. Later calls reject with ERR_GCP_KMS_SIGNER_CLOSED. */
   async close(): Promise<void> {
+    this.#closed = true;
     if (this.ownsClient) await this.client.close?.();
+  }
+
+  // A caller's client stays open after close(), so only this flag stops a closed signer.
+  #closedError(): KmsJwtError {
+    return new KmsJwtError(
+      'ERR_GCP_KMS_SIGNER_CLOSED',
+      `The Cloud KMS signer for ${this.versionName} is closed. Create a new signer.`,
+      { details: { resource: this.versionName } },
+    );
   }
 }
 

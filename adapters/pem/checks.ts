@@ -4,6 +4,7 @@
  * described by the first check it fails.
  */
 import { createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
+import { describeKeyObject } from '../../src/key-description.js';
 import { keyError, type KeyOrigin } from './errors.js';
 import {
   describeKeyStructure,
@@ -14,35 +15,6 @@ import {
 
 /** Whether a key is wanted to sign (private) or to verify (public). */
 export type KeyPurpose = 'private' | 'public';
-
-const nodeCurveNames: Record<string, string> = {
-  prime256v1: 'P-256',
-  secp384r1: 'P-384',
-  secp521r1: 'P-521',
-  secp256k1: 'secp256k1',
-  secp224r1: 'P-224',
-  prime192v1: 'P-192',
-};
-
-/** Names the type of a KeyObject in words, such as "an EC P-384 key" or "an Ed25519 key". */
-export function describeKeyObject(key: KeyObject): string {
-  const type = key.asymmetricKeyType;
-  if (type === 'ec') {
-    const curve = key.asymmetricKeyDetails?.namedCurve ?? 'unnamed-curve';
-    return `an EC ${nodeCurveNames[curve] ?? curve} key`;
-  }
-  const names: Record<string, string> = {
-    rsa: 'an RSA key',
-    'rsa-pss': 'an RSA-PSS key',
-    dsa: 'a DSA key',
-    dh: 'a DH key',
-    ed25519: 'an Ed25519 key',
-    ed448: 'an Ed448 key',
-    x25519: 'an X25519 key',
-    x448: 'an X448 key',
-  };
-  return names[type ?? ''] ?? `a key of type ${String(type)}`;
-}
 
 /** Throws `ERR_KEY_NOT_P256` unless `key` is an EC P-256 key. */
 export function assertP256(key: KeyObject, origin: KeyOrigin, where: string): void {

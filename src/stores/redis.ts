@@ -14,7 +14,8 @@
  *
  * Every command has a deadline. When Redis is down or slow, operations reject with
  * `ERR_STORE_UNAVAILABLE`, and the token provider falls back to its local cache and mints by
- * itself.
+ * itself. When the `redis` package is not installed, operations reject with `ERR_PEER_MISSING`,
+ * a configuration error that the provider passes to its callers instead of falling back.
  */
 import { randomBytes } from 'node:crypto';
 import { KmsJwtError } from '../errors.js';
@@ -71,7 +72,8 @@ const reconnectDelay = (retries: number) => Math.min(50 * 2 ** Math.min(retries,
 
 /**
  * Creates a token store in Redis. The connection opens on first use; until Redis replies, each
- * operation rejects with `ERR_STORE_UNAVAILABLE` and the provider mints locally.
+ * operation rejects with `ERR_STORE_UNAVAILABLE` and the provider mints locally. Without the
+ * `redis` package, each operation, and so each provider `get()`, rejects with `ERR_PEER_MISSING`.
  *
  * @example
  * import { createTokenProvider, tokenCacheKey } from 'kms-jwt-signer';
@@ -265,7 +267,7 @@ class RedisConnection {
   }
 
   async #open(): Promise<RedisClientLike> {
-    const redis = await loadPeer('redis', () => import('redis'));
+    const redis = await loadPeer('redis', () => import('redis'), 'the Redis token store');
     if (this.#closed) throw new Error('the store was closed while connecting');
     const client = redis.createClient({
       url: this.#options.url,

@@ -3,7 +3,7 @@
  * client and the emulator. Errors are checked by code, and their messages and events for the
  * key ARN and for the absence of credentials.
  */
-import { createPublicKey } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { createServer, type Server } from 'node:net';
 import { inspect } from 'node:util';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -306,8 +306,34 @@ describe('AWS KMS error classes', () => {
     };
     const found = await failure(`awskms:${key.arn}`, 'getPublicKey');
     expect(found.error.code).toBe('ERR_AWS_KMS_RESPONSE_INVALID');
-    expect(found.error.message).toContain('not P-256');
+    expect(found.error.message).toContain('its PublicKey is an EC P-384 key, not an EC P-256 key');
   });
+
+  const otherTypes = [
+    ['ed25519', 'an Ed25519 key'],
+    ['rsa', 'an RSA key'],
+  ] as const;
+
+  for (const [type, described] of otherTypes) {
+    it(`public key of type ${type} is named`, async () => {
+      const key = kms.createKey();
+      const other =
+        type === 'rsa'
+          ? generateKeyPairSync('rsa', { modulusLength: 2048 })
+          : generateKeyPairSync('ed25519');
+      const spki = other.publicKey.export({ type: 'spki', format: 'der' });
+      kms.faults = {
+        rewrite: (_operation, payload) => ({ ...payload, PublicKey: spki.toString('base64') }),
+        operations: ['GetPublicKey'],
+      };
+      const found = await failure(`awskms:${key.arn}`, 'getPublicKey');
+
+      expect(found.error.code).toBe('ERR_AWS_KMS_RESPONSE_INVALID');
+      expect(found.error.message).toContain(`its PublicKey is ${described}, not an EC P-256 key`);
+      expect(found.error.message).not.toContain(' ,');
+      expect(found.error.message).not.toContain('  ');
+    });
+  }
 });
 
 describe('AWS KMS deadlines and aborts', () => {

@@ -24,6 +24,7 @@ import { isKmsJwtError, type KmsJwtError } from '../../src/errors.js';
 import { signJwt } from '../../src/jws.js';
 import { parseKeyReference } from '../../src/key-uri.js';
 import type { AwsKmsEmulator, EmulatorFaults } from '../emulators/aws-kms/index.js';
+import { wrapKeyMaterial } from '../../adapters/aws-kms/wrap.js';
 import { clientSecretParts, emulatorOptions, frozenNow, startEmulator } from './support.js';
 
 let kms: AwsKmsEmulator;
@@ -388,6 +389,8 @@ describe('AWS KMS import step failures', () => {
       expect(error.details.keyState).toBe(entry.keyState);
       expect(error.message).toContain(`step ${entry.stepNumber} (${entry.step})`);
       expect(error.message).toContain(entry.advice);
+      // The reason ends its sentence before the state of the key is reported.
+      expect(error.message).toMatch(/\. (The KMS key|No KMS key)/);
       if (entry.keyState !== 'none') {
         expect(error.message).toContain(`left in state ${entry.keyState}`);
         expect(error.details.keyArn).toMatch(/^arn:aws:kms:/);
@@ -445,4 +448,29 @@ describe('AWS KMS import source', () => {
       expect(text, file).not.toMatch(/import\(['"](node:)?fs/);
     }
   });
+});
+
+describe('AWS KMS wrapping key checks', () => {
+  const wrongKeys = [
+    [
+      'RSA-2048',
+      generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey,
+      'an RSA key of 2048 bits',
+    ],
+    ['P-256', generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey, 'an EC P-256 key'],
+    ['Ed25519', generateKeyPairSync('ed25519').publicKey, 'an Ed25519 key'],
+  ] as const;
+
+  for (const [name, wrappingKey, described] of wrongKeys) {
+    it(`names an unusable ${name} wrapping key`, () => {
+      const spki = wrappingKey.export({ type: 'spki', format: 'der' });
+      let message = '';
+      try {
+        wrapKeyMaterial(newP8().privateKey, spki, 'RSA_AES_KEY_WRAP_SHA_256', 'RSA_4096');
+      } catch (error) {
+        message = (error as Error).message;
+      }
+      expect(message).toBe(`the wrapping public key is ${described}, not RSA_4096.`);
+    });
+  }
 });

@@ -1,5 +1,9 @@
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseAwsKmsReference, regionFromArn } from '../../adapters/aws-kms/index.js';
+import { awsPartitions, isKeyArn } from '../../adapters/aws-kms/reference.js';
 import { parseKeyReference } from '../../src/key-uri.js';
 
 const keyId = '1234abcd-12ab-34cd-56ef-1234567890ab';
@@ -158,4 +162,100 @@ describe('awskms reference parser', () => {
     expect(regionFromArn('alias/apple-siwa')).toBeUndefined();
     expect(regionFromArn(keyId)).toBeUndefined();
   });
+});
+
+function rejectionOf(reference: string): Error & { code?: string } {
+  try {
+    parse(reference);
+  } catch (error) {
+    return error as Error & { code?: string };
+  }
+  throw new Error(`${reference} was accepted`);
+}
+
+describe('awskms ARN partitions', () => {
+  const regions: Record<string, string> = {
+    aws: 'eu-west-1',
+    'aws-cn': 'cn-north-1',
+    'aws-us-gov': 'us-gov-west-1',
+    'aws-iso': 'us-iso-east-1',
+    'aws-iso-b': 'us-isob-east-1',
+    'aws-iso-e': 'eu-isoe-west-1',
+    'aws-iso-f': 'us-isof-south-1',
+    'aws-eusc': 'eusc-de-east-1',
+  };
+
+  for (const [partition, region] of Object.entries(regions)) {
+    it(`accepts partition ${partition}`, () => {
+      const arn = `arn:${partition}:kms:${region}:111122223333:key/${keyId}`;
+      expect(parse(`awskms:${arn}`)).toMatchObject({ keyId: arn, kind: 'key-arn', region });
+      expect(isKeyArn(arn)).toBe(true);
+    });
+  }
+
+  const unknown = ['awsx', 'aws-', 'aws-iso-x', 'aws-cn-x', 'AWS', 'aws-iso-b-', 'awscn'];
+
+  for (const partition of unknown) {
+    it(`rejects partition ${partition}`, () => {
+      const arn = `arn:${partition}:kms:eu-west-1:111122223333:key/${keyId}`;
+      const error = rejectionOf(`awskms:${arn}`);
+      expect(error.code).toBe('ERR_KEY_REFERENCE_INVALID');
+      expect(error.message).toContain('not an AWS KMS key or alias ARN');
+      expect(isKeyArn(arn)).toBe(false);
+      expect(regionFromArn(arn)).toBeUndefined();
+    });
+  }
+
+  it('lists the partitions of the installed SDK', () => {
+    // @aws-sdk/core carries the partitions table that the SDK resolves endpoints from.
+    const requireFromTest = createRequire(import.meta.url);
+    const requireFromSdk = createRequire(requireFromTest.resolve('@aws-sdk/client-kms'));
+    const core = dirname(requireFromSdk.resolve('@aws-sdk/core/package.json'));
+    const table = readFileSync(
+      join(core, 'dist-es/submodules/client/util-endpoints/lib/aws/partitions.js'),
+      'utf8',
+    );
+    const sdkPartitions = [...table.matchAll(/"id": "([a-z-]+)"/g)].map((match) => match[1]);
+    expect(sdkPartitions.length).toBeGreaterThan(0);
+    expect([...awsPartitions].sort()).toEqual(sdkPartitions.sort());
+    expect(Object.keys(regions).sort()).toEqual(sdkPartitions.sort());
+  });
+});
+
+describe('awskms endpoint attribute', () => {
+  const accepted = [
+    ['https://kms.example.com', 'https://kms.example.com'],
+    ['https://kms.example.com/', 'https://kms.example.com'],
+    ['https://kms.example.com:8443', 'https://kms.example.com:8443'],
+    ['http://127.0.0.1:4566', 'http://127.0.0.1:4566'],
+    ['http://[::1]:4566', 'http://[::1]:4566'],
+  ];
+
+  for (const [endpoint, expected] of accepted) {
+    it(`accepts ${endpoint}`, () => {
+      const reference = `awskms:key-id=${keyId}?endpoint=${encodeURIComponent(endpoint!)}`;
+      expect(parse(reference).endpoint).toBe(expected);
+    });
+  }
+
+  const rejected = [
+    'https://kms.example.com/path',
+    'https://kms.example.com/?',
+    'https://kms.example.com?',
+    'https://kms.example.com?Action=Sign',
+    'https://kms.example.com#',
+    'https://kms.example.com#fragment',
+    'https://kms.example.com:8443/prefix/',
+    'http://127.0.0.1:4566/x',
+    'https://kms.example.com\\path',
+  ];
+
+  for (const endpoint of rejected) {
+    it(`rejects ${JSON.stringify(endpoint)}`, () => {
+      const error = rejectionOf(`awskms:key-id=${keyId}?endpoint=${encodeURIComponent(endpoint)}`);
+      expect(error.code).toBe('ERR_KEY_REFERENCE_INVALID');
+      expect(error.message).toContain('scheme://host[:port]');
+      expect(error.message).toContain('path, query or fragment');
+    });
+  }
 });

@@ -1,7 +1,7 @@
 import { createPublicKey } from 'node:crypto';
 import { importSPKI, jwtVerify } from 'jose';
 import jsonwebtoken from 'jsonwebtoken';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createAwsKmsSigner } from '../../adapters/aws-kms/index.js';
 import { signJwt } from '../../src/jws.js';
 import { createSigner } from '../../src/key-uri.js';
@@ -209,5 +209,165 @@ describe('AWS KMS signer', () => {
       code: 'ERR_AWS_KMS_ABORTED',
     });
     await signer.close();
+  });
+});
+
+describe('AWS KMS signer-wide signal', () => {
+  async function rejectionOf(promise: Promise<unknown>): Promise<Error & { code?: string }> {
+    try {
+      await promise;
+    } catch (error) {
+      return error as Error & { code?: string };
+    }
+    throw new Error('expected a rejection');
+  }
+
+  it('aborts signer creation', async () => {
+    const key = kms.createKey();
+    const reason = new Error('shutting down');
+    const events: SignerEvent[] = [];
+    const error = await rejectionOf(
+      createAwsKmsSigner(key.arn, {
+        ...emulatorOptions(kms),
+        signal: AbortSignal.abort(reason),
+        onEvent: (event) => events.push(event),
+      }),
+    );
+
+    expect(error.code).toBe('ERR_AWS_KMS_ABORTED');
+    expect(error.cause).toBe(reason);
+    expect(error.message).toContain(key.arn);
+    expect(events).toContainEqual(
+      expect.objectContaining({ type: 'error', code: 'ERR_AWS_KMS_ABORTED', key: key.arn }),
+    );
+    expect(kms.requests).toEqual([]);
+  });
+
+  it('aborts creation through createSigner', async () => {
+    const key = kms.createKey();
+    const error = await rejectionOf(
+      createSigner(`awskms:${key.arn}`, { ...emulatorOptions(kms), signal: AbortSignal.abort() }),
+    );
+    expect(error.code).toBe('ERR_AWS_KMS_ABORTED');
+    expect(kms.requests).toEqual([]);
+  });
+
+  it('aborts later calls without their own signal', async () => {
+    const key = kms.createKey();
+    const controller = new AbortController();
+    const reason = new Error('signer retired');
+    const signer = await createAwsKmsSigner(key.arn, {
+      ...emulatorOptions(kms),
+      signal: controller.signal,
+    });
+    await signer.getPublicKey();
+    controller.abort(reason);
+
+    const signing = await rejectionOf(signer.sign(Buffer.from('x.y')));
+    expect(signing.code).toBe('ERR_AWS_KMS_ABORTED');
+    expect(signing.cause).toBe(reason);
+    const refresh = await rejectionOf(signer.getPublicKey({ refresh: true }));
+    expect(refresh.code).toBe('ERR_AWS_KMS_ABORTED');
+    expect(kms.calls.Sign).toBeUndefined();
+    expect(kms.calls.GetPublicKey).toBe(1);
+    await signer.close();
+  });
+
+  it('aborts a Sign call in flight', async () => {
+    const key = kms.createKey();
+    const controller = new AbortController();
+    const signer = await createAwsKmsSigner(key.arn, {
+      ...emulatorOptions(kms),
+      signal: controller.signal,
+    });
+    await signer.getPublicKey();
+    kms.faults = { delayMs: 10_000, operations: ['Sign'] };
+
+    const pending = rejectionOf(signer.sign(Buffer.from('x.y')));
+    await vi.waitFor(() => expect(kms.calls.Sign).toBe(1));
+    controller.abort();
+    expect((await pending).code).toBe('ERR_AWS_KMS_ABORTED');
+    await signer.close();
+  });
+
+  it('aborts the shared GetPublicKey', async () => {
+    const key = kms.createKey();
+    const controller = new AbortController();
+    const signer = await createAwsKmsSigner(key.arn, {
+      ...emulatorOptions(kms),
+      signal: controller.signal,
+    });
+    kms.faults = { delayMs: 10_000, operations: ['GetPublicKey'] };
+
+    const pending = rejectionOf(signer.getPublicKey());
+    await vi.waitFor(() => expect(kms.calls.GetPublicKey).toBe(1));
+    controller.abort();
+    expect((await pending).code).toBe('ERR_AWS_KMS_ABORTED');
+    await signer.close();
+  });
+
+  it('keeps per-call signals working beside it', async () => {
+    const key = kms.createKey();
+    const signer = await createAwsKmsSigner(key.arn, {
+      ...emulatorOptions(kms),
+      signal: new AbortController().signal,
+    });
+    const reason = new Error('this call only');
+
+    const aborted = await rejectionOf(
+      signer.sign(Buffer.from('x.y'), { signal: AbortSignal.abort(reason) }),
+    );
+    expect(aborted.code).toBe('ERR_AWS_KMS_ABORTED');
+    expect(aborted.cause).toBe(reason);
+    expect((await signer.sign(Buffer.from('x.y'))).length).toBe(64);
+    await signer.close();
+  });
+});
+
+describe('AWS KMS signer after close', () => {
+  async function codeOf(promise: Promise<unknown>): Promise<string | undefined> {
+    try {
+      await promise;
+    } catch (error) {
+      return (error as { code?: string }).code;
+    }
+    return undefined;
+  }
+
+  it('rejects sign and getPublicKey', async () => {
+    const key = kms.createKey();
+    const signer = await createAwsKmsSigner(key.arn, emulatorOptions(kms));
+    await signer.sign(Buffer.from('x.y'));
+    await signer.close();
+    await signer.close();
+    kms.reset();
+
+    expect(await codeOf(signer.sign(Buffer.from('x.y')))).toBe('ERR_AWS_KMS_SIGNER_CLOSED');
+    expect(await codeOf(signer.getPublicKey())).toBe('ERR_AWS_KMS_SIGNER_CLOSED');
+    expect(await codeOf(signer.getPublicKey({ refresh: true }))).toBe('ERR_AWS_KMS_SIGNER_CLOSED');
+    expect(await codeOf(signJwt(signer, clientSecretParts()))).toBe('ERR_AWS_KMS_SIGNER_CLOSED');
+    expect(kms.requests).toEqual([]);
+  });
+
+  it('rejects calls with a caller client', async () => {
+    const key = kms.createKey();
+    const client = emulatorClient(kms);
+    const signer = await createAwsKmsSigner(key.arn, { client });
+    await signer.close();
+    kms.reset();
+
+    expect(await codeOf(signer.sign(Buffer.from('x.y')))).toBe('ERR_AWS_KMS_SIGNER_CLOSED');
+    expect(kms.requests).toEqual([]);
+    client.destroy();
+  });
+
+  it('names the key in the error', async () => {
+    const key = kms.createKey();
+    const signer = await createAwsKmsSigner(key.arn, emulatorOptions(kms));
+    await signer.close();
+
+    const error = await signer.sign(Buffer.from('x.y')).catch((caught: Error) => caught);
+    expect((error as Error).message).toContain(key.arn);
+    expect((error as Error).message).toContain('Create a new signer');
   });
 });

@@ -182,6 +182,38 @@ describe('Cloud KMS signer', () => {
   });
 });
 
+describe('Cloud KMS signer after close', () => {
+  it('rejects sign and getPublicKey', async () => {
+    const key = kms.createKey({ keyRing });
+    const signer = await createGcpKmsSigner(kms.reference(key.versionName));
+    await signer.close?.();
+    await signer.close?.();
+    kms.reset();
+
+    const signing = await rejection(signer.sign(Buffer.from('a.b')));
+    expect(signing.code).toBe('ERR_GCP_KMS_SIGNER_CLOSED');
+    expect(signing.message).toContain(key.versionName);
+    const cached = await rejection(signer.getPublicKey());
+    expect(cached.code).toBe('ERR_GCP_KMS_SIGNER_CLOSED');
+    const refresh = await rejection(signer.getPublicKey({ refresh: true }));
+    expect(refresh.code).toBe('ERR_GCP_KMS_SIGNER_CLOSED');
+    expect(kms.calls).toEqual([]);
+  });
+
+  it('rejects calls with a caller client', async () => {
+    const key = kms.createKey({ keyRing });
+    const client = emulatorClient(kms);
+    const signer = await createGcpKmsSigner(kms.reference(key.versionName), { client });
+    await signer.close?.();
+    kms.reset();
+
+    const signing = await rejection(signer.sign(Buffer.from('a.b')));
+    expect(signing.code).toBe('ERR_GCP_KMS_SIGNER_CLOSED');
+    expect(kms.calls).toEqual([]);
+    await client.close();
+  });
+});
+
 describe('Cloud KMS version pinning', () => {
   it('refuses a key without a version', async () => {
     const first = kms.createKey({ keyRing, cryptoKeyId: 'unpinned' });

@@ -546,6 +546,54 @@ describe('token provider: shared store', () => {
     await harness.provider.close();
   });
 
+  for (const operation of ['read', 'acquire'] as const) {
+    it(`rejects a store without its package at ${operation}`, async () => {
+      const peerMissing = () =>
+        Object.assign(new Error('The optional dependency redis is not installed.'), {
+          code: 'ERR_PEER_MISSING',
+        });
+      const inner = createMemoryStore();
+      const store: TokenStore = {
+        name: 'unconfigured',
+        read: async (key) => {
+          if (operation === 'read') throw peerMissing();
+          return inner.read(key);
+        },
+        acquire: async () => {
+          throw peerMissing();
+        },
+      };
+      const harness = createHarness({ store, cacheKey: 'k', backgroundRefresh: false });
+
+      await expect(harness.provider.get()).rejects.toMatchObject({ code: 'ERR_PEER_MISSING' });
+      await harness.advance(100 * day);
+      await expect(harness.provider.get()).rejects.toMatchObject({ code: 'ERR_PEER_MISSING' });
+      expect(harness.mints).toHaveLength(0);
+      const types = harness.events.map((event) => event.type);
+      expect(types).not.toContain('store-fallback');
+      expect(harness.events).toContainEqual(
+        expect.objectContaining({ type: 'failure', code: 'ERR_PEER_MISSING' }),
+      );
+      await harness.provider.close();
+    });
+  }
+
+  it('wraps a mint without its package', async () => {
+    const harness = createHarness({
+      mint: async () => {
+        throw Object.assign(new Error('@aws-sdk/client-kms is not installed'), {
+          code: 'ERR_PEER_MISSING',
+        });
+      },
+    });
+
+    await expect(harness.provider.get()).rejects.toMatchObject({
+      code: 'ERR_TOKEN_MINT_FAILED',
+      details: { causeCode: 'ERR_PEER_MISSING' },
+    });
+    await harness.provider.close();
+  });
+
   it('falls back when a store throws oddly', async () => {
     const odd: TokenStore = {
       name: 'odd',
