@@ -7,6 +7,7 @@
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { BackendError, KmsJwtError } from '../../src/errors.js';
+import { describeKeyObject } from '../../src/key-description.js';
 import { parseKeyReference, type KeyReference } from '../../src/key-uri.js';
 import {
   emitEvent,
@@ -333,8 +334,8 @@ function parseP256PublicKey(pem: string, versionName: string): KeyObject {
   if (key.asymmetricKeyType === 'ec' && curve === 'prime256v1') return key;
   throw new BackendError(
     'ERR_GCP_KMS_PUBLIC_KEY_INVALID',
-    `Cloud KMS GetPublicKey on ${versionName} says ${es256Algorithm} but returned a ` +
-      `${key.asymmetricKeyType} ${curve ?? ''} key; the service response is inconsistent.`,
+    `Cloud KMS GetPublicKey on ${versionName} says ${es256Algorithm} but returned ` +
+      `${describeKeyObject(key)}; the service response is inconsistent.`,
     { details: { resource: versionName } },
   );
 }

@@ -14,6 +14,7 @@ import {
   type KeyObject,
 } from 'node:crypto';
 import { KmsJwtError } from '../../src/errors.js';
+import { describeKeyObject } from '../../src/key-description.js';
 import type { ImportMethodName } from './client.js';
 
 /** Import methods this adapter can wrap for, with the RSA size each one requires. */
@@ -102,7 +103,13 @@ function parseWrappingKey(pem: string, modulusBits: number, method: string): Key
   throw new KmsJwtError(
     'ERR_GCP_KMS_IMPORT_FAILED',
     `The import job's public key is not the ${modulusBits}-bit RSA key that ${method} requires ` +
-      `(found ${key ? `${key.asymmetricKeyType} ${found ?? ''}` : 'no parsable PEM'}).`,
+      `(found ${key ? describeWrappingKey(key) : 'no parsable PEM'}).`,
     { details: { step: 'wrap', importMethod: method } },
   );
+}
+
+function describeWrappingKey(key: KeyObject): string {
+  const bits = key.asymmetricKeyDetails?.modulusLength;
+  const description = describeKeyObject(key);
+  return bits === undefined ? description : `${description} of ${bits} bits`;
 }
