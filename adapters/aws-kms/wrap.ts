@@ -8,15 +8,9 @@
  *   DER wrapped under that AES key with AES key wrap with padding (RFC 5649), the layout of
  *   PKCS#11 CKM_RSA_AES_KEY_WRAP.
  */
-import {
-  constants,
-  createCipheriv,
-  createPublicKey,
-  publicEncrypt,
-  randomBytes,
-  type KeyObject,
-} from 'node:crypto';
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import { describeKeyObject } from '../../src/key-description.js';
+import { rsaAesKeyWrapSha256, rsaOaepSha256 } from '../../src/key-wrap.js';
 
 /** The wrapping algorithms this package offers for ECC key material. */
 export type WrappingAlgorithm = 'RSA_AES_KEY_WRAP_SHA_256' | 'RSAES_OAEP_SHA_256';
@@ -29,8 +23,6 @@ const wrappingKeyBits: Record<WrappingKeySpec, number> = {
   RSA_3072: 3072,
   RSA_4096: 4096,
 };
-/** The alternative initial value of RFC 5649 §3. */
-const kwpInitialValue = Buffer.from('a65959a6', 'hex');
 
 /**
  * Wraps `privateKey` for ImportKeyMaterial under the DER SPKI `wrappingPublicKey`. The PKCS#8
@@ -49,32 +41,14 @@ export function wrapKeyMaterial(
   const rsaKey = parseWrappingKey(wrappingPublicKey, keySpec);
   const pkcs8 = privateKey.export({ type: 'pkcs8', format: 'der' });
   try {
-    if (algorithm === 'RSAES_OAEP_SHA_256') return oaepSha256(rsaKey, pkcs8);
-    if (algorithm === 'RSA_AES_KEY_WRAP_SHA_256') return rsaAesKeyWrap(rsaKey, pkcs8);
+    if (algorithm === 'RSAES_OAEP_SHA_256') return rsaOaepSha256(rsaKey, pkcs8);
+    if (algorithm === 'RSA_AES_KEY_WRAP_SHA_256') return rsaAesKeyWrapSha256(rsaKey, pkcs8);
     throw new TypeError(
       `Wrapping algorithm ${String(algorithm)} is not RSA_AES_KEY_WRAP_SHA_256 or RSAES_OAEP_SHA_256.`,
     );
   } finally {
     pkcs8.fill(0);
   }
-}
-
-function rsaAesKeyWrap(rsaKey: KeyObject, pkcs8: Buffer): Buffer {
-  const aesKey = randomBytes(32);
-  try {
-    const cipher = createCipheriv('id-aes256-wrap-pad', aesKey, kwpInitialValue);
-    const wrapped = Buffer.concat([cipher.update(pkcs8), cipher.final()]);
-    return Buffer.concat([oaepSha256(rsaKey, aesKey), wrapped]);
-  } finally {
-    aesKey.fill(0);
-  }
-}
-
-function oaepSha256(rsaKey: KeyObject, plaintext: Buffer): Buffer {
-  return publicEncrypt(
-    { key: rsaKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' },
-    plaintext,
-  );
 }
 
 function parseWrappingKey(der: Uint8Array, keySpec: WrappingKeySpec): KeyObject {

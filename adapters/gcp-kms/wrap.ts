@@ -5,16 +5,10 @@
  * job's public key, followed by the PKCS#8 DER wrapped with that AES key by AES-KWP (RFC 5649).
  * For `RSA_OAEP_*_SHA256` it is the OAEP encryption of the PKCS#8 DER alone.
  */
-import {
-  constants,
-  createCipheriv,
-  createPublicKey,
-  publicEncrypt,
-  randomBytes,
-  type KeyObject,
-} from 'node:crypto';
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import { KmsJwtError } from '../../src/errors.js';
 import { describeKeyObject } from '../../src/key-description.js';
+import { rsaAesKeyWrapSha256, rsaOaepSha256 } from '../../src/key-wrap.js';
 import type { ImportMethodName } from './client.js';
 
 /** Import methods this adapter can wrap for, with the RSA size each one requires. */
@@ -30,10 +24,6 @@ export const supportedImportMethods: Record<
 
 /** The default import method. */
 export const defaultImportMethod: ImportMethodName = 'RSA_OAEP_3072_SHA256_AES_256';
-
-// RFC 5649 §3: the alternative initial value of AES Key Wrap with Padding. OpenSSL's
-// id-aes256-wrap-pad cipher takes it as the 4-byte IV and rejects a null IV.
-const kwpInitialValue = Buffer.from('a65959a6', 'hex');
 
 /**
  * Asserts that `method` is one this adapter can wrap for, naming the supported ones if not.
@@ -70,25 +60,10 @@ export function wrapPkcs8ForImport(
 
   const pkcs8 = privateKey.export({ type: 'pkcs8', format: 'der' });
   try {
-    if (!aesKwp) return oaepEncrypt(wrappingKey, pkcs8);
-    const aesKey = randomBytes(32);
-    try {
-      const cipher = createCipheriv('id-aes256-wrap-pad', aesKey, kwpInitialValue);
-      const wrappedPkcs8 = Buffer.concat([cipher.update(pkcs8), cipher.final()]);
-      return Buffer.concat([oaepEncrypt(wrappingKey, aesKey), wrappedPkcs8]);
-    } finally {
-      aesKey.fill(0);
-    }
+    return aesKwp ? rsaAesKeyWrapSha256(wrappingKey, pkcs8) : rsaOaepSha256(wrappingKey, pkcs8);
   } finally {
     pkcs8.fill(0);
   }
-}
-
-function oaepEncrypt(key: KeyObject, data: Buffer): Buffer {
-  return publicEncrypt(
-    { key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' },
-    data,
-  );
 }
 
 function parseWrappingKey(pem: string, modulusBits: number, method: string): KeyObject {
