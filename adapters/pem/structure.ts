@@ -293,8 +293,9 @@ function checkSec1Optional(optional: Asn1Node[]): string | undefined {
       const point = field.children[0];
       if (!point || !isUniversal(point, tags.bitString))
         return 'the [1] public key is not a BIT STRING';
-      // The BIT STRING holds an unused-bits byte, then 0x04 || X || Y (SEC 1 §2.3.3).
-      if (point.content.length !== 66 || point.content[1] !== 0x04) {
+      // The point is 0x04 || X || Y (SEC 1 §2.3.3). asn1js leaves the BIT STRING's leading
+      // unused-bits byte out of the content it returns.
+      if (point.content.length !== 65 || point.content[0] !== 0x04) {
         return 'the [1] public key is not an uncompressed 65-byte P-256 point';
       }
     }
