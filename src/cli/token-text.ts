@@ -59,6 +59,9 @@ function decodeJsonPart(text: string, name: string): Record<string, unknown> | s
   return value as Record<string, unknown>;
 }
 
+// A token of any Apple kind is far smaller, so the cap only stops a wrong file or endless input.
+const maxStdinBytes = 64 * 1024;
+
 /**
  * Reads the TOKEN argument: the text itself, or all of stdin when it is `-`. Surrounding white
  * space, such as the newline that `echo` adds, is removed.
@@ -75,7 +78,13 @@ export async function readTokenArgument(
     throw usageError(command, 'TOKEN is missing; give the token, or - to read it from stdin');
   }
 
-  const text = argument === '-' ? await io.readStdin() : argument;
+  const text = argument === '-' ? await io.readStdin(maxStdinBytes) : argument;
+  if (text === undefined) {
+    throw usageError(
+      command,
+      `stdin is larger than ${maxStdinBytes} bytes, far more than a token. Pipe in the token alone`,
+    );
+  }
   const token = text.trim();
   if (token === '') {
     const where = argument === '-' ? 'stdin is empty' : 'TOKEN is empty';
