@@ -3,7 +3,7 @@
  * verify-after-sign step: no token leaves `signJwt` until its signature has been checked
  * against the signer's public key.
  */
-import { verify, type KeyObject } from 'node:crypto';
+import { KeyObject, verify } from 'node:crypto';
 import { base64urlEncode } from './base64url.js';
 import { KeyError, SignatureError } from './errors.js';
 import { isTrustedLocalSigner } from './internal.js';
@@ -183,19 +183,28 @@ export function isValidSignature(
 
 function isP256PublicKey(publicKey: KeyObject): boolean {
   return (
-    publicKey?.asymmetricKeyType === 'ec' &&
+    publicKey instanceof KeyObject &&
+    publicKey.asymmetricKeyType === 'ec' &&
     publicKey.asymmetricKeyDetails?.namedCurve === 'prime256v1'
   );
 }
 
 function assertP256PublicKey(publicKey: KeyObject, keyId: string): void {
   if (isP256PublicKey(publicKey)) return;
-  const curve = publicKey?.asymmetricKeyDetails?.namedCurve;
-  const found =
-    publicKey?.asymmetricKeyType === 'ec' ? `EC ${curve}` : String(publicKey?.asymmetricKeyType);
+  const found = describePublicKey(publicKey);
   throw new KeyError(
     'ERR_KEY_NOT_P256',
     `The public key of ${keyId} is ${found}, but ES256 needs a P-256 (prime256v1) key.`,
     { details: { keyId, found } },
   );
+}
+
+function describePublicKey(publicKey: unknown): string {
+  if (!(publicKey instanceof KeyObject)) {
+    return `not a KeyObject but ${publicKey === null ? 'null' : typeof publicKey}`;
+  }
+  if (publicKey.asymmetricKeyType === 'ec') {
+    return `EC ${publicKey.asymmetricKeyDetails?.namedCurve}`;
+  }
+  return publicKey.asymmetricKeyType ?? 'a secret key';
 }

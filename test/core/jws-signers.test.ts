@@ -52,11 +52,19 @@ describe('signJwt getPublicKey failures', () => {
     ['a PEM string', () => rightKeys.publicKey.export({ type: 'spki', format: 'pem' })],
     ['a JWK object', () => rightKeys.publicKey.export({ format: 'jwk' })],
     ['undefined', () => undefined],
+    [
+      'an object shaped like a P-256 KeyObject',
+      () => ({
+        asymmetricKeyType: 'ec',
+        asymmetricKeyDetails: { namedCurve: 'prime256v1' },
+      }),
+    ],
   ])('rejects %s as the public key', async (_name, value) => {
     const signer = createSigner(rightKeys.privateKey, async () => value() as never);
-    const outcome = await outcomeOf(signJwt(signer, { header, payload: {} }));
+    const error = await signJwt(signer, { header, payload: {} }).catch((caught: Error) => caught);
 
-    expect(outcome).toBe('error:ERR_KEY_NOT_P256');
+    expect((error as { code?: unknown }).code).toBe('ERR_KEY_NOT_P256');
+    expect((error as Error).message).toMatch(/is not a KeyObject/);
   });
 
   it('accepts the private KeyObject as the public key', async () => {
