@@ -125,13 +125,21 @@ export function resolvePassphrase(
 export function originOf(source: PemSource): KeyOrigin {
   if ('path' in source && looksLikeKeyText(source.path)) return hiddenPathOrigin;
   if ('path' in source) {
-    const path = resolve(source.path);
+    const path = escapeControlCharacters(resolve(source.path));
     return { keyId: `file:${path}`, description: `key file ${path}` };
   }
   if ('env' in source) {
     return { keyId: `env:${source.env}`, description: `environment variable ${source.env}` };
   }
   return inlineOrigin;
+}
+
+/** Writes C0 and C1 control characters as `\uXXXX`, so that a path cannot drive a terminal. */
+function escapeControlCharacters(text: string): string {
+  return text.replace(
+    /\p{Cc}/gu,
+    (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
 }
 
 /** The origin of a path that looks like key text, which messages and details never repeat. */
@@ -243,6 +251,16 @@ function fileError(error: unknown, path: string, origin: KeyOrigin) {
       origin,
       `no such file. Check the path; a relative path is resolved against ${process.cwd()}.`,
       { cause: error, details: { path } },
+    );
+  }
+  if (code === 'ERR_INVALID_ARG_VALUE') {
+    // Node's message quotes the path with its NUL, so it is not kept as the cause.
+    return keyError(
+      'ERR_KEY_FILE_UNREADABLE',
+      origin,
+      'the path contains a NUL character, which no file name can contain. Check where the path ' +
+        'came from.',
+      { details: { path, osCode: code } },
     );
   }
   const reason =
