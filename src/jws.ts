@@ -3,7 +3,7 @@
  * verify-after-sign step: no token leaves `signJwt` until its signature has been checked
  * against the signer's public key.
  */
-import { verify, type KeyObject } from 'node:crypto';
+import { KeyObject, verify } from 'node:crypto';
 import { base64urlEncode } from './base64url.js';
 import { KeyError, SignatureError } from './errors.js';
 import { isTrustedLocalSigner } from './internal.js';
@@ -41,7 +41,9 @@ export async function signJwt(
   assertParts(parts);
   options.signal?.throwIfAborted();
 
-  const signingInput = `${base64urlEncode(JSON.stringify(parts.header))}.${base64urlEncode(JSON.stringify(parts.payload))}`;
+  const headerJson = serialiseHeader(parts.header);
+  const payloadJson = serialisePayload(parts.payload);
+  const signingInput = `${base64urlEncode(headerJson)}.${base64urlEncode(payloadJson)}`;
   const inputBytes = Buffer.from(signingInput, 'ascii');
   const returned = await signer.sign(inputBytes, { signal: options.signal });
   assertSignatureShape(returned, signer);
@@ -65,6 +67,61 @@ function assertParts(parts: JwtParts): void {
       `signJwt signs ES256 only, but header.alg is ${JSON.stringify(parts.header?.alg)}.`,
     );
   }
+}
+
+/**
+ * Serialises the header and checks the JSON itself, because `toJSON`, a getter or an array can
+ * make the text differ from the fields that `assertParts` read (RFC 7515 §4.1.1 puts `alg` in
+ * the serialised header).
+ */
+function serialiseHeader(header: JwsHeader): string {
+  const json = toJson(header, 'header');
+  const parsed: unknown = json === undefined ? undefined : JSON.parse(json);
+  const alg = isJsonObject(parsed) ? parsed.alg : undefined;
+  if (json === undefined || !isJsonObject(parsed) || alg !== 'ES256') {
+    throw new TypeError(
+      'signJwt expects the header to serialise to a JSON object with alg "ES256", but its JSON ' +
+        `is ${describeJson(json, parsed)}. Pass a plain object without toJSON or getters.`,
+    );
+  }
+  return json;
+}
+
+/** Serialises the claims, which RFC 7519 §4 defines as a JSON object. */
+function serialisePayload(payload: Record<string, unknown>): string {
+  const json = toJson(payload, 'payload');
+  // JSON.stringify writes an object, and only an object, with a leading "{".
+  if (json === undefined || !json.startsWith('{')) {
+    throw new TypeError(
+      'signJwt expects the payload to serialise to a JSON object of claims, but its JSON is ' +
+        `${describeJson(json, json === undefined ? undefined : JSON.parse(json))}.`,
+    );
+  }
+  return json;
+}
+
+function toJson(value: unknown, name: 'header' | 'payload'): string | undefined {
+  try {
+    return JSON.stringify(value);
+  } catch (error) {
+    // The cause, not the message, carries JSON.stringify's words, so no value is echoed here.
+    throw new TypeError(
+      `signJwt failed to serialise the ${name} as JSON, because it contains a BigInt, a cycle ` +
+        'or a toJSON method that throws.',
+      { cause: error },
+    );
+  }
+}
+
+function isJsonObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function describeJson(json: string | undefined, parsed: unknown): string {
+  if (json === undefined) return 'undefined';
+  if (Array.isArray(parsed)) return 'an array';
+  if (isJsonObject(parsed)) return `an object with alg ${JSON.stringify(parsed.alg) ?? 'missing'}`;
+  return `a ${parsed === null ? 'null' : typeof parsed}`;
 }
 
 function assertSignatureShape(signature: unknown, signer: Signer): asserts signature is Uint8Array {
@@ -126,19 +183,28 @@ export function isValidSignature(
 
 function isP256PublicKey(publicKey: KeyObject): boolean {
   return (
-    publicKey?.asymmetricKeyType === 'ec' &&
+    publicKey instanceof KeyObject &&
+    publicKey.asymmetricKeyType === 'ec' &&
     publicKey.asymmetricKeyDetails?.namedCurve === 'prime256v1'
   );
 }
 
 function assertP256PublicKey(publicKey: KeyObject, keyId: string): void {
   if (isP256PublicKey(publicKey)) return;
-  const curve = publicKey?.asymmetricKeyDetails?.namedCurve;
-  const found =
-    publicKey?.asymmetricKeyType === 'ec' ? `EC ${curve}` : String(publicKey?.asymmetricKeyType);
+  const found = describePublicKey(publicKey);
   throw new KeyError(
     'ERR_KEY_NOT_P256',
     `The public key of ${keyId} is ${found}, but ES256 needs a P-256 (prime256v1) key.`,
     { details: { keyId, found } },
   );
+}
+
+function describePublicKey(publicKey: unknown): string {
+  if (!(publicKey instanceof KeyObject)) {
+    return `not a KeyObject but ${publicKey === null ? 'null' : typeof publicKey}`;
+  }
+  if (publicKey.asymmetricKeyType === 'ec') {
+    return `EC ${publicKey.asymmetricKeyDetails?.namedCurve}`;
+  }
+  return publicKey.asymmetricKeyType ?? 'a secret key';
 }

@@ -65,10 +65,24 @@ function decodeBlock(match: RegExpMatchArray, repairs: Repair[], origin: KeyOrig
     );
   }
 
+  assertNoArmourInBody(match[2] ?? '', begin, origin);
   const { body, dekInfo } = takeLegacyHeaders(match[2] ?? '', begin, origin);
   noteLayout(body, repairs);
   const der = decodeBase64(body.replace(/\s+/g, ''), repairs, origin, `the ${begin} block`);
   return dekInfo === undefined ? { label: begin, der } : { label: begin, der, dekInfo };
+}
+
+function assertNoArmourInBody(body: string, label: string, origin: KeyOrigin): void {
+  // "-" is a base64url character, so a stray armour line would otherwise reach the decoder.
+  if (!/-{2,}\s*(?:BEGIN|END)\b/i.test(body)) return;
+  throw keyError(
+    'ERR_KEY_ARMOUR_INVALID',
+    origin,
+    `the ${label} block has a further BEGIN or END line inside its body, so the armour was ` +
+      'doubled or one block was pasted inside another. Keep one BEGIN line, the body and one ' +
+      'END line.',
+    { details: { label } },
+  );
 }
 
 function takeLegacyHeaders(body: string, label: string, origin: KeyOrigin) {

@@ -123,14 +123,54 @@ export function resolvePassphrase(
 
 /** Returns the origin of a source without reading it, for the signer's key ID. */
 export function originOf(source: PemSource): KeyOrigin {
+  if ('path' in source && looksLikeKeyText(source.path)) return hiddenPathOrigin;
   if ('path' in source) {
-    const path = resolve(source.path);
+    const path = escapeControlCharacters(resolve(source.path));
     return { keyId: `file:${path}`, description: `key file ${path}` };
   }
   if ('env' in source) {
     return { keyId: `env:${source.env}`, description: `environment variable ${source.env}` };
   }
   return inlineOrigin;
+}
+
+/** Writes C0 and C1 control characters as `\uXXXX`, so that a path cannot drive a terminal. */
+function escapeControlCharacters(text: string): string {
+  return text.replace(
+    /\p{Cc}/gu,
+    (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}
+
+/** The origin of a path that looks like key text, which messages and details never repeat. */
+const hiddenPathOrigin: KeyOrigin = {
+  keyId: 'file:(path not shown)',
+  description: 'the path given (not shown, because it looks like key text)',
+};
+
+/**
+ * Returns true when a path looks like key text pasted in its place. That is PEM armour, a JWK
+ * member, or a run of 40 or more base64 characters with both letter cases that switches between
+ * upper case, lower case and digits at least 12 times. Base64 of key bytes does that, while
+ * names and hex digests do not. A false match only hides the path in messages, and the file is
+ * still opened.
+ */
+function looksLikeKeyText(path: string): boolean {
+  if (/-----(?:BEGIN|END)\b|"(?:kty|d)"\s*:/.test(path)) return true;
+  const runs = path.match(/[A-Za-z0-9+/=_-]{40,}/g) ?? [];
+  return runs.some((run) => /[A-Z]/.test(run) && /[a-z]/.test(run) && countClassChanges(run) >= 12);
+}
+
+function countClassChanges(text: string): number {
+  const classOf = (character: string) =>
+    /[A-Z]/.test(character) ? 1 : /[a-z]/.test(character) ? 2 : /[0-9]/.test(character) ? 3 : 0;
+  let changes = 0;
+  for (let i = 1; i < text.length; i++) {
+    const previous = classOf(text.charAt(i - 1));
+    const current = classOf(text.charAt(i));
+    if (previous !== 0 && current !== 0 && previous !== current) changes++;
+  }
+  return changes;
 }
 
 /** Reads the raw key input of a checked source. */
@@ -193,7 +233,7 @@ function readCapped(descriptor: number, path: string, origin: KeyOrigin): Buffer
       'ERR_KEY_FILE_TOO_LARGE',
       origin,
       `the file is larger than ${maxKeyFileBytes} bytes, far more than a P-256 key. Check the path.`,
-      { details: { path } },
+      { details: origin === hiddenPathOrigin ? {} : { path } },
     );
   }
   const content = Buffer.from(buffer.subarray(0, length));
@@ -203,12 +243,24 @@ function readCapped(descriptor: number, path: string, origin: KeyOrigin): Buffer
 
 function fileError(error: unknown, path: string, origin: KeyOrigin) {
   const code = (error as { code?: unknown }).code;
+  // Node's own message repeats the path, so it is not kept as the cause either.
+  if (origin === hiddenPathOrigin) return hiddenPathError(code);
   if (code === 'ENOENT') {
     return keyError(
       'ERR_KEY_FILE_NOT_FOUND',
       origin,
       `no such file. Check the path; a relative path is resolved against ${process.cwd()}.`,
       { cause: error, details: { path } },
+    );
+  }
+  if (code === 'ERR_INVALID_ARG_VALUE') {
+    // Node's message quotes the path with its NUL, so it is not kept as the cause.
+    return keyError(
+      'ERR_KEY_FILE_UNREADABLE',
+      origin,
+      'the path contains a NUL character, which no file name can contain. Check where the path ' +
+        'came from.',
+      { details: { path, osCode: code } },
     );
   }
   const reason =
@@ -221,4 +273,14 @@ function fileError(error: unknown, path: string, origin: KeyOrigin) {
     cause: error,
     details: { path, osCode: code },
   });
+}
+
+function hiddenPathError(code: unknown) {
+  const found = code === 'ENOENT' ? 'no such file' : `the file could not be read (${String(code)})`;
+  return keyError(
+    code === 'ENOENT' ? 'ERR_KEY_FILE_NOT_FOUND' : 'ERR_KEY_FILE_UNREADABLE',
+    hiddenPathOrigin,
+    `${found}. Pass key text with env:NAME or the pem option, not where a file path belongs.`,
+    { details: { osCode: code } },
+  );
 }

@@ -165,6 +165,8 @@ export async function describeKeyStructure(der: Uint8Array): Promise<KeyStructur
 
   const [first, second, third] = root.children;
   if (first && isUniversal(first, tags.integer)) {
+    // A PFX (RFC 7292 §4) also starts INTEGER, SEQUENCE, so it is checked for before PKCS#8.
+    if (isPkcs12(root)) return { kind: 'pkcs12' };
     if (second && isUniversal(second, tags.sequence)) return describePkcs8(root);
     if (second && isUniversal(second, tags.octetString)) return describeSec1(root);
     return describeIntegerSequence(root);
@@ -293,8 +295,9 @@ function checkSec1Optional(optional: Asn1Node[]): string | undefined {
       const point = field.children[0];
       if (!point || !isUniversal(point, tags.bitString))
         return 'the [1] public key is not a BIT STRING';
-      // The BIT STRING holds an unused-bits byte, then 0x04 || X || Y (SEC 1 §2.3.3).
-      if (point.content.length !== 66 || point.content[1] !== 0x04) {
+      // The point is 0x04 || X || Y (SEC 1 §2.3.3). asn1js leaves the BIT STRING's leading
+      // unused-bits byte out of the content it returns.
+      if (point.content.length !== 65 || point.content[0] !== 0x04) {
         return 'the [1] public key is not an uncompressed 65-byte P-256 point';
       }
     }
@@ -313,13 +316,16 @@ function describeIntegerSequence(root: Asn1Node): KeyStructure {
   if (allIntegers && count === 2) return { kind: 'pkcs1-public' };
   if (allIntegers && count === 6) return { kind: 'dsa-private' };
 
-  const contentOid = root.children[1]?.children[0]?.oid;
-  if (integerValue(root.children[0]) === 3 && contentOid === pkcs7DataOid)
-    return { kind: 'pkcs12' };
   return {
     kind: 'unknown',
     problem: 'the SEQUENCE starts with an INTEGER but is neither PKCS#8, SEC1 nor PKCS#1',
   };
+}
+
+/** Returns true for a PFX: version 3, then a ContentInfo of type pkcs7-data (RFC 7292 §4). */
+function isPkcs12(root: Asn1Node): boolean {
+  const contentOid = root.children[1]?.children[0]?.oid;
+  return integerValue(root.children[0]) === 3 && contentOid === pkcs7DataOid;
 }
 
 function describeSpki(root: Asn1Node): KeyStructure {

@@ -14,8 +14,8 @@ export interface CliIo {
   /** Writes one diagnostic line to stderr, as given. */
   note(line: string): void;
   env: NodeJS.ProcessEnv;
-  /** Reads all of stdin as UTF-8 text. */
-  readStdin(): Promise<string>;
+  /** Reads all of stdin as UTF-8 text, or stops and returns undefined past `maxBytes`. */
+  readStdin(maxBytes: number): Promise<string | undefined>;
   /** Milliseconds since the epoch. */
   now(): number;
 }
@@ -38,8 +38,15 @@ export function processIo(): CliIo {
   };
 }
 
-async function readStdin(): Promise<string> {
+async function readStdin(maxBytes: number): Promise<string | undefined> {
   const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(Buffer.from(chunk as Uint8Array));
+  let length = 0;
+  for await (const chunk of process.stdin) {
+    const bytes = Buffer.from(chunk as Uint8Array);
+    length += bytes.length;
+    // Leaving the loop ends the iterator, which destroys stdin, so nothing more is read.
+    if (length > maxBytes) return undefined;
+    chunks.push(bytes);
+  }
   return Buffer.concat(chunks).toString('utf8');
 }

@@ -5,9 +5,8 @@
  * `warning` event, which this module prints, and the key ID is read from Apple's
  * `AuthKey_<KEYID>.p8` file name.
  */
-import { resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { keyIdFromFileName } from '../../adapters/pem/file-checks.js';
+import { resolveKeyPath } from '../../adapters/pem/reference.js';
 import { createSigner, parseKeyReference, type AdapterOptions } from '../key-uri.js';
 import type { Signer, SignerEvent } from '../signer.js';
 import { CliError } from './errors.js';
@@ -58,8 +57,8 @@ function reportEvent(event: SignerEvent, io: CliIo): void {
 export function localKeyPath(reference: string): string | undefined {
   const parsed = parseKeyReference(reference);
   if (parsed.scheme !== 'file') return undefined;
-  if (parsed.rest.startsWith('//')) return fileURLToPath(`file:${parsed.rest}`);
-  return resolve(parsed.rest);
+  // The pem adapter's resolver, so that a bad file:// URL raises its coded error here too.
+  return resolveKeyPath(parsed.rest);
 }
 
 /**

@@ -62,10 +62,27 @@ async function printVersion(io: CliIo): Promise<number> {
 
 /** Waits for stdout and stderr to drain, then exits with `code`. */
 async function finish(code: number): Promise<void> {
-  await new Promise<void>((done) => process.stdout.write('', () => done()));
-  await new Promise<void>((done) => process.stderr.write('', () => done()));
+  await drain(process.stdout);
+  await drain(process.stderr);
   // An SDK's keep-alive socket or a native module must not hold the process open after the result.
   process.exit(code);
+}
+
+function drain(stream: NodeJS.WriteStream): Promise<void> {
+  // A stream destroyed by a closed pipe never calls a write back, so there is nothing to wait for.
+  if (stream.destroyed) return Promise.resolve();
+  return new Promise<void>((done) => stream.write('', () => done()));
+}
+
+/**
+ * Handles a write error on stdout or stderr. A reader that stops early, as `| head -1` does,
+ * closes the pipe (EPIPE). The rest of the output is then dropped, and the command still ends
+ * with its own exit code, because reporting the failure would write again and fail again. Any
+ * stderr error is dropped for the same reason.
+ */
+function onOutputError(error: NodeJS.ErrnoException, stream: NodeJS.WriteStream): void {
+  if (error.code === 'EPIPE' || stream === process.stderr) return;
+  void reportFailure(error, io);
 }
 
 /** The exit code of the failure being reported, once one is. */
@@ -85,6 +102,8 @@ function reportFailure(error: unknown, io: CliIo): Promise<void> {
 
 // No top-level await, because the CLI is built as CommonJS.
 const io = processIo();
+process.stdout.on('error', (error) => onOutputError(error, process.stdout));
+process.stderr.on('error', (error) => onOutputError(error, process.stderr));
 // An SDK can fail outside the command's promise chain, for example from a credentials lookup it
 // started on its own. That failure is reported like any other: one line, and no stack trace.
 process.on('uncaughtException', (error) => void reportFailure(error, io));

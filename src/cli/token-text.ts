@@ -59,9 +59,13 @@ function decodeJsonPart(text: string, name: string): Record<string, unknown> | s
   return value as Record<string, unknown>;
 }
 
+// A token of any Apple kind is far smaller, so this cap only stops a wrong file or endless input.
+const maxStdinBytes = 64 * 1024;
+
 /**
  * Reads the TOKEN argument: the text itself, or all of stdin when it is `-`. Surrounding white
- * space, such as the newline that `echo` adds, is removed.
+ * space, such as the newline that `echo` adds, is removed. Whitespace inside the token and stdin
+ * over 64 KiB are usage errors.
  *
  * @example
  * const token = await readTokenArgument('verify', positionals[0], io);
@@ -75,13 +79,31 @@ export async function readTokenArgument(
     throw usageError(command, 'TOKEN is missing; give the token, or - to read it from stdin');
   }
 
-  const text = argument === '-' ? await io.readStdin() : argument;
+  const text = argument === '-' ? await io.readStdin(maxStdinBytes) : argument;
+  if (text === undefined) {
+    throw usageError(
+      command,
+      `stdin is larger than ${maxStdinBytes} bytes, far more than a token. Pipe in the token alone`,
+    );
+  }
   const token = text.trim();
   if (token === '') {
     const where = argument === '-' ? 'stdin is empty' : 'TOKEN is empty';
     throw usageError(command, `${where}; give a compact JWS`);
   }
+  assertOneToken(command, token);
   return token;
+}
+
+/** Rejects whitespace inside a token, which is two tokens or one wrapped across lines. */
+function assertOneToken(command: string, token: string): void {
+  if (!/\s/.test(token)) return;
+  const lines = token.split(/\r\n|\r|\n/).length;
+  const found =
+    lines > 1
+      ? `TOKEN spans ${lines} lines`
+      : 'TOKEN contains whitespace, which no compact JWS has';
+  throw usageError(command, `${found}. Give exactly one token, on one line`);
 }
 
 /**

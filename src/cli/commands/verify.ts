@@ -92,6 +92,11 @@ function invalid(io: CliIo, reason: string): number {
 function signatureShapeProblem(decoded: DecodedJws): string | undefined {
   const alg = decoded.header.alg;
   if (alg !== 'ES256') return `header alg is ${JSON.stringify(alg)}, but only ES256 is accepted`;
+  if (decoded.header.crit !== undefined) {
+    // RFC 7515 §4.1.11: a verifier rejects a token whose crit names an extension it does not
+    // understand, and this one understands none. An empty crit is itself invalid.
+    return 'the header has crit, which names JWS extensions this verifier does not understand';
+  }
 
   const length = decoded.signature.length;
   if (length === 64) return undefined;

@@ -1,0 +1,65 @@
+/**
+ * `--key` given the key text itself, for example `--key "$APPLE_KEY"` in place of
+ * `--key env:APPLE_KEY`. The error line must not repeat the key in any shape the CLI's PEM
+ * redaction misses: a bare base64 body or a JWK.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  buildIfStale,
+  createTestKey,
+  expectOneErrorLine,
+  runCli,
+  type TestKey,
+} from './support.js';
+
+let key: TestKey;
+
+beforeAll(() => {
+  buildIfStale();
+  key = createTestKey();
+});
+
+afterAll(() => key.remove());
+
+function keyTexts(): Array<[string, string]> {
+  const lines = key.pem.trim().split('\n');
+  return [
+    ['the base64 body', lines.slice(1, -1).join('')],
+    ['a private JWK', JSON.stringify(key.privateKey.export({ format: 'jwk' }))],
+    ['PEM with literal \\n', key.pem.trimEnd().replace(/\n/g, '\\n')],
+  ];
+}
+
+function expectNoKeyFragment(output: string): void {
+  const body = key.pem.trim().split('\n').slice(1, -1).join('');
+  for (let start = 0; start + 12 <= body.length; start += 6) {
+    expect(output).not.toContain(body.slice(start, start + 12));
+  }
+  expect(output).not.toContain(String(key.privateKey.export({ format: 'jwk' }).d));
+}
+
+describe('kms-jwt --key with key text', () => {
+  it('hides it in client-secret', async () => {
+    for (const [, text] of keyTexts()) {
+      const run = await runCli([
+        'client-secret',
+        ...['--team-id', 'DEF123GHIJ', '--client-id', 'com.example.web'],
+        ...['--key-id', 'ABC123DEFG', '--key', text],
+      ]);
+
+      expect(run.code).toBe(3);
+      expectOneErrorLine(run, 'ERR_KEY_FILE_NOT_FOUND');
+      expectNoKeyFragment(run.stderr);
+    }
+  });
+
+  it('hides it in public-key with debug output', async () => {
+    for (const [, text] of keyTexts()) {
+      const run = await runCli(['public-key', '--key', text], { env: { KMS_JWT_DEBUG: '1' } });
+
+      expect(run.code).toBe(3);
+      expect(run.stderr).toMatch(/looks like key text/);
+      expectNoKeyFragment(run.stderr);
+    }
+  });
+});
