@@ -4,12 +4,18 @@
  * PEM that is not a P-256 public key although its CRC32C is right. The emulator sends each with
  * the real gRPC status code and the service's text to the real @google-cloud/kms client.
  */
-import { generateKeyPairSync } from 'node:crypto';
+import { KeyManagementServiceClient } from '@google-cloud/kms';
+import { grpc } from 'google-gax';
+import { execFileSync } from 'node:child_process';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createGcpKmsSigner, importP8ToGcpKms } from '../../adapters/gcp-kms/index.js';
 import { signJwt } from '../../src/jws.js';
 import type { SignerEvent } from '../../src/signer.js';
-import type { GcpKmsEmulator } from '../emulators/gcp-kms/index.js';
+import { GcpKmsEmulator } from '../emulators/gcp-kms/index.js';
 import { clientSecretParts, keyRing, spkiPem, startEmulator } from './support.js';
 
 let kms: GcpKmsEmulator;
@@ -86,6 +92,79 @@ describe('Cloud KMS UNAUTHENTICATED', () => {
     expect(error.details!.grpcCode).toBe(16);
     expect(error.message).toContain(key.versionName);
     expect(error.message).toContain('Check Application Default Credentials');
+  });
+});
+
+/** Creates a throwaway self-signed certificate for 127.0.0.1 with the openssl command. */
+function createLoopbackCertificate(): { key: Buffer; cert: Buffer } {
+  const folder = mkdtempSync(join(tmpdir(), 'kms-jwt-tls-'));
+  try {
+    const keyPath = join(folder, 'key.pem');
+    const certPath = join(folder, 'cert.pem');
+    execFileSync(
+      'openssl',
+      ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'].concat([
+        ...['-keyout', keyPath, '-out', certPath, '-days', '1', '-subj', '/CN=127.0.0.1'],
+        ...['-addext', 'subjectAltName=IP:127.0.0.1'],
+      ]),
+      { stdio: 'pipe' },
+    );
+    return { key: readFileSync(keyPath), cert: readFileSync(certPath) };
+  } finally {
+    rmSync(folder, { recursive: true, force: true });
+  }
+}
+
+describe('Cloud KMS UNAUTHENTICATED with an access token', () => {
+  // Google rejects a revoked or expired OAuth access token with UNAUTHENTICATED. grpc-js sends
+  // call credentials over TLS only, so this emulator serves TLS with a throwaway certificate.
+  const accessToken = `ya29.test-${randomBytes(24).toString('hex')}`;
+  let tlsKms: GcpKmsEmulator;
+  let client: KeyManagementServiceClient;
+
+  beforeAll(async () => {
+    const tls = createLoopbackCertificate();
+    tlsKms = await new GcpKmsEmulator().start(tls);
+    const bearer = grpc.credentials.createFromMetadataGenerator((_context, callback) => {
+      const metadata = new grpc.Metadata();
+      metadata.add('authorization', `Bearer ${accessToken}`);
+      callback(null, metadata);
+    });
+    client = new KeyManagementServiceClient({
+      apiEndpoint: tlsKms.host,
+      port: tlsKms.port,
+      sslCreds: grpc.credentials.combineChannelCredentials(
+        grpc.credentials.createSsl(tls.cert),
+        bearer,
+      ),
+      universeDomain: 'googleapis.com',
+    });
+  });
+
+  afterAll(async () => {
+    await client?.close();
+    await tlsKms?.stop();
+  });
+
+  it('keeps the token out of the error', async () => {
+    const key = tlsKms.createKey({ keyRing });
+    const events: SignerEvent[] = [];
+    const signer = await createGcpKmsSigner(`gcpkms:${key.versionName}`, {
+      client,
+      onEvent: (event) => events.push(event),
+    });
+    expect(tlsKms.calls[0]!.metadata.authorization).toBe(`Bearer ${accessToken}`);
+
+    tlsKms.faults.unauthenticated = Infinity;
+    const error = await rejection(signJwt(signer, clientSecretParts()));
+    await signer.close?.();
+
+    expect(error.code).toBe('ERR_GCP_KMS_UNAUTHENTICATED');
+    expect(error.message).toContain(`Cloud KMS AsymmetricSign on ${key.versionName} failed`);
+    expect(error.details!.grpcCode).toBe(16);
+    expect(visibleText(error, events)).not.toContain(accessToken);
+    expect(String((error.cause as Error).message)).not.toContain(accessToken);
+    expect(String((error.cause as Error).stack)).not.toContain(accessToken);
   });
 });
 

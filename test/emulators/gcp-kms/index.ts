@@ -201,12 +201,18 @@ export class GcpKmsEmulator {
   readonly #timers = new Set<NodeJS.Timeout>();
   readonly #foreignKey = generatePrivateKey('EC_SIGN_P256_SHA256');
 
-  /** Starts listening on 127.0.0.1 on a free port. */
-  async start(): Promise<this> {
+  /**
+   * Starts listening on 127.0.0.1 on a free port, over plaintext gRPC, or over TLS with the
+   * given PEM key and certificate.
+   */
+  async start(tls?: { key: Buffer; cert: Buffer }): Promise<this> {
     const server = new grpc.Server();
     server.addService(loadServiceDefinition(), this.#implementation());
+    const credentials = tls
+      ? grpc.ServerCredentials.createSsl(null, [{ private_key: tls.key, cert_chain: tls.cert }])
+      : grpc.ServerCredentials.createInsecure();
     this.port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(`${this.host}:0`, grpc.ServerCredentials.createInsecure(), (error, port) =>
+      server.bindAsync(`${this.host}:0`, credentials, (error, port) =>
         error ? reject(error) : resolve(port),
       );
     });
