@@ -177,6 +177,36 @@ describeWithSoftHsm('pkcs11 error codes', () => {
     expectNoSecrets(error, events);
   });
 
+  // SoftHSM2 has no PIN expiry and answers CKR_PIN_INCORRECT for a PIN of any length, so the
+  // wrapped binding returns these values from C_Login in place of the module.
+  const loginValues = [
+    { value: 'CKR_PIN_EXPIRED:163', name: 'CKR_PIN_EXPIRED', fix: 'Set a valid user PIN' },
+    { value: 'CKR_DEVICE_ERROR:48', name: 'CKR_DEVICE_ERROR', fix: 'softhsm2-util --show-slots' },
+  ];
+
+  for (const { value, name, fix } of loginValues) {
+    it(`login failing with ${name}`, async () => {
+      const login = spy('C_Login', () => () => {
+        throw new Error(value);
+      });
+      const events: SignerEvent[] = [];
+      const error = await rejection(
+        createPkcs11Signer(uriFor('errors', 'signing', '11'), {
+          pin: userPin,
+          onEvent: (event) => events.push(event),
+        }),
+      );
+
+      expect(login.calls).toBe(1);
+      expect(error.code).toBe('ERR_PKCS11_LOGIN_FAILED');
+      expect(error.details).toEqual({ token: 'errors', returnValue: name });
+      expect(error.message).toContain('Login to token "errors"');
+      expect(error.message).toContain(name);
+      expect(error.message).toContain(fix);
+      expectNoSecrets(error, events);
+    });
+  }
+
   it('sign after CKA_SIGN turned false', async () => {
     const events: SignerEvent[] = [];
     const uri = uriFor('errors', 'signing', '11');
