@@ -1,7 +1,7 @@
-// Failed PKCS#11 calls against a real SoftHSM2 token: a login to a token without a user PIN, a
-// key whose CKA_SIGN became false after the signer was created, a failed key search, and imports
-// that fail or do not prove themselves. Each error must name the token or key, the CKR_ value
-// and the fix. It must not carry the PIN or key material.
+// Failed PKCS#11 calls against a real SoftHSM2 token. The cases are failed logins, a key whose
+// CKA_SIGN became false after the signer was created, a failed key search, and imports that fail
+// or do not prove themselves. Each error must name the token or key, the CKR_ value and the fix.
+// It must not carry the PIN or key material.
 import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { createRequire } from 'node:module';
@@ -177,8 +177,8 @@ describeWithSoftHsm('pkcs11 error codes', () => {
     expectNoSecrets(error, events);
   });
 
-  // SoftHSM2 has no PIN expiry and answers CKR_PIN_INCORRECT for a PIN of any length, so the
-  // wrapped binding returns these values from C_Login in place of the module.
+  // SoftHSM2 has no PIN expiry setting, and it returns CKR_PIN_INCORRECT for a PIN that is too
+  // short or too long, so the wrapped binding returns these values from C_Login instead.
   const loginValues = [
     { value: 'CKR_PIN_EXPIRED:163', name: 'CKR_PIN_EXPIRED', fix: 'Set a valid user PIN' },
     { value: 'CKR_DEVICE_ERROR:48', name: 'CKR_DEVICE_ERROR', fix: 'softhsm2-util --show-slots' },
