@@ -116,9 +116,17 @@ export function mapKmsError(
     case grpcStatus.invalidArgument:
       return fail('ERR_GCP_KMS_INVALID_ARGUMENT', `the request was rejected (${serverText}).`);
     case grpcStatus.alreadyExists:
-      return fail('ERR_GCP_KMS_ALREADY_EXISTS', `the resource already exists (${serverText}).`);
+      return fail(
+        'ERR_GCP_KMS_ALREADY_EXISTS',
+        `the resource already exists (${serverText}). Use another ID, or reuse the existing ` +
+          'resource.',
+      );
     default:
-      return fail('ERR_GCP_KMS_REQUEST_FAILED', `${serverText}.`);
+      return fail(
+        'ERR_GCP_KMS_REQUEST_FAILED',
+        `gRPC status ${code ?? 'none'} (${serverText}). Retry later if the failure is ` +
+          'transient, and report it with this message if it persists.',
+      );
   }
 }
 

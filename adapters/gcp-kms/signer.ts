@@ -319,6 +319,10 @@ function versionNotEnabled(versionName: string, state: unknown): KmsJwtError {
   );
 }
 
+const publicKeyFix =
+  'Check that the endpoint is Cloud KMS, and report the response to Google Cloud support if it ' +
+  'persists.';
+
 function parseP256PublicKey(pem: string, versionName: string): KeyObject {
   let key: KeyObject;
   try {
@@ -326,8 +330,9 @@ function parseP256PublicKey(pem: string, versionName: string): KeyObject {
   } catch (error) {
     throw new BackendError(
       'ERR_GCP_KMS_PUBLIC_KEY_INVALID',
-      `Cloud KMS GetPublicKey on ${versionName} returned a PEM that is not a public key.`,
-      { cause: error, details: { resource: versionName } },
+      `Cloud KMS GetPublicKey on ${versionName} returned a PEM that is not a public key. ` +
+        publicKeyFix,
+      { cause: error, details: { operation: 'GetPublicKey', resource: versionName } },
     );
   }
   const curve = key.asymmetricKeyDetails?.namedCurve;
@@ -335,8 +340,10 @@ function parseP256PublicKey(pem: string, versionName: string): KeyObject {
   throw new BackendError(
     'ERR_GCP_KMS_PUBLIC_KEY_INVALID',
     `Cloud KMS GetPublicKey on ${versionName} says ${es256Algorithm} but returned ` +
-      `${describeKeyObject(key)}; the service response is inconsistent.`,
-    { details: { resource: versionName } },
+      `${describeKeyObject(key)}, so the response is inconsistent. ${publicKeyFix}`,
+    {
+      details: { operation: 'GetPublicKey', resource: versionName, found: describeKeyObject(key) },
+    },
   );
 }
 

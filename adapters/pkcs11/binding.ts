@@ -112,8 +112,11 @@ export const CKM_ECDSA = 0x1041;
 
 // Return values (pkcs11t.h) that this adapter treats specially.
 export const CKR_GENERAL_ERROR = 0x05;
+export const CKR_DEVICE_ERROR = 0x30;
+export const CKR_DEVICE_MEMORY = 0x31;
 export const CKR_DEVICE_REMOVED = 0x32;
 export const CKR_KEY_HANDLE_INVALID = 0x60;
+export const CKR_KEY_FUNCTION_NOT_PERMITTED = 0x68;
 export const CKR_OBJECT_HANDLE_INVALID = 0x82;
 export const CKR_OPERATION_ACTIVE = 0x90;
 export const CKR_PIN_INCORRECT = 0xa0;
@@ -126,6 +129,7 @@ export const CKR_SESSION_HANDLE_INVALID = 0xb3;
 export const CKR_TOKEN_NOT_PRESENT = 0xe0;
 export const CKR_USER_ALREADY_LOGGED_IN = 0x100;
 export const CKR_USER_NOT_LOGGED_IN = 0x101;
+export const CKR_USER_PIN_NOT_INITIALIZED = 0x102;
 export const CKR_CRYPTOKI_ALREADY_INITIALIZED = 0x191;
 
 // The message of a plain Error raised by the native code: `CKR_NAME:VALUE`, then a stack.

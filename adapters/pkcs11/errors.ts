@@ -4,15 +4,47 @@
  */
 import { BackendError, KeyError } from '../../src/errors.js';
 import {
+  CKR_DEVICE_MEMORY,
+  CKR_DEVICE_REMOVED,
   CKR_GENERAL_ERROR,
+  CKR_KEY_FUNCTION_NOT_PERMITTED,
   CKR_PIN_EXPIRED,
   CKR_PIN_INCORRECT,
   CKR_PIN_INVALID,
   CKR_PIN_LEN_RANGE,
   CKR_PIN_LOCKED,
+  CKR_TOKEN_NOT_PRESENT,
+  CKR_USER_PIN_NOT_INITIALIZED,
   returnValueName,
   returnValueOf,
 } from './binding.js';
+
+/**
+ * Describes what to do about a failed call, chosen by its CK_RV, as sentences that end a message.
+ *
+ * @example
+ * `PKCS#11 C_FindObjects failed: ${returnValueName(error)}. ${fixFor(error)}`;
+ */
+export function fixFor(error: unknown): string {
+  switch (returnValueOf(error)) {
+    case CKR_KEY_FUNCTION_NOT_PERMITTED:
+      return (
+        'The key does not allow this operation, for example because its CKA_SIGN attribute is ' +
+        'false. Allow signing on the key, or import the key again.'
+      );
+    case CKR_DEVICE_MEMORY:
+      return 'The token is out of memory. Delete objects it no longer needs, or use another token.';
+    case CKR_DEVICE_REMOVED:
+    case CKR_TOKEN_NOT_PRESENT:
+      return 'The token was removed; reconnect it and create a new signer.';
+    default:
+      return (
+        "Check the token and its connection with the vendor's tool (for SoftHSM2: " +
+        'softhsm2-util --show-slots), then try again. Report the CKR_ value to the vendor if it ' +
+        'persists.'
+      );
+  }
+}
 
 /**
  * Wraps a failed binding call as `ERR_PKCS11_OPERATION_FAILED`, naming the PKCS#11 function,
@@ -22,7 +54,7 @@ export function operationFailed(operation: string, subject: string, error: unkno
   const name = returnValueName(error);
   return new BackendError(
     'ERR_PKCS11_OPERATION_FAILED',
-    `PKCS#11 ${operation} failed for ${subject}: ${name}.`,
+    `PKCS#11 ${operation} failed for ${subject}: ${name}. ${fixFor(error)}`,
     { cause: error, details: { operation, returnValue: name } },
   );
 }
@@ -50,10 +82,20 @@ export function loginFailed(token: string, error: unknown): KeyError | BackendEr
       { cause: error, details },
     );
   }
-  return new BackendError('ERR_PKCS11_LOGIN_FAILED', `Login to token "${token}" failed: ${name}.`, {
-    cause: error,
-    details,
-  });
+  if (value === CKR_USER_PIN_NOT_INITIALIZED) {
+    return new KeyError(
+      'ERR_PKCS11_LOGIN_FAILED',
+      `Login to token "${token}" failed: ${name}. The token has no user PIN yet. Have the ` +
+        'security officer set one (for SoftHSM2: softhsm2-util --init-token with --pin; for an ' +
+        "HSM: the vendor's admin tool).",
+      { cause: error, details },
+    );
+  }
+  return new BackendError(
+    'ERR_PKCS11_LOGIN_FAILED',
+    `Login to token "${token}" failed: ${name}. ${fixFor(error)}`,
+    { cause: error, details },
+  );
 }
 
 /** Reports a PIN that the token already rejected in this process; no login is tried. */

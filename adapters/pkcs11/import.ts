@@ -36,7 +36,7 @@ import {
   type Pkcs11Binding,
 } from './binding.js';
 import { connectToken, type Pkcs11ConnectOptions, type TokenConnection } from './connect.js';
-import { operationFailed } from './errors.js';
+import { fixFor, operationFailed } from './errors.js';
 import {
   ecPointToPublicKey,
   findObjects,
@@ -171,13 +171,14 @@ async function importWithSession(
     const conflicts = findConflicts(binding, session, uri);
     if (conflicts.length > 0 && !options.overwrite) throw objectExists(token.label, uri, conflicts);
 
-    const created = createKeyObjects(binding, session, uri, material);
+    const target = describeTarget(token.label, uri);
+    const created = createKeyObjects(binding, session, uri, material, target);
     try {
-      await proveImport(binding, session, created, material);
+      await proveImport(binding, session, created, material, target);
     } catch (error) {
       for (const handle of [created.privateKey, created.publicKey])
         destroyQuietly(binding, session, handle);
-      throw isKmsJwtError(error) ? error : importFailed('proving the new key', error);
+      throw isKmsJwtError(error) ? error : importFailed(target, 'proving the new key', error);
     }
 
     // Old objects go only once the new key is proven, so a failed import keeps the old key.
@@ -232,11 +233,24 @@ interface CreatedObjects {
   publicKey: Handle;
 }
 
+/** The token, label and ID of an import, as its error messages and details name them. */
+interface ImportTarget {
+  token: string;
+  object: string;
+  /** The CKA_ID, percent-encoded as in a pkcs11: URI. */
+  id: string;
+}
+
+function describeTarget(token: string, uri: Pkcs11Uri): ImportTarget {
+  return { token, object: uri.object!, id: encodeUriId(uri.id!) };
+}
+
 function createKeyObjects(
   binding: Pkcs11Binding,
   session: Handle,
   uri: Pkcs11Uri,
   material: KeyMaterial,
+  target: ImportTarget,
 ): CreatedObjects {
   const common: Attribute[] = [
     { type: CKA_KEY_TYPE, value: CKK_EC },
@@ -265,9 +279,10 @@ function createKeyObjects(
     { type: CKA_EC_POINT, value: Buffer.concat([Buffer.from([0x04, 0x41]), material.point]) },
   ];
 
-  const privateKey = createObject(binding, session, privateTemplate, 'private key');
+  const privateKey = createObject(binding, session, privateTemplate, 'private key', target);
   try {
-    return { privateKey, publicKey: createObject(binding, session, publicTemplate, 'public key') };
+    const publicKey = createObject(binding, session, publicTemplate, 'public key', target);
+    return { privateKey, publicKey };
   } catch (error) {
     destroyQuietly(binding, session, privateKey);
     throw error;
@@ -279,20 +294,23 @@ function createObject(
   session: Handle,
   template: Attribute[],
   what: string,
+  target: ImportTarget,
 ): Handle {
   try {
     return binding.C_CreateObject(session, template);
   } catch (error) {
-    throw importFailed(`C_CreateObject for the ${what}`, error);
+    throw importFailed(target, `C_CreateObject for the ${what}`, error);
   }
 }
 
-function importFailed(step: string, error: unknown): KmsJwtError {
+function importFailed(target: ImportTarget, step: string, error: unknown): KmsJwtError {
   const name = returnValueName(error);
   return new KmsJwtError(
     'ERR_PKCS11_IMPORT_FAILED',
-    `The import failed at ${step}: ${name}. The new objects were destroyed.`,
-    { cause: error, details: { returnValue: name } },
+    `The import of "${target.object}" (id=${target.id}) into token "${target.token}" failed at ` +
+      `${step}: ${name}. The new objects were destroyed. ${fixFor(error)} Some HSMs forbid ` +
+      'importing private keys by policy.',
+    { cause: error, details: { ...target, step, returnValue: name } },
   );
 }
 
@@ -301,10 +319,11 @@ async function proveImport(
   session: Handle,
   created: CreatedObjects,
   material: KeyMaterial,
+  target: ImportTarget,
 ): Promise<void> {
   const [point] = readAttributes(binding, session, created.publicKey, [CKA_EC_POINT]) as [Buffer];
   if (!ecPointToPublicKey(point, 'the imported public key').equals(material.publicKey)) {
-    throw proofFailed('the public-key object does not hold the public key of the .p8');
+    throw proofFailed(target, 'the public-key object does not hold the public key of the .p8');
   }
 
   const input = randomBytes(32);
@@ -313,12 +332,19 @@ async function proveImport(
   const valid =
     signature.length === 64 &&
     verify('sha256', input, { key: material.publicKey, dsaEncoding: 'ieee-p1363' }, signature);
-  if (!valid) throw proofFailed(`a test signature (${signature.length} bytes) does not verify`);
+  if (!valid) {
+    throw proofFailed(target, `a test signature (${signature.length} bytes) does not verify`);
+  }
 
-  assertProtected(binding, session, created.privateKey);
+  assertProtected(binding, session, created.privateKey, target);
 }
 
-function assertProtected(binding: Pkcs11Binding, session: Handle, handle: Handle): void {
+function assertProtected(
+  binding: Pkcs11Binding,
+  session: Handle,
+  handle: Handle,
+  target: ImportTarget,
+): void {
   const flags = readAttributes(binding, session, handle, [
     CKA_TOKEN,
     CKA_PRIVATE,
@@ -329,6 +355,7 @@ function assertProtected(binding: Pkcs11Binding, session: Handle, handle: Handle
   const [isToken, isPrivate, sensitive, extractable, canSign] = flags;
   if (!isToken || !isPrivate || !sensitive || extractable || !canSign) {
     throw proofFailed(
+      target,
       `the private key reads back as CKA_TOKEN=${isToken}, CKA_PRIVATE=${isPrivate}, ` +
         `CKA_SENSITIVE=${sensitive}, CKA_EXTRACTABLE=${extractable}, CKA_SIGN=${canSign}`,
     );
@@ -340,13 +367,17 @@ function assertProtected(binding: Pkcs11Binding, session: Handle, handle: Handle
   } catch {
     readable = false;
   }
-  if (readable) throw proofFailed('the token returns CKA_VALUE of the private key');
+  if (readable) throw proofFailed(target, 'the token returns CKA_VALUE of the private key');
 }
 
-function proofFailed(problem: string): KmsJwtError {
+function proofFailed(target: ImportTarget, problem: string): KmsJwtError {
   return new KmsJwtError(
     'ERR_PKCS11_IMPORT_VERIFY_FAILED',
-    `The import did not prove itself: ${problem}. The new objects were destroyed.`,
+    `The import of "${target.object}" (id=${target.id}) into token "${target.token}" did not ` +
+      `prove itself: ${problem}. The new objects were destroyed. The token does not keep ` +
+      "imported keys as requested: report this message to the token's vendor, and do not " +
+      'import keys into it.',
+    { details: { ...target, problem } },
   );
 }
 

@@ -17,13 +17,11 @@ import {
 import {
   CKF_SERIAL_SESSION,
   CKM_ECDSA,
-  CKR_DEVICE_REMOVED,
   CKR_KEY_HANDLE_INVALID,
   CKR_OBJECT_HANDLE_INVALID,
   CKR_OPERATION_ACTIVE,
   CKR_SESSION_CLOSED,
   CKR_SESSION_HANDLE_INVALID,
-  CKR_TOKEN_NOT_PRESENT,
   CKR_USER_NOT_LOGGED_IN,
   returnValueName,
   returnValueOf,
@@ -35,7 +33,7 @@ import {
   type Pkcs11ConnectOptions,
   type TokenConnection,
 } from './connect.js';
-import { operationFailed } from './errors.js';
+import { fixFor, operationFailed } from './errors.js';
 import { loginAgain } from './module.js';
 import { findPrivateKey, readPublicKeyObject, type FoundKey } from './objects.js';
 import { SessionPool } from './session-pool.js';
@@ -376,14 +374,11 @@ class SignerState {
   private operationError(what: string, error: unknown): unknown {
     if (error instanceof KmsJwtError || returnValueOf(error) === undefined) return error;
     const name = returnValueName(error);
-    const value = returnValueOf(error);
-    const gone = value === CKR_DEVICE_REMOVED || value === CKR_TOKEN_NOT_PRESENT;
     const code = what === 'signing' ? 'ERR_PKCS11_SIGN_FAILED' : 'ERR_PKCS11_OPERATION_FAILED';
     return new BackendError(
       code,
-      `PKCS#11 ${what} with ${this.keyId} failed: ${name}.` +
-        (gone ? ' The token was removed; reconnect it and create a new signer.' : ''),
-      { cause: error, details: { keyId: this.keyId, returnValue: name } },
+      `PKCS#11 ${what} with ${this.keyId} failed: ${name}. ${fixFor(error)}`,
+      { cause: error, details: { operation: what, keyId: this.keyId, returnValue: name } },
     );
   }
 

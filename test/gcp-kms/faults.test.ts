@@ -110,6 +110,18 @@ const cases: FaultCase[] = [
     expected: 'ERR_GCP_KMS_RESOURCE_EXHAUSTED',
   },
   { name: 'NOT_FOUND', faults: { notFound: 1 }, expected: 'ERR_GCP_KMS_NOT_FOUND' },
+  { name: 'INTERNAL', faults: { internal: 1 }, expected: 'ERR_GCP_KMS_REQUEST_FAILED' },
+  {
+    name: 'UNAUTHENTICATED',
+    faults: { unauthenticated: 1 },
+    expected: 'ERR_GCP_KMS_UNAUTHENTICATED',
+  },
+  {
+    name: 'PEM of no key at creation',
+    faults: { publicKeyPem: '-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n' },
+    atCreation: true,
+    expected: 'ERR_GCP_KMS_PUBLIC_KEY_INVALID',
+  },
   { name: 'digest corrupted once', faults: { corruptDigest: 1 }, expected: 'token' },
   {
     name: 'digest corrupted always',
@@ -201,8 +213,8 @@ async function mint(faultCase: FaultCase, events: SignerEvent[]): Promise<Outcom
 describe('Cloud KMS fault switches', () => {
   it('covers every switch', () => {
     // slowMs and deniedMethods are settings rather than switches. The import tests cover
-    // corruptWrappedKey, importFailureReason, importedVersionName and importJobName, which only
-    // an import reads, and the version
+    // corruptWrappedKey, importFailureReason, importedVersionName, importJobName and
+    // importJobExists, which only an import reads, and the version
     // pinning tests cover endlessPages, which only ListCryptoKeyVersions reads.
     const notSwitches = [
       'slowMs',
@@ -211,6 +223,7 @@ describe('Cloud KMS fault switches', () => {
       'importFailureReason',
       'importedVersionName',
       'importJobName',
+      'importJobExists',
       'endlessPages',
     ];
     const switches = Object.keys(kms.faults).filter((name) => !notSwitches.includes(name));

@@ -185,6 +185,44 @@ describe('client-secret --cache', () => {
     expect(readFileSync(target, 'utf8')).toBe('{}');
   });
 
+  // The cache checks the record and the token's claims, but not its header or signature part,
+  // so a token that fails to decode there reaches the CLI, which stops instead of printing it.
+  const undecodableParts = [
+    {
+      part: 'header',
+      replace: (parts: string[]) => [
+        Buffer.from('not json').toString('base64url'),
+        ...parts.slice(1),
+      ],
+      problem: 'the header part is not valid JSON',
+    },
+    {
+      part: 'signature',
+      replace: (parts: string[]) => [...parts.slice(0, 2), 'A'],
+      problem: 'the signature part is not base64url without padding',
+    },
+  ];
+
+  for (const { part, replace, problem } of undecodableParts) {
+    it(`rejects a cached token with a bad ${part}`, async () => {
+      const token = await mintFirst();
+      const broken = replace(token.split('.')).join('.');
+      writeFileSync(cache, JSON.stringify({ ...readCache(), token: broken }), { mode: 0o600 });
+      const before = readFileSync(cache, 'utf8');
+
+      const run = await runCli(args());
+      expect(run.code).toBe(5);
+      expectOneErrorLine(run, 'ERR_CLI_CACHE_INVALID');
+      expect(run.stderr).toContain(`The cache file ${cache} contains a malformed token`);
+      expect(run.stderr).toContain(`(${problem})`);
+      expect(run.stderr).toContain('Delete the file to mint anew');
+      for (const tokenPart of broken.split('.').filter((text) => text.length >= 16)) {
+        expect(run.stderr).not.toContain(tokenPart);
+      }
+      expect(readFileSync(cache, 'utf8')).toBe(before);
+    });
+  }
+
   it('re-mints over a corrupt cache file', async () => {
     writeFileSync(cache, 'not json', { mode: 0o600 });
 

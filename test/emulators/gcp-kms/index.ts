@@ -52,6 +52,12 @@ export interface GcpKmsFaults {
   resourceExhausted: number;
   /** The next N AsymmetricSign calls fail with NOT_FOUND, as for a missing version. */
   notFound: number;
+  /** The next N AsymmetricSign calls fail with INTERNAL, as for a failure inside the service. */
+  internal: number;
+  /** The next N calls of any method fail with UNAUTHENTICATED, as for an expired access token. */
+  unauthenticated: number;
+  /** The next N CreateImportJob calls fail with ALREADY_EXISTS, as when the job ID is taken. */
+  importJobExists: number;
   /** The next N AsymmetricSign digests get one bit flipped on arrival, as by a faulty network,
    * so the digestCrc32c check fails with INVALID_ARGUMENT like the service's. */
   corruptDigest: number;
@@ -79,6 +85,8 @@ export interface GcpKmsFaults {
    * version that ListCryptoKeyVersions returns, while set.
    */
   responseName: string | undefined;
+  /** The PEM of every GetPublicKey reply while set, sent with its own correct pemCrc32c. */
+  publicKeyPem: string | undefined;
   /** The `name` of every CreateImportJob reply while set; the job is still created. */
   importJobName: string | undefined;
   /** The `name` of every ImportCryptoKeyVersion reply while set; the version is still created. */
@@ -154,6 +162,9 @@ function noFaults(): GcpKmsFaults {
     failedPrecondition: 0,
     resourceExhausted: 0,
     notFound: 0,
+    internal: 0,
+    unauthenticated: 0,
+    importJobExists: 0,
     corruptDigest: 0,
     truncatedDer: 0,
     foreignSignature: 0,
@@ -166,6 +177,7 @@ function noFaults(): GcpKmsFaults {
     statusText: undefined,
     importFailureReason: undefined,
     responseName: undefined,
+    publicKeyPem: undefined,
     importedVersionName: undefined,
     importJobName: undefined,
   };
@@ -189,12 +201,18 @@ export class GcpKmsEmulator {
   readonly #timers = new Set<NodeJS.Timeout>();
   readonly #foreignKey = generatePrivateKey('EC_SIGN_P256_SHA256');
 
-  /** Starts listening on 127.0.0.1 on a free port. */
-  async start(): Promise<this> {
+  /**
+   * Starts listening on 127.0.0.1 on a free port, over plaintext gRPC, or over TLS with the
+   * given PEM key and certificate.
+   */
+  async start(tls?: { key: Buffer; cert: Buffer }): Promise<this> {
     const server = new grpc.Server();
     server.addService(loadServiceDefinition(), this.#implementation());
+    const credentials = tls
+      ? grpc.ServerCredentials.createSsl(null, [{ private_key: tls.key, cert_chain: tls.cert }])
+      : grpc.ServerCredentials.createInsecure();
     this.port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(`${this.host}:0`, grpc.ServerCredentials.createInsecure(), (error, port) =>
+      server.bindAsync(`${this.host}:0`, credentials, (error, port) =>
         error ? reject(error) : resolve(port),
       );
     });
@@ -323,6 +341,7 @@ export class GcpKmsEmulator {
         this.faults.unavailable--;
         throw new RpcError(Status.UNAVAILABLE, 'The service is currently unavailable.');
       }
+      if (take(this.faults, 'unauthenticated')) throw unauthenticated();
       if (this.faults.deniedMethods.includes(method)) throw this.#denied(method, request);
       return handler(request);
     };
@@ -385,6 +404,9 @@ export class GcpKmsEmulator {
     if (take(this.faults, 'notFound')) {
       throw new RpcError(Status.NOT_FOUND, `${version.name} not found.`);
     }
+    if (take(this.faults, 'internal')) {
+      throw new RpcError(Status.INTERNAL, 'Internal error encountered.');
+    }
     let digest = readDigest(request, version.algorithm);
     if (take(this.faults, 'corruptDigest')) {
       digest = Buffer.from(digest);
@@ -426,7 +448,9 @@ export class GcpKmsEmulator {
   #getPublicKey(request: Record<string, unknown>): unknown {
     const version = this.#usableVersion(String(request.name), 'GetPublicKey');
     const holder = take(this.faults, 'foreignPublicKey') ? this.#foreignKey : version.privateKey!;
-    const pem = createPublicKey(holder).export({ type: 'spki', format: 'pem' }).toString();
+    const pem =
+      this.faults.publicKeyPem ??
+      createPublicKey(holder).export({ type: 'spki', format: 'pem' }).toString();
     let pemCrc = crc32cString(Buffer.from(pem, 'utf8'));
     if (take(this.faults, 'wrongPemCrc32c')) pemCrc = String((Number(pemCrc) ^ 0x10) >>> 0);
     return {
@@ -516,7 +540,7 @@ export class GcpKmsEmulator {
     if (!this.#keyRings.has(parent))
       throw new RpcError(Status.NOT_FOUND, `KeyRing ${parent} not found.`);
     const name = `${parent}/importJobs/${String(request.importJobId)}`;
-    if (this.#jobs.has(name))
+    if (this.#jobs.has(name) || take(this.faults, 'importJobExists'))
       throw new RpcError(Status.ALREADY_EXISTS, `ImportJob ${name} already exists.`);
     const body = (request.importJob ?? {}) as Record<string, unknown>;
     const method = importMethods[String(body.importMethod)];
@@ -687,6 +711,16 @@ function loadServiceDefinition(): grpc.ServiceDefinition {
     };
   };
   return loaded.google.cloud.kms.v1.KeyManagementService.service;
+}
+
+/** The status Google's front end returns for a missing, expired or revoked access token. */
+function unauthenticated(): RpcError {
+  return new RpcError(
+    Status.UNAUTHENTICATED,
+    'Request had invalid authentication credentials. Expected OAuth 2 access token, login ' +
+      'cookie or other valid authentication credential. See ' +
+      'https://developers.google.com/identity/sign-in/web/devconsole-project.',
+  );
 }
 
 function take(faults: GcpKmsFaults, name: keyof GcpKmsFaults): boolean {
