@@ -16,7 +16,7 @@ export const exitCodes = {
   key: 3,
   /** The token's fields break the rules of its kind, so nothing was signed. */
   rejected: 4,
-  /** Any other failure, such as an unwritable cache file. */
+  /** Any other failure, such as a cache file that cannot be read. */
   failure: 5,
 } as const;
 

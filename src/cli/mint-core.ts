@@ -200,12 +200,7 @@ async function mintWithCache(
       const minted = await mint();
       return { token: minted.token, iat: minted.claims.iat as number, exp: expOf(minted) };
     },
-    onEvent: (event) => {
-      if (event.type === 'failure')
-        io.warn(
-          `minting a new token failed, so the cached one was kept: ${String(event.message ?? event.code ?? 'unknown error')}`,
-        );
-    },
+    onEvent: (event) => reportCacheFailure(event, io),
   });
 
   const decoded = decodeCompactJws(cached.token);
@@ -224,6 +219,18 @@ async function mintWithCache(
     exp: cached.exp,
     cache: cached.reused ? 'hit' : 'miss',
   };
+}
+
+/** Prints the cache's `failure` events: a failed mint (due token kept) or a failed write. */
+function reportCacheFailure(event: SignerEvent, io: CliIo): void {
+  if (event.type !== 'failure') return;
+
+  const reason = String(event.message ?? event.code ?? 'unknown error');
+  if (event.operation === 'write') {
+    io.warn(`the new token was printed but not cached, so the next run mints again. ${reason}`);
+    return;
+  }
+  io.warn(`minting a new token failed, so the cached one was kept: ${reason}`);
 }
 
 /**

@@ -164,6 +164,24 @@ describe('client-secret --cache', () => {
     }
   });
 
+  it('prints the token when writing fails', async () => {
+    const missingFolder = join(key.folder, `missing-${testNumber}`);
+    cache = join(missingFolder, 'cache.json');
+
+    const run = await runCli(args());
+    expect(run.code).toBe(0);
+    const token = run.stdout.trim();
+    await verifyIndependently(token, key.publicPem);
+    const lines = run.stderr.trimEnd().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^kms-jwt: warning: /);
+    expect(lines[0]).toContain(`cache file ${cache}`);
+    expect(lines[0]).toContain('ENOENT');
+    expect(lines[0]).toContain(`Check that the folder ${missingFolder} exists`);
+    expect(lines[0]).not.toContain('minting');
+    expect(run.stderr).not.toContain(token);
+  });
+
   it('rejects a cache file others can read', async () => {
     await mintFirst();
     chmodSync(cache, 0o644);
