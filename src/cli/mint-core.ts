@@ -19,6 +19,7 @@ import {
   type FlagSpec,
   type ParsedArgs,
 } from './args.js';
+import { cacheKeyFor } from './cache-key.js';
 import { CliError, usageError } from './errors.js';
 import type { CliIo } from './io.js';
 import {
@@ -90,7 +91,7 @@ export async function runMint(
     const outcome =
       cachePath === undefined
         ? fromToken(await mint())
-        : await mintWithCache(cachePath, kind, profile, values, mint, io);
+        : await mintWithCache({ path: cachePath, kind, profile, values, reference, mint }, io);
     io.out(booleanValue(parsed, 'json') ? formatJson(kind, outcome) : `${outcome.token}\n`);
     return 0;
   } finally {
@@ -182,18 +183,23 @@ function assertRequiredFields(
 /** When `--key-id` may be left out, because {@link applyKeyIdFromFileName} fills it in. */
 const keyIdFromFileNameRule = 'when --key is a file named AuthKey_<KEYID>.p8';
 
-async function mintWithCache(
-  path: string,
-  kind: AppleTokenKind,
-  profile: AppleTokenProfile,
-  values: FieldValues,
-  mint: () => Promise<AppleToken>,
-  io: CliIo,
-): Promise<MintOutcome> {
+/** The inputs of {@link mintWithCache}: the cache file, the token's kind and fields, the key. */
+interface CachedMint {
+  path: string;
+  kind: AppleTokenKind;
+  profile: AppleTokenProfile;
+  values: FieldValues;
+  /** The `--key` reference, which the cache key holds only as a hash. */
+  reference: string;
+  mint: () => Promise<AppleToken>;
+}
+
+async function mintWithCache(request: CachedMint, io: CliIo): Promise<MintOutcome> {
+  const { path, kind, profile, values, reference, mint } = request;
   const { getOrMintWithFileCache } = await import('../stores/file-cache.js');
   const cached = await getOrMintWithFileCache({
     path,
-    cacheKey: cacheKeyFor(kind, values),
+    cacheKey: cacheKeyFor(kind, values, reference),
     policy: profile.refreshPolicy,
     now: io.now,
     mint: async () => {
@@ -231,17 +237,6 @@ function reportCacheFailure(event: SignerEvent, io: CliIo): void {
     return;
   }
   io.warn(`minting a new token failed, so the cached one was kept: ${reason}`);
-}
-
-/**
- * Names the cached token by kind and every field value, so that a change to any flag (another
- * team, key ID, client or lifetime) mints a new token instead of reusing one for other input.
- * NOTE: `--key` is not part of the name, so a replaced key file with the same key ID gets the
- * token that the old key signed until that token is due.
- */
-function cacheKeyFor(kind: AppleTokenKind, values: FieldValues): string {
-  const entries = Object.entries(values).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return `${kind}:${JSON.stringify(entries)}`;
 }
 
 function expOf(token: AppleToken): number | undefined {
