@@ -25,14 +25,19 @@ export const exitCodes = {
 export class CliError extends KmsJwtError {}
 
 /**
- * Creates a usage error (exit code 2) that points at the command's help.
+ * Creates a usage error (exit code 2) that points at the command's help, naming what that help
+ * lists: the options (the default), the commands, or the token kinds.
  *
  * @example
  * throw usageError('client-secret', '--team-id is required');
  */
-export function usageError(command: string, problem: string): CliError {
+export function usageError(
+  command: string,
+  problem: string,
+  helpLists: 'options' | 'commands' | 'kinds' = 'options',
+): CliError {
   const help = command === '' ? 'kms-jwt --help' : `kms-jwt ${command} --help`;
-  return new CliError('ERR_CLI_USAGE', `${problem}. Run "${help}" for the options.`, {
+  return new CliError('ERR_CLI_USAGE', `${problem}. Run "${help}" for the ${helpLists}.`, {
     details: { command },
   });
 }

@@ -36,8 +36,8 @@ async function main(argv: string[], io: CliIo): Promise<number> {
 async function runCommand(name: string, args: string[], io: CliIo): Promise<number> {
   const load = Object.hasOwn(commands, name) ? commands[name] : undefined;
   if (load === undefined) {
-    const problem = name.startsWith('-') ? `Unknown option ${name}` : `Unknown command "${name}"`;
-    throw usageError('', problem);
+    if (name.startsWith('-')) throw usageError('', `Unknown option ${name}`);
+    throw usageError('', `Unknown command "${name}"`, 'commands');
   }
   const command = await load();
   return command.run(args, io);
