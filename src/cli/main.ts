@@ -9,6 +9,7 @@
  */
 import { exitCodeFor, formatDebugTrace, formatErrorLine, usageError } from './errors.js';
 import { processIo, type CliIo } from './io.js';
+import { shortenForMessage } from '../message-text.js';
 
 /** What every command module exports. */
 export interface CommandModule {
@@ -36,8 +37,9 @@ async function main(argv: string[], io: CliIo): Promise<number> {
 async function runCommand(name: string, args: string[], io: CliIo): Promise<number> {
   const load = Object.hasOwn(commands, name) ? commands[name] : undefined;
   if (load === undefined) {
-    if (name.startsWith('-')) throw usageError('', `Unknown option ${name}`);
-    throw usageError('', `Unknown command "${name}"`, 'commands');
+    const shown = shortenForMessage(name);
+    if (name.startsWith('-')) throw usageError('', `Unknown option ${shown}`);
+    throw usageError('', `Unknown command "${shown}"`, 'commands');
   }
   const command = await load();
   return command.run(args, io);

@@ -19,6 +19,7 @@ import {
   type FlagSpec,
   type ParsedArgs,
 } from './args.js';
+import { shortenForMessage } from '../message-text.js';
 import { cacheKeyFor } from './cache-key.js';
 import { CliError, usageError } from './errors.js';
 import type { CliIo } from './io.js';
@@ -213,7 +214,8 @@ async function mintWithCache(request: CachedMint, io: CliIo): Promise<MintOutcom
   if (typeof decoded === 'string') {
     throw new CliError(
       'ERR_CLI_CACHE_INVALID',
-      `The cache file ${path} contains a malformed token (${decoded}). Delete the file to mint anew.`,
+      `The cache file ${shortenForMessage(path)} contains a malformed token (${decoded}). ` +
+        'Delete the file to mint anew.',
       { details: { path } },
     );
   }

@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { constants, promises as fs, type Stats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { KmsJwtError } from '../errors.js';
+import { shortenForMessage } from '../message-text.js';
 import type { SignerEvent } from '../signer.js';
 import { assertRefreshPolicy, computeRefreshWindow, type RefreshPolicy } from '../token-policy.js';
 import {
@@ -195,8 +196,9 @@ function assertSafeStats(path: string, stats: Stats): void {
 function unsafeFile(path: string, reason: string): KmsJwtError {
   return new KmsJwtError(
     'ERR_CACHE_FILE_UNSAFE',
-    `The cache file ${path} is not used because ${reason}. Delete it (and consider the token ` +
-      'in it exposed), or point --cache at a regular file of your own with mode 0600.',
+    `The cache file ${shortenForMessage(path)} is not used because ${reason}. Delete it (and ` +
+      'consider the token in it exposed), or point --cache at a regular file of your own with ' +
+      'mode 0600.',
     { details: { path } },
   );
 }
@@ -244,10 +246,11 @@ async function writeCacheFile(path: string, cacheKey: string, token: MintedToken
 
 function cacheFileIoError(operation: 'read' | 'write', path: string, error: unknown): KmsJwtError {
   const code = (error as NodeJS.ErrnoException).code;
-  const folder = dirname(path);
+  const folder = shortenForMessage(dirname(path));
   return new KmsJwtError(
     'ERR_CACHE_FILE_IO',
-    `Cannot ${operation} the cache file ${path}: ${code ?? messageOf(error)}. Check that the folder ${folder} exists ` +
+    `Cannot ${operation} the cache file ${shortenForMessage(path)}: ${code ?? messageOf(error)}. ` +
+      `Check that the folder ${folder} exists ` +
       `and that this user can ${operation} files in it, or use a cache path in another folder.`,
     { cause: error, details: { path } },
   );
