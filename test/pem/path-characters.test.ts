@@ -38,6 +38,6 @@ describe('key file path characters', () => {
     expect(error.message).toContain('characters cut');
     expect(error.message).toContain('aaa/AuthKey_ABC123DEFG.p8');
     // details keep the whole path for code that needs it; only the text for people is cut.
-    expect(error.details.path).toBe(path);
+    expect((error as { details?: { path?: unknown } }).details?.path).toBe(path);
   });
 });
