@@ -37,9 +37,9 @@ async function main(argv: string[], io: CliIo): Promise<number> {
 async function runCommand(name: string, args: string[], io: CliIo): Promise<number> {
   const load = Object.hasOwn(commands, name) ? commands[name] : undefined;
   if (load === undefined) {
-    const shown = shortenForMessage(name);
-    if (name.startsWith('-')) throw usageError('', `Unknown option ${shown}`);
-    throw usageError('', `Unknown command "${shown}"`, 'commands');
+    const quotedName = shortenForMessage(name);
+    if (name.startsWith('-')) throw usageError('', `Unknown option ${quotedName}`);
+    throw usageError('', `Unknown command "${quotedName}"`, 'commands');
   }
   const command = await load();
   return command.run(args, io);
