@@ -5,7 +5,7 @@
  */
 import { KeyObject, verify } from 'node:crypto';
 import { base64urlEncode } from './base64url.js';
-import { KeyError, SignatureError } from './errors.js';
+import { KeyError, KmsJwtError, SignatureError } from './errors.js';
 import { isTrustedLocalSigner } from './internal.js';
 import { emitEvent, type RuntimeOptions, type Signer } from './signer.js';
 
@@ -26,6 +26,8 @@ const signatureLength = 64;
 /**
  * Signs a JWT as a compact JWS and verifies the signature before returning it. When the first
  * check fails, the public key is fetched once more with `refresh: true` and checked again.
+ * A `signal` that is already aborted raises `ERR_SIGN_ABORTED` (the reason is `cause`) before
+ * the signer is called. Later aborts come from the signer, as its adapter's coded error.
  *
  * @example
  * const token = await signJwt(signer, {
@@ -39,12 +41,12 @@ export async function signJwt(
   options: RuntimeOptions = {},
 ): Promise<string> {
   assertParts(parts);
-  options.signal?.throwIfAborted();
 
   const headerJson = serialiseHeader(parts.header);
   const payloadJson = serialisePayload(parts.payload);
   const signingInput = `${base64urlEncode(headerJson)}.${base64urlEncode(payloadJson)}`;
   const inputBytes = Buffer.from(signingInput, 'ascii');
+  assertNotAborted(options.signal, signer);
   const returned = await signer.sign(inputBytes, { signal: options.signal });
   assertSignatureShape(returned, signer);
   // Copy at once, so that a signer reusing its output buffer cannot change the bytes between the
@@ -53,6 +55,16 @@ export async function signJwt(
 
   if (!isTrustedLocalSigner(signer)) await verifyAfterSign(signer, inputBytes, signature, options);
   return `${signingInput}.${base64urlEncode(signature)}`;
+}
+
+function assertNotAborted(signal: AbortSignal | undefined, signer: Signer): void {
+  if (signal?.aborted !== true) return;
+  throw new KmsJwtError(
+    'ERR_SIGN_ABORTED',
+    `Signing with ${signer.keyId} was aborted by the caller's signal before the signer was ` +
+      "called. The signal's reason is the cause.",
+    { cause: signal.reason, details: { keyId: signer.keyId } },
+  );
 }
 
 function assertParts(parts: JwtParts): void {

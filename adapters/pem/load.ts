@@ -133,7 +133,25 @@ function reportLoad(
       type: 'warning',
       reason: 'passphrase-unused',
       keyId: origin.keyId,
-      message: `A passphrase was given, but ${origin.description} is not encrypted.`,
+      message: passphraseUnusedMessage(options, origin),
     });
   }
+}
+
+/** Describes the passphrase that was not needed, and says when its variable is unset or empty. */
+function passphraseUnusedMessage(options: PemSignerOptions, origin: KeyOrigin): string {
+  const variable = options.passphraseEnv;
+  if (variable === undefined) {
+    return `A passphrase was given, but ${origin.description} is not encrypted.`;
+  }
+
+  const value = process.env[variable];
+  if (value === undefined || value === '') {
+    const state = value === undefined ? 'is not set' : 'is empty';
+    return (
+      `passphraseEnv names ${variable}, which ${state}, and ${origin.description} is not ` +
+      'encrypted, so no passphrase is needed.'
+    );
+  }
+  return `A passphrase was given in ${variable}, but ${origin.description} is not encrypted.`;
 }

@@ -5,6 +5,7 @@
  */
 import { closeSync, openSync, readSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { shortenForMessage } from '../../src/message-text.js';
 import type { RuntimeOptions } from '../../src/signer.js';
 import { inlineOrigin, keyError, type KeyOrigin } from './errors.js';
 
@@ -125,7 +126,7 @@ export function resolvePassphrase(
 export function originOf(source: PemSource): KeyOrigin {
   if ('path' in source && looksLikeKeyText(source.path)) return hiddenPathOrigin;
   if ('path' in source) {
-    const path = escapeControlCharacters(resolve(source.path));
+    const path = escapeControlCharacters(shortenForMessage(resolve(source.path)));
     return { keyId: `file:${path}`, description: `key file ${path}` };
   }
   if ('env' in source) {

@@ -55,7 +55,9 @@ export function inspectAppleToken(
   if (typeof token !== 'string') throw new TypeError('inspectAppleToken expects a string token.');
   const parts = token.trim().split('.');
   if (parts.length !== 3) {
-    throw malformed(`has ${parts.length} dot-separated parts, but a compact JWS has 3`);
+    const count =
+      parts.length === 1 ? '1 dot-separated part' : `${parts.length} dot-separated parts`;
+    throw malformed(`has ${count}, but a compact JWS has 3`);
   }
 
   const decodedHeader = decodeJson(parts[0]!, 'header');

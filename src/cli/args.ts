@@ -4,6 +4,7 @@
  * never echoes a value: a mistyped flag must not print the token or a key reference with a PIN.
  */
 import { parseArgs } from 'node:util';
+import { shortenForMessage } from '../message-text.js';
 import { usageError } from './errors.js';
 
 /** One command-line option. */
@@ -73,7 +74,7 @@ function assertOptionToken(
   seen: Set<string>,
 ): void {
   const spec = options[token.name];
-  const flag = token.rawName;
+  const flag = shortenForMessage(token.rawName);
   if (spec === undefined) throw usageError(command, `Unknown option ${flag}`);
 
   if (spec.type === 'boolean' && token.inlineValue) {

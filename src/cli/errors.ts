@@ -2,6 +2,7 @@
  * How the CLI reports failures: exit codes, the one-line `kms-jwt: error: [CODE] message` form
  * on stderr, and redaction of token and key text that must never reach a terminal or a log.
  */
+import { escapeControlCharacters } from '../apple/identifiers.js';
 import { KmsJwtError } from '../errors.js';
 
 /** The documented exit codes of `kms-jwt`. */
@@ -16,7 +17,7 @@ export const exitCodes = {
   key: 3,
   /** The token's fields break the rules of its kind, so nothing was signed. */
   rejected: 4,
-  /** Any other failure, such as an unwritable cache file. */
+  /** Any other failure, such as a cache file that cannot be read. */
   failure: 5,
 } as const;
 
@@ -24,14 +25,19 @@ export const exitCodes = {
 export class CliError extends KmsJwtError {}
 
 /**
- * Creates a usage error (exit code 2) that points at the command's help.
+ * Creates a usage error (exit code 2) that points at the command's help, naming what that help
+ * lists: the options (the default), the commands, or the token kinds.
  *
  * @example
  * throw usageError('client-secret', '--team-id is required');
  */
-export function usageError(command: string, problem: string): CliError {
+export function usageError(
+  command: string,
+  problem: string,
+  helpLists: 'options' | 'commands' | 'kinds' = 'options',
+): CliError {
   const help = command === '' ? 'kms-jwt --help' : `kms-jwt ${command} --help`;
-  return new CliError('ERR_CLI_USAGE', `${problem}. Run "${help}" for the options.`, {
+  return new CliError('ERR_CLI_USAGE', `${problem}. Run "${help}" for the ${helpLists}.`, {
     details: { command },
   });
 }
@@ -87,30 +93,57 @@ export function redact(text: string): string {
 
 /**
  * Formats the one line written to stderr for an error: `kms-jwt: error: [CODE] message`.
- * Line breaks inside a message are folded, so that every failure is exactly one line.
+ * Line breaks inside a message are folded, so that every failure is exactly one line, and other
+ * control and bidirectional characters are escaped, because a message may quote a server.
  */
 export function formatErrorLine(error: unknown): string {
   const code = codeOf(error) || 'ERR_CLI_UNEXPECTED';
-  const message = error instanceof Error ? error.message : String(error);
+  const message = error instanceof Error ? error.message : textOf(error);
   const prefix = isCoded(error) ? '' : `${error instanceof Error ? error.name : 'Error'}: `;
   const oneLine = redact(`${prefix}${message}`)
     .replace(/\s*\n\s*/g, ' ')
     .trim();
-  return `kms-jwt: error: [${code}] ${oneLine}`;
+  return `kms-jwt: error: [${code}] ${escapeControlCharacters(oneLine)}`;
 }
 
 /**
- * Formats the stack and cause chain for `KMS_JWT_DEBUG=1`, redacted like the error line.
+ * Formats the stack and cause chain for `KMS_JWT_DEBUG=1`, redacted like the error line. Each
+ * error gets one line for its name and message, then its stack frames. A cause often carries a
+ * server's text, so control and bidirectional characters are escaped and a line break in a
+ * message cannot start a line of its own.
  */
 export function formatDebugTrace(error: unknown): string {
   const lines: string[] = [];
   let current: unknown = error;
-  for (let depth = 0; current !== undefined && depth < 8; depth++) {
-    const text = current instanceof Error ? (current.stack ?? current.message) : String(current);
-    lines.push(depth === 0 ? text : `caused by: ${text}`);
+  for (let depth = 0; current !== undefined && depth < maxTraceDepth; depth++) {
+    const [headline, ...frames] = traceLines(current);
+    lines.push(depth === 0 ? headline! : `caused by: ${headline!}`, ...frames);
     current = current instanceof Error ? current.cause : undefined;
   }
-  return `${redact(lines.join('\n'))}\n`;
+  return `${lines.join('\n')}\n`;
+}
+
+const maxTraceDepth = 8;
+
+/** Returns the escaped `Name: message` line of one error, then its escaped stack frames. */
+function traceLines(value: unknown): string[] {
+  if (!(value instanceof Error)) return [escapeControlCharacters(redact(textOf(value)))];
+
+  const headline = value.message === '' ? value.name : `${value.name}: ${value.message}`;
+  const stack = typeof value.stack === 'string' ? value.stack : '';
+  // V8 starts the stack with the headline as it was when the error was created.
+  const afterHeadline = stack.startsWith(headline) ? stack.slice(headline.length) : stack;
+  const frames = afterHeadline.split('\n').filter((line) => /^\s+at /.test(line));
+  return [headline, ...frames].map((line) => escapeControlCharacters(redact(line)));
+}
+
+/** Converts a thrown value to text, even one that String() cannot convert. */
+function textOf(value: unknown): string {
+  try {
+    return String(value);
+  } catch {
+    return 'a value that cannot be converted to text';
+  }
 }
 
 function codeOf(error: unknown): string {

@@ -9,6 +9,7 @@
  */
 import { exitCodeFor, formatDebugTrace, formatErrorLine, usageError } from './errors.js';
 import { processIo, type CliIo } from './io.js';
+import { shortenForMessage } from '../message-text.js';
 
 /** What every command module exports. */
 export interface CommandModule {
@@ -36,8 +37,9 @@ async function main(argv: string[], io: CliIo): Promise<number> {
 async function runCommand(name: string, args: string[], io: CliIo): Promise<number> {
   const load = Object.hasOwn(commands, name) ? commands[name] : undefined;
   if (load === undefined) {
-    const problem = name.startsWith('-') ? `Unknown option ${name}` : `Unknown command "${name}"`;
-    throw usageError('', problem);
+    const quotedName = shortenForMessage(name);
+    if (name.startsWith('-')) throw usageError('', `Unknown option ${quotedName}`);
+    throw usageError('', `Unknown command "${quotedName}"`, 'commands');
   }
   const command = await load();
   return command.run(args, io);

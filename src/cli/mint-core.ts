@@ -19,6 +19,8 @@ import {
   type FlagSpec,
   type ParsedArgs,
 } from './args.js';
+import { shortenForMessage } from '../message-text.js';
+import { cacheKeyFor } from './cache-key.js';
 import { CliError, usageError } from './errors.js';
 import type { CliIo } from './io.js';
 import {
@@ -90,7 +92,7 @@ export async function runMint(
     const outcome =
       cachePath === undefined
         ? fromToken(await mint())
-        : await mintWithCache(cachePath, kind, profile, values, mint, io);
+        : await mintWithCache({ path: cachePath, kind, profile, values, reference, mint }, io);
     io.out(booleanValue(parsed, 'json') ? formatJson(kind, outcome) : `${outcome.token}\n`);
     return 0;
   } finally {
@@ -182,37 +184,38 @@ function assertRequiredFields(
 /** When `--key-id` may be left out, because {@link applyKeyIdFromFileName} fills it in. */
 const keyIdFromFileNameRule = 'when --key is a file named AuthKey_<KEYID>.p8';
 
-async function mintWithCache(
-  path: string,
-  kind: AppleTokenKind,
-  profile: AppleTokenProfile,
-  values: FieldValues,
-  mint: () => Promise<AppleToken>,
-  io: CliIo,
-): Promise<MintOutcome> {
+/** The inputs of {@link mintWithCache}: the cache file, the token's kind and fields, the key. */
+interface CachedMint {
+  path: string;
+  kind: AppleTokenKind;
+  profile: AppleTokenProfile;
+  values: FieldValues;
+  /** The `--key` reference, which the cache key holds only as a hash. */
+  reference: string;
+  mint: () => Promise<AppleToken>;
+}
+
+async function mintWithCache(request: CachedMint, io: CliIo): Promise<MintOutcome> {
+  const { path, kind, profile, values, reference, mint } = request;
   const { getOrMintWithFileCache } = await import('../stores/file-cache.js');
   const cached = await getOrMintWithFileCache({
     path,
-    cacheKey: cacheKeyFor(kind, values),
+    cacheKey: cacheKeyFor(kind, values, reference),
     policy: profile.refreshPolicy,
     now: io.now,
     mint: async () => {
       const minted = await mint();
       return { token: minted.token, iat: minted.claims.iat as number, exp: expOf(minted) };
     },
-    onEvent: (event) => {
-      if (event.type === 'failure')
-        io.warn(
-          `minting a new token failed, so the cached one was kept: ${String(event.message ?? event.code ?? 'unknown error')}`,
-        );
-    },
+    onEvent: (event) => reportCacheFailure(event, io),
   });
 
   const decoded = decodeCompactJws(cached.token);
   if (typeof decoded === 'string') {
     throw new CliError(
       'ERR_CLI_CACHE_INVALID',
-      `The cache file ${path} contains a malformed token (${decoded}). Delete the file to mint anew.`,
+      `The cache file ${shortenForMessage(path)} contains a malformed token (${decoded}). ` +
+        'Delete the file to mint anew.',
       { details: { path } },
     );
   }
@@ -226,15 +229,16 @@ async function mintWithCache(
   };
 }
 
-/**
- * Names the cached token by kind and every field value, so that a change to any flag (another
- * team, key ID, client or lifetime) mints a new token instead of reusing one for other input.
- * NOTE: `--key` is not part of the name, so a replaced key file with the same key ID gets the
- * token that the old key signed until that token is due.
- */
-function cacheKeyFor(kind: AppleTokenKind, values: FieldValues): string {
-  const entries = Object.entries(values).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return `${kind}:${JSON.stringify(entries)}`;
+/** Prints the cache's `failure` events: a failed mint (due token kept) or a failed write. */
+function reportCacheFailure(event: SignerEvent, io: CliIo): void {
+  if (event.type !== 'failure') return;
+
+  const reason = String(event.message ?? event.code ?? 'unknown error');
+  if (event.operation === 'write') {
+    io.warn(`the new token was printed but not cached, so the next run mints again. ${reason}`);
+    return;
+  }
+  io.warn(`minting a new token failed, so the cached one was kept: ${reason}`);
 }
 
 function expOf(token: AppleToken): number | undefined {

@@ -25,7 +25,7 @@ export interface DecodedJws {
 export function decodeCompactJws(token: string): DecodedJws | string {
   const parts = token.split('.');
   if (parts.length !== 3) {
-    return `the token has ${parts.length} dot-separated parts, but a compact JWS has 3`;
+    return `the token has ${countParts(parts.length)}, but a compact JWS has 3`;
   }
 
   const [headerText, payloadText, signatureText] = parts as [string, string, string];
@@ -38,6 +38,10 @@ export function decodeCompactJws(token: string): DecodedJws | string {
   if (signature === undefined) return 'the signature part is not base64url without padding';
   const signingInput = Buffer.from(`${headerText}.${payloadText}`, 'ascii');
   return { header, claims, signingInput, signature };
+}
+
+function countParts(count: number): string {
+  return count === 1 ? '1 dot-separated part' : `${count} dot-separated parts`;
 }
 
 function decodeJsonPart(text: string, name: string): Record<string, unknown> | string {

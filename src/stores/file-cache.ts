@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { constants, promises as fs, type Stats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { KmsJwtError } from '../errors.js';
+import { shortenForMessage } from '../message-text.js';
 import type { SignerEvent } from '../signer.js';
 import { assertRefreshPolicy, computeRefreshWindow, type RefreshPolicy } from '../token-policy.js';
 import {
@@ -35,7 +36,11 @@ export interface FileCacheOptions {
   now?: () => number;
   /** Mints a new token. */
   mint: () => Promise<MintedToken>;
-  /** Receives `cache-corrupt` and `failure` events. They never carry the token. */
+  /**
+   * Receives `cache-corrupt` and `failure` events. A `failure` with `operation: 'mint'` means the
+   * due token was returned, and one with `operation: 'write'` means the new token was returned
+   * but not cached. Events never carry the token.
+   */
   onEvent?: (event: SignerEvent) => void;
 }
 
@@ -54,6 +59,7 @@ const maxFutureIatSeconds = 300;
  * Returns the cached token from `path` while the policy does not make it due, and otherwise
  * mints a new one and writes it to `path` atomically with mode 0600. When a due token is still
  * usable and the mint fails, the cached token is returned and a `failure` event is reported.
+ * When the write fails, the new token is returned and a `failure` event names the write error.
  *
  * @example
  * const { token, reused } = await getOrMintWithFileCache({
@@ -75,10 +81,9 @@ export async function getOrMintWithFileCache(options: FileCacheOptions): Promise
   const state = cached === undefined ? 'missing' : classify(cached, options.policy, nowSeconds);
   if (state === 'fresh') return { ...cached!, reused: true };
 
+  let minted: MintedToken;
   try {
-    const minted = await mintChecked(options.mint);
-    await writeCacheFile(options.path, options.cacheKey, minted);
-    return { ...minted, reused: false };
+    minted = await mintChecked(options.mint);
   } catch (error) {
     if (state !== 'due-usable') throw error;
     emit(options, {
@@ -89,6 +94,27 @@ export async function getOrMintWithFileCache(options: FileCacheOptions): Promise
       servedCached: true,
     });
     return { ...cached!, reused: true };
+  }
+
+  await writeOrReport(options, minted);
+  return { ...minted, reused: false };
+}
+
+/**
+ * Writes a new token to the cache file. A failed write is reported as a `failure` event and not
+ * thrown, because the token is valid and a cron job needs it more than it needs the file.
+ */
+async function writeOrReport(options: FileCacheOptions, minted: MintedToken): Promise<void> {
+  try {
+    await writeCacheFile(options.path, options.cacheKey, minted);
+  } catch (error) {
+    emit(options, {
+      type: 'failure',
+      operation: 'write',
+      code: codeOf(error),
+      message: messageOf(error),
+      path: options.path,
+    });
   }
 }
 
@@ -170,8 +196,9 @@ function assertSafeStats(path: string, stats: Stats): void {
 function unsafeFile(path: string, reason: string): KmsJwtError {
   return new KmsJwtError(
     'ERR_CACHE_FILE_UNSAFE',
-    `The cache file ${path} is not used because ${reason}. Delete it (and consider the token ` +
-      'in it exposed), or point --cache at a regular file of your own with mode 0600.',
+    `The cache file ${shortenForMessage(path)} is not used because ${reason}. Delete it (and ` +
+      'consider the token in it exposed), or point --cache at a regular file of your own with ' +
+      'mode 0600.',
     { details: { path } },
   );
 }
@@ -219,10 +246,11 @@ async function writeCacheFile(path: string, cacheKey: string, token: MintedToken
 
 function cacheFileIoError(operation: 'read' | 'write', path: string, error: unknown): KmsJwtError {
   const code = (error as NodeJS.ErrnoException).code;
-  const folder = dirname(path);
+  const folder = shortenForMessage(dirname(path));
   return new KmsJwtError(
     'ERR_CACHE_FILE_IO',
-    `Cannot ${operation} the cache file ${path}: ${code}. Check that the folder ${folder} exists ` +
+    `Cannot ${operation} the cache file ${shortenForMessage(path)}: ${code ?? messageOf(error)}. ` +
+      `Check that the folder ${folder} exists ` +
       `and that this user can ${operation} files in it, or use a cache path in another folder.`,
     { cause: error, details: { path } },
   );

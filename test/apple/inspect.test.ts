@@ -514,6 +514,13 @@ describe('inspectAppleToken: signature and shape', () => {
   });
 
   it.each([
+    ['abc', 'has 1 dot-separated part, but'],
+    ['a.b', 'has 2 dot-separated parts, but'],
+  ])('counts the parts of %s', (text, expected) => {
+    expect(() => inspectAppleToken(text, { now })).toThrow(expected);
+  });
+
+  it.each([
     ['seconds', () => nowSeconds],
     ['microseconds', () => nowSeconds * 1_000_000],
     ['NaN', () => NaN],

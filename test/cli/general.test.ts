@@ -64,6 +64,20 @@ describe('kms-jwt usage errors', () => {
     expect(run.code).toBe(2);
     expectOneErrorLine(run, 'ERR_CLI_USAGE');
     expect(run.stderr).toContain('Unknown command "sign-everything"');
+    expect(run.stderr).toContain('Run "kms-jwt --help" for the commands.');
+  });
+
+  it('points an unknown option at the options', async () => {
+    const run = await runCli(['--sign-everything']);
+    expectOneErrorLine(run, 'ERR_CLI_USAGE');
+    expect(run.stderr).toContain('Run "kms-jwt --help" for the options.');
+  });
+
+  it('points an unknown kind at the kinds', async () => {
+    const run = await runCli(['mint', 'apple-pay', '--key', key.path]);
+    expect(run.code).toBe(2);
+    expectOneErrorLine(run, 'ERR_CLI_USAGE');
+    expect(run.stderr).toContain('Run "kms-jwt mint --help" for the kinds.');
   });
 
   it('rejects an unknown option without echoing its value', async () => {

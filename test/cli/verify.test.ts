@@ -250,6 +250,7 @@ describe('verify', () => {
   });
 
   it.each([
+    ['one part', 'eyJhbGciOiJFUzI1NiJ9', /the token has 1 dot-separated part,/],
     ['two parts', 'eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJ4In0', /2 dot-separated parts/],
     ['bad base64url', 'eyJhbGciOiJFUzI1NiJ9.eyJ*c3MiOiJ4In0.AAAA', /payload part is not base64url/],
     [

@@ -130,10 +130,45 @@ describe('signJwt input checks', () => {
   it('rejects an aborted signal before signing', async () => {
     const signer = createTestSigner({});
     const controller = new AbortController();
+    const reason = new Error('stopped by the test');
+    controller.abort(reason);
+
+    const error = await signJwt(signer, { header, payload }, { signal: controller.signal }).catch(
+      (caught: unknown) => caught,
+    );
+    expect(error).toMatchObject({ code: 'ERR_SIGN_ABORTED', details: { keyId: 'test:signer' } });
+    expect((error as Error).cause).toBe(reason);
+    expect((error as Error).message).toContain('test:signer');
+    expect(signer.signCalls).toBe(0);
+    expect(signer.keyRequests).toHaveLength(0);
+  });
+
+  it('codes an abort in a token function', async () => {
+    const signer = createTestSigner({});
+    const controller = new AbortController();
     controller.abort(new Error('stopped by the test'));
-    await expect(
-      signJwt(signer, { header, payload }, { signal: controller.signal }),
-    ).rejects.toThrow('stopped by the test');
+
+    const minting = root.createAppleClientSecret({
+      signer,
+      teamId: 'DEF123GHIJ',
+      clientId: 'com.example.web',
+      keyId: 'ABC123DEFG',
+      signal: controller.signal,
+    });
+    await expect(minting).rejects.toMatchObject({ code: 'ERR_SIGN_ABORTED' });
+    expect(signer.signCalls).toBe(0);
+  });
+
+  it('codes an abort without a reason', async () => {
+    const signer = createTestSigner({});
+    const controller = new AbortController();
+    controller.abort();
+
+    const error = await signJwt(signer, { header, payload }, { signal: controller.signal }).catch(
+      (caught: unknown) => caught,
+    );
+    expect(error).toMatchObject({ code: 'ERR_SIGN_ABORTED' });
+    expect((error as Error).cause).toMatchObject({ name: 'AbortError' });
     expect(signer.signCalls).toBe(0);
   });
 });

@@ -172,6 +172,35 @@ describe('encrypted keys', () => {
     const events: SignerEvent[] = [];
     await loadPrivateKey({ pem: key.pkcs8Pem }, { passphrase, onEvent: (e) => events.push(e) });
     expect(events).toEqual([expect.objectContaining({ reason: 'passphrase-unused' })]);
+    expect(events[0]!.message).toBe('A passphrase was given, but inline PEM is not encrypted.');
+    expect(JSON.stringify(events)).not.toContain(passphrase);
+  });
+
+  it('warns of an unset passphrase variable', async () => {
+    const events: SignerEvent[] = [];
+    const options = {
+      passphraseEnv: passphraseVariable,
+      onEvent: (e: SignerEvent) => events.push(e),
+    };
+    await loadPrivateKey({ pem: key.pkcs8Pem }, options);
+    expect(events).toEqual([expect.objectContaining({ reason: 'passphrase-unused' })]);
+    expect(events[0]!.message).toBe(
+      `passphraseEnv names ${passphraseVariable}, which is not set, and inline PEM is not ` +
+        'encrypted, so no passphrase is needed.',
+    );
+  });
+
+  it('warns of a passphrase variable that is not needed', async () => {
+    const events: SignerEvent[] = [];
+    process.env[passphraseVariable] = passphrase;
+    const options = {
+      passphraseEnv: passphraseVariable,
+      onEvent: (e: SignerEvent) => events.push(e),
+    };
+    await loadPrivateKey({ pem: key.pkcs8Pem }, options);
+    expect(events[0]!.message).toBe(
+      `A passphrase was given in ${passphraseVariable}, but inline PEM is not encrypted.`,
+    );
     expect(JSON.stringify(events)).not.toContain(passphrase);
   });
 });

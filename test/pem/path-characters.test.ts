@@ -28,4 +28,16 @@ describe('key file path characters', () => {
     expect(error.message).not.toMatch(/\p{Cc}/u);
     expect(error.message).toContain('keys/');
   });
+
+  it('cuts a 100 KB path in messages', async () => {
+    const path = `/tmp/${'a'.repeat(100_000)}/AuthKey_ABC123DEFG.p8`;
+    const error = await rejectionOf(createPemSigner({ path }));
+
+    expect(error.code).toBe('ERR_KEY_FILE_UNREADABLE');
+    expect(error.message.length).toBeLessThan(500);
+    expect(error.message).toContain('characters cut');
+    expect(error.message).toContain('aaa/AuthKey_ABC123DEFG.p8');
+    // details keep the whole path for code that needs it; only the text for people is cut.
+    expect((error as { details?: { path?: unknown } }).details?.path).toBe(path);
+  });
 });

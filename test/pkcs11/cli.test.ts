@@ -2,7 +2,8 @@
 // import a .p8, refuse to import over it, then public-key, client-secret and verify through the
 // printed reference. Tokens are checked with jose and jsonwebtoken.
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -212,6 +213,28 @@ describeWithSoftHsm('kms-jwt with pkcs11 references', () => {
     expect(run.code).toBe(0);
     expect(run.stderr).toContain('pin-value');
     expect(run.stderr).not.toContain(userPin);
+  });
+
+  it('--cache writes no PIN from pin-value', async () => {
+    const cache = join(hsm.folder, 'cli-cache.json');
+    const withPin = `${reference}&pin-value=${userPin}`;
+    const env = { SOFTHSM2_CONF: hsm.configPath };
+    const first = await runCli([...clientSecretArgs(withPin), '--cache', cache], { env });
+    expect(first.code).toBe(0);
+
+    const text = readFileSync(cache, 'utf8');
+    expect(text).not.toContain(userPin);
+    expect(text).not.toContain(createHash('sha256').update(withPin).digest('hex'));
+    expect(text).not.toContain(createHash('sha256').update(userPin).digest('hex'));
+
+    // The same key with its PIN from the environment is a cache hit: the PIN is not in the key.
+    const second = await runCli([...clientSecretArgs(reference), '--cache', cache, '--json'], {
+      env: hsmEnv(),
+    });
+    expect(second.code).toBe(0);
+    const output = JSON.parse(second.stdout) as { token: string; cache: string };
+    expect(output.cache).toBe('hit');
+    expect(output.token).toBe(first.stdout.trim());
   });
 
   it('wrong PIN exits 3 without the PIN', async () => {

@@ -164,6 +164,52 @@ describe('client-secret --cache', () => {
     }
   });
 
+  it('prints the token when writing fails', async () => {
+    const missingFolder = join(key.folder, `missing-${testNumber}`);
+    cache = join(missingFolder, 'cache.json');
+
+    const run = await runCli(args());
+    expect(run.code).toBe(0);
+    const token = run.stdout.trim();
+    await verifyIndependently(token, key.publicPem);
+    const lines = run.stderr.trimEnd().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^kms-jwt: warning: /);
+    expect(lines[0]).toContain(`cache file ${cache}`);
+    expect(lines[0]).toContain('ENOENT');
+    expect(lines[0]).toContain(`Check that the folder ${missingFolder} exists`);
+    expect(lines[0]).not.toContain('minting');
+    expect(run.stderr).not.toContain(token);
+  });
+
+  it('mints anew for another --key', async () => {
+    // The wrong key first, under the right key ID: Apple would reject its token.
+    const wrong = createTestKey('WRONG12345');
+    const wrongPath = join(wrong.folder, 'apple.p8');
+    writeFileSync(wrongPath, wrong.pem, { mode: 0o600 });
+    try {
+      const first = await runCli([...args(wrongPath), '--key-id', key.keyId]);
+      expect(first.code).toBe(0);
+      await verifyIndependently(first.stdout.trim(), wrong.publicPem);
+
+      const run = await runCli(args());
+      expect(run.code).toBe(0);
+      const token = run.stdout.trim();
+      expect(token).not.toBe(first.stdout.trim());
+      await verifyIndependently(token, key.publicPem);
+      expect(readCache().token).toBe(token);
+    } finally {
+      wrong.remove();
+    }
+  });
+
+  it('reuses the token for the same key by another path', async () => {
+    const token = await mintFirst();
+    const run = await runCli(args(`file:${key.path}`));
+    expect(run.code).toBe(0);
+    expect(run.stdout.trim()).toBe(token);
+  });
+
   it('rejects a cache file others can read', async () => {
     await mintFirst();
     chmodSync(cache, 0o644);

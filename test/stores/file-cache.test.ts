@@ -184,20 +184,56 @@ describe('getOrMintWithFileCache', () => {
     expect(readFileSync(target, 'utf8')).toBe('{}');
   });
 
-  it('names the folder a write needs', async () => {
+  it('returns the token when writing fails', async () => {
     const missingFolder = join(folder, 'not-created');
-    const options = {
+    const events: SignerEvent[] = [];
+    const mint = secretMint(start);
+    const result = await getOrMintWithFileCache({
       path: join(missingFolder, 'secret.json'),
       cacheKey: 'client-secret:DEF123GHIJ:ABC123DEFG:com.example.web',
       policy: clientSecretPolicy,
       now: clock(start),
-      mint: secretMint(start),
-    };
+      mint,
+      onEvent: (event) => events.push(event),
+    });
 
-    const error = await getOrMintWithFileCache(options).catch((caught: unknown) => caught);
-    expect(error).toMatchObject({ code: 'ERR_CACHE_FILE_IO' });
-    expect((error as Error).message).toContain('ENOENT');
-    expect((error as Error).message).toContain(`Check that the folder ${missingFolder} exists`);
+    expect(mint).toHaveBeenCalledTimes(1);
+    expect(result.token).toBe((await mint.mock.results[0]!.value).token);
+    expect(result.reused).toBe(false);
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({
+      type: 'failure',
+      operation: 'write',
+      code: 'ERR_CACHE_FILE_IO',
+      path: join(missingFolder, 'secret.json'),
+    });
+    const message = String(events[0]!.message);
+    expect(message).toContain('ENOENT');
+    expect(message).toContain(`Check that the folder ${missingFolder} exists`);
+    expect(message).not.toContain(result.token);
+  });
+
+  it('returns a new token over a due one', async () => {
+    const first = await run(start, secretMint(start));
+    const events: SignerEvent[] = [];
+    const result = await getOrMintWithFileCache({
+      path,
+      cacheKey: 'client-secret:DEF123GHIJ:ABC123DEFG:com.example.web',
+      policy: clientSecretPolicy,
+      now: clock(start + 100 * day),
+      // The folder goes away after the read and before the write, as when a cleanup job runs.
+      mint: async () => {
+        rmSync(folder, { recursive: true, force: true });
+        return makeToken(start + 100 * day, start + 280 * day);
+      },
+      onEvent: (event) => events.push(event),
+    });
+
+    expect(result.token).not.toBe(first.token);
+    expect(result.iat).toBe(start + 100 * day);
+    expect(result.reused).toBe(false);
+    expect(events.map((event) => event.operation)).toEqual(['write']);
+    expect(String(events[0]!.message)).toContain('ENOENT');
   });
 
   it('names the folder a read needs', async () => {

@@ -20,10 +20,10 @@ export async function run(args: string[], io: CliIo): Promise<number> {
     io.out(kindsHelp(appleTokenProfiles));
     return 0;
   }
-  if (kind.startsWith('-')) throw usageError('mint', 'KIND is missing before the options');
+  if (kind.startsWith('-')) throw usageError('mint', 'KIND is missing before the options', 'kinds');
   if (!Object.hasOwn(appleTokenProfiles, kind)) {
     const kinds = Object.keys(appleTokenProfiles).join(', ');
-    throw usageError('mint', `Unknown token kind "${kind}"; the kinds are ${kinds}`);
+    throw usageError('mint', `Unknown token kind "${kind}"; the kinds are ${kinds}`, 'kinds');
   }
   return runMint(kind as AppleTokenKind, `mint ${kind}`, rest, io);
 }

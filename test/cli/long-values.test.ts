@@ -1,0 +1,63 @@
+// A script that passes the wrong value can hand the CLI a 100 KB path or name. Each error names
+// the value, cut to its start and end, in one line of reasonable length.
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  buildIfStale,
+  createTestKey,
+  expectOneErrorLine,
+  runCli,
+  type TestKey,
+} from './support.js';
+
+const longName = 'a'.repeat(100_000);
+// Long enough for a message with a cut value, short enough to catch a value printed whole.
+const maxLineLength = 1_000;
+let key: TestKey;
+
+beforeAll(() => {
+  buildIfStale();
+  key = createTestKey('ABC123DEFG');
+});
+
+afterAll(() => key.remove());
+
+function clientSecretArgs(keyPath: string): string[] {
+  return ['client-secret', '--key', keyPath, '--team-id', 'DEF123GHIJ', '--client-id', 'x'];
+}
+
+describe('long values in errors', () => {
+  it('cuts a 100 KB key path', async () => {
+    const path = `/tmp/${longName}/AuthKey_ABC123DEFG.p8`;
+    const run = await runCli(clientSecretArgs(path));
+    expect(run.code).toBe(3);
+    expectOneErrorLine(run, 'ERR_KEY_FILE_UNREADABLE');
+    expect(run.stderr.length).toBeLessThan(maxLineLength);
+    expect(run.stderr).toContain('characters cut');
+    expect(run.stderr).toContain('aaa/AuthKey_ABC123DEFG.p8');
+  });
+
+  it('cuts a 100 KB cache path', async () => {
+    const cache = join(key.folder, longName, 'cache.json');
+    const run = await runCli([...clientSecretArgs(key.path), '--cache', cache]);
+    expect(run.code).toBe(5);
+    expectOneErrorLine(run, 'ERR_CACHE_FILE_IO');
+    expect(run.stderr.length).toBeLessThan(maxLineLength);
+    expect(run.stderr).toContain('characters cut');
+    expect(run.stderr).toContain('aaa/cache.json');
+  });
+
+  it('cuts a 100 KB command name', async () => {
+    const run = await runCli([longName]);
+    expectOneErrorLine(run, 'ERR_CLI_USAGE');
+    expect(run.stderr.length).toBeLessThan(maxLineLength);
+    expect(run.stderr).toContain('characters cut');
+  });
+
+  it('cuts a 100 KB option name', async () => {
+    const run = await runCli(['verify', `--${longName}`, '--key', key.path]);
+    expectOneErrorLine(run, 'ERR_CLI_USAGE');
+    expect(run.stderr.length).toBeLessThan(maxLineLength);
+    expect(run.stderr).toContain('characters cut');
+  });
+});
