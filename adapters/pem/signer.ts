@@ -33,7 +33,7 @@ export async function createPemSigner(
 ): Promise<Signer> {
   assertPemSource(source, 'createPemSigner');
   assertPassphraseOptions(options, 'createPemSigner');
-  options.signal?.throwIfAborted();
+  throwIfAborted(options.signal, 'createPemSigner', undefined);
 
   const loaded = await readPrivateKey(source, options);
   if (loaded.path !== undefined) warnOnPermissions(loaded.path, loaded.origin.keyId, options);
@@ -52,14 +52,14 @@ function buildSigner(keyId: string, privateKey: KeyObject, publicKey: KeyObject)
   const signer: Signer = {
     keyId,
     async sign(signingInput: Uint8Array, options?: SignOptions): Promise<Uint8Array> {
-      options?.signal?.throwIfAborted();
+      throwIfAborted(options?.signal, 'sign', keyId);
       assertSigningInput(signingInput);
       if (key === undefined) throw closedError(keyId);
       return sign('sha256', signingInput, { key, dsaEncoding: 'ieee-p1363' });
     },
     async getPublicKey(options?: GetPublicKeyOptions): Promise<KeyObject> {
       // The public key is derived from the private key in memory, so a refresh returns it again.
-      options?.signal?.throwIfAborted();
+      throwIfAborted(options?.signal, 'getPublicKey', keyId);
       return publicKey;
     },
     async close(): Promise<void> {
@@ -73,6 +73,25 @@ function buildSigner(keyId: string, privateKey: KeyObject, publicKey: KeyObject)
 function assertSigningInput(signingInput: unknown): void {
   if (signingInput instanceof Uint8Array) return;
   throw new TypeError('sign expects the JWS signing input as a Uint8Array.');
+}
+
+/**
+ * Raises `ERR_KEY_ABORTED` when `signal` is already aborted. Local signing is synchronous, so a
+ * signal can only stop a call before it starts.
+ */
+function throwIfAborted(
+  signal: AbortSignal | undefined,
+  operation: 'createPemSigner' | 'sign' | 'getPublicKey',
+  keyId: string | undefined,
+): void {
+  if (signal?.aborted !== true) return;
+  const subject = keyId === undefined ? 'a local key' : `local key ${keyId}`;
+  throw new KeyError(
+    'ERR_KEY_ABORTED',
+    `${operation} for ${subject} was aborted by the caller's signal before it started. ` +
+      "The signal's reason is the cause.",
+    { cause: signal.reason, details: { operation, ...(keyId === undefined ? {} : { keyId }) } },
+  );
 }
 
 function closedError(keyId: string): KeyError {

@@ -180,14 +180,25 @@ describe('local signer', () => {
     await expect(signer.sign('a.b' as never)).rejects.toThrow(TypeError);
   });
 
-  it('honours an aborted signal', async () => {
+  it('raises ERR_KEY_ABORTED for an aborted signal', async () => {
     const controller = new AbortController();
-    controller.abort();
+    const reason = new Error('caller gave up');
+    controller.abort(reason);
     const signer = await createPemSigner({ pem: key.pkcs8Pem });
-    await expect(signer.sign(Buffer.from('a.b'), { signal: controller.signal })).rejects.toThrow();
-    await expect(
-      createPemSigner({ pem: key.pkcs8Pem }, { signal: controller.signal }),
-    ).rejects.toThrow();
+    const calls = {
+      sign: () => signer.sign(Buffer.from('a.b'), { signal: controller.signal }),
+      getPublicKey: () => signer.getPublicKey({ signal: controller.signal }),
+      createPemSigner: () => createPemSigner({ pem: key.pkcs8Pem }, { signal: controller.signal }),
+    };
+    for (const [operation, call] of Object.entries(calls)) {
+      const error = await call().then(
+        () => undefined,
+        (caught: unknown) => caught as { code?: string; cause?: unknown; details?: object },
+      );
+      expect(error?.code, operation).toBe('ERR_KEY_ABORTED');
+      expect(error?.cause, operation).toBe(reason);
+      expect(error?.details, operation).toMatchObject({ operation });
+    }
   });
 });
 
