@@ -235,7 +235,7 @@ class SignerState {
 
   async getPublicKey(options: GetPublicKeyOptions = {}): Promise<KeyObject> {
     this.assertOpen();
-    options.signal?.throwIfAborted();
+    throwIfAborted(options.signal, this.keyId);
     if (options.refresh && !this.publicKeySupplied) {
       this.publicKey = await this.withRecovery('reading the public key', () =>
         this.readPublicKeyObject(),

@@ -267,6 +267,10 @@ describeWithSoftHsm('pkcs11 signer', () => {
     await expect(
       signer.sign(Buffer.from('a.b'), { signal: controller.signal }),
     ).rejects.toMatchObject({ code: 'ERR_PKCS11_ABORTED' });
+    await expect(signer.getPublicKey({ signal: controller.signal })).rejects.toMatchObject({
+      code: 'ERR_PKCS11_ABORTED',
+      cause: controller.signal.reason,
+    });
     await signer.close();
   });
 
