@@ -3,15 +3,16 @@
  * the environment, stdin and the clock. Commands receive it as an argument, so that each one
  * writes through the same channels and nothing prints from a library module.
  */
+import { escapeControlCharacters } from '../apple/identifiers.js';
 import { redact } from './errors.js';
 
 /** Streams, environment and clock handed to each command. */
 export interface CliIo {
   /** Writes the command's result to stdout. */
   out(text: string): void;
-  /** Writes one `kms-jwt: warning: ...` line to stderr. */
+  /** Writes one `kms-jwt: warning: ...` line to stderr, with control characters escaped. */
   warn(message: string): void;
-  /** Writes one diagnostic line to stderr, as given. */
+  /** Writes one diagnostic line to stderr, with control characters escaped. */
   note(line: string): void;
   env: NodeJS.ProcessEnv;
   /** Reads all of stdin as UTF-8 text, or stops and returns undefined past `maxBytes`. */
@@ -30,12 +31,18 @@ export interface CliIo {
 export function processIo(): CliIo {
   return {
     out: (text) => void process.stdout.write(text),
-    warn: (message) => void process.stderr.write(`kms-jwt: warning: ${redact(message)}\n`),
-    note: (line) => void process.stderr.write(`${redact(line)}\n`),
+    // Warnings and notes quote flags, file names and server text, so a terminal escape in any of
+    // them is shown as text instead of acting on the terminal or starting a forged line.
+    warn: (message) => void process.stderr.write(`kms-jwt: warning: ${stderrLine(message)}\n`),
+    note: (line) => void process.stderr.write(`${stderrLine(line)}\n`),
     env: process.env,
     readStdin,
     now: () => Date.now(),
   };
+}
+
+function stderrLine(text: string): string {
+  return escapeControlCharacters(redact(text));
 }
 
 async function readStdin(maxBytes: number): Promise<string | undefined> {

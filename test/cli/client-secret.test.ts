@@ -99,6 +99,17 @@ describe('client-secret', () => {
     expect(lines[0]).toMatch(/^kms-jwt: warning: --key-id ZZZ999YYYY differs from .*ABC123DEFG/);
   });
 
+  it('escapes control characters in a warning', async () => {
+    const keyId = 'ZZZ\u001b[2J\r\nkms-jwt: error: forged\u202eY';
+    const run = await runCli([...baseArgs(), '--key-id', keyId]);
+    const lines = run.stderr.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^kms-jwt: warning: --key-id ZZZ\\u001b\[2J\\u000d\\u000akms-jwt/);
+    expect(lines[0]).toContain('forged\\u202eY');
+    expect(run.stderr).not.toContain('\u001b');
+    expect(run.stderr).not.toContain('\u202e');
+    expect(lines.filter((line) => line.startsWith('kms-jwt: error: forged'))).toEqual([]);
+  });
+
   it('reads the key ID from a second download name', async () => {
     const copy = join(key.folder, 'AuthKey_ABC123DEFG (1).p8');
     copyFileSync(key.path, copy);
