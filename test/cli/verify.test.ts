@@ -175,6 +175,14 @@ describe('verify', () => {
     expect(run.code).toBe(0);
   });
 
+  it('accepts a public key in an env: reference', async () => {
+    const run = await runCli(['verify', signToken(clientSecretClaims()), '--key', 'env:PUB'], {
+      env: { PUB: key.publicPem },
+    });
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+  });
+
   it('rejects a signature from another key', async () => {
     const token = signToken(clientSecretClaims(), { signer: otherKey });
     expectInvalid(await runCli(['verify', token, '--key', key.path]), /does not verify/);
