@@ -7,7 +7,7 @@
  * material: a `PUBLIC KEY` PEM, an X.509 certificate or a public JWK.
  */
 import type { KeyObject } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { keyIdFromFileName } from '../../adapters/pem/file-checks.js';
 import { resolveKeyPath } from '../../adapters/pem/reference.js';
 import { createSigner, parseKeyReference, type AdapterOptions } from '../key-uri.js';
@@ -128,23 +128,34 @@ function warnAboutExposure(
   describePermissions: (path: string) => string | undefined,
   io: CliIo,
 ): void {
-  if (!mayHoldPrivateKey(path)) return;
+  // Only a regular file draws a warning, so a pipe is never read here before the loader reads it.
   const exposure = describePermissions(path);
-  if (exposure !== undefined) io.warn(exposure);
+  if (exposure !== undefined && mayHoldPrivateKey(path)) io.warn(exposure);
 }
 
+// PEM labels, a JWK's private member, and the base64 start of PKCS#8 and SEC1 P-256 bodies.
+const privateMarkers = ['PRIVATE KEY', '"d"', 'MIGHAgEA', 'MIGTAgEA', 'MHcCAQEE'];
+const maxScannedBytes = 64 * 1024;
+
 /**
- * Returns true unless the file clearly contains only public material. PKCS#8 and SEC1 P-256 bodies
- * start with the base64 of their version fields, and a private JWK has `d`.
+ * Returns true unless the regular file at `path` clearly contains only public material. It
+ * scans the first 64 KiB, the maximum size of a key file, in a Buffer that it zeroes afterwards,
+ * so that no string copy of a private key is left behind.
  */
 function mayHoldPrivateKey(path: string): boolean {
-  let text: string;
+  const buffer = Buffer.alloc(maxScannedBytes);
+  let descriptor: number | undefined;
   try {
-    text = readFileSync(path, 'latin1');
+    descriptor = openSync(path, 'r');
+    const length = readSync(descriptor, buffer, 0, buffer.length, 0);
+    const content = buffer.subarray(0, length);
+    return privateMarkers.some((marker) => content.includes(marker));
   } catch {
     return false; // loadPublicKey reports the unreadable file with its own coded error.
+  } finally {
+    buffer.fill(0);
+    if (descriptor !== undefined) closeSync(descriptor);
   }
-  return /PRIVATE KEY|"d"\s*:|MIG[HT]AgEA|MHcCAQEE/.test(text);
 }
 
 /** Closes a signer that has `close`, ignoring a failure there after the result was written. */

@@ -1,10 +1,10 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, exportJWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildIfStale, createTestKey, runCli, type TestKey } from './support.js';
+import { buildIfStale, cliPath, createTestKey, runCli, type TestKey } from './support.js';
 
 let key: TestKey;
 let thumbprint: string;
@@ -107,6 +107,24 @@ describe('public-key from public material', () => {
     expect(run.code).toBe(0);
     expect(run.stdout).toBe(`${thumbprint}\n`);
     expect(run.stderr).toMatch(/^kms-jwt: warning: .*loose\.p8/);
+  });
+
+  it('reads a key from a pipe', () => {
+    // bash's <(...) hands the CLI a pipe such as /dev/fd/63, which can be read only once.
+    const publicPath = join(key.folder, 'piped.pub.pem');
+    writeFileSync(publicPath, key.publicPem);
+    for (const path of [publicPath, key.path]) {
+      const command = `"$NODE" "$CLI" public-key --key <(cat "$KEY_FILE") --format thumbprint`;
+      const run = spawnSync('bash', ['-c', command], {
+        env: { PATH: process.env.PATH ?? '', NODE: process.execPath, CLI: cliPath, KEY_FILE: path },
+        encoding: 'utf8',
+        // With stdin a socket, bash acts as a remote shell and reads ~/.bashrc.
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      expect(run.stderr).toBe('');
+      expect(run.status).toBe(0);
+      expect(run.stdout).toBe(`${thumbprint}\n`);
+    }
   });
 
   it('reads an encrypted key with --passphrase-env', async () => {
