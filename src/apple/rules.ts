@@ -218,7 +218,11 @@ export function findingsPerName(
 }
 
 function checkExtraHeader(profile: ProfileDefinition, view: TokenView): Finding[] {
-  const extras = Object.keys(view.header).filter((name) => !profile.headerFields.includes(name));
+  const others = Object.keys(view.header).filter((name) => !profile.headerFields.includes(name));
+  // typ goes first, so that its own rule and Apple error stay listed when the rest are counted.
+  const extras = others.includes('typ')
+    ? ['typ', ...others.filter((name) => name !== 'typ')]
+    : others;
   const documented = profile.headerFields.join(', ');
   const code = 'ERR_APPLE_FIELD_UNEXPECTED';
   const perName = (name: string) => {

@@ -604,6 +604,17 @@ describe('inspectAppleToken: many or long names', () => {
     expect(extra[20]?.message).toContain('and 480 more');
   });
 
+  it('keeps typ listed among many fields', () => {
+    const { header, claims } = samples['client-secret'];
+    const report = inspect({ ...header, ...manyClaims(30, 'h'), typ: 'JWT' }, claims);
+    const typ = report.problems.find((problem) => problem.rule === 'typ-undocumented');
+    expect(typ?.field).toBe('header.typ');
+    expect(typ?.appleError).toBeTruthy();
+    const extra = report.problems.filter((problem) => problem.field.startsWith('header'));
+    expect(extra).toHaveLength(21);
+    expect(extra[20]?.message).toContain('and 11 more');
+  });
+
   it('caps repeated names', () => {
     const { header, claims } = samples['client-secret'];
     const names = Array.from({ length: 100 }, (_, index) => `"r${index}":1,"r${index}":2`);
