@@ -10,7 +10,14 @@ import { escapeControlCharacters, quote } from './identifiers.js';
 import { repeatedMemberNames } from './json-names.js';
 import { readClockSeconds } from './mint.js';
 import { profileDefinitions } from './profiles.js';
-import { checkToken, makeFinding, type Finding, type ProfileDefinition } from './rules.js';
+import { listNames, maxListedNames, shortName } from './name-lists.js';
+import {
+  checkToken,
+  findingsPerName,
+  makeFinding,
+  type Finding,
+  type ProfileDefinition,
+} from './rules.js';
 import type { AppleTokenKind, AppleTokenProblem } from './types.js';
 
 /** Options of {@link inspectAppleToken}. */
@@ -70,15 +77,12 @@ export function inspectAppleToken(
 
   const detected = options.kind === undefined ? detectKind(header, claims) : { kind: options.kind };
   const profile = detected.kind === undefined ? undefined : profileOf(detected.kind);
-  const repeated = [
-    ...decodedHeader.repeated.map((name) => `header.${name}`),
-    ...decodedClaims.repeated.map((name) => `claims.${name}`),
-  ];
   const findings = profile
     ? [
         ...checkToken(profile, { header, claims, nowSeconds }),
         ...checkSignature(profile, signatureLength),
-        ...repeated.map((field) => repeatedName(profile, field)),
+        ...repeatedNames(profile, 'header', decodedHeader.repeated),
+        ...repeatedNames(profile, 'claims', decodedClaims.repeated),
       ]
     : [unknownKind(header, claims)];
   const inspection: AppleTokenInspection = {
@@ -120,17 +124,30 @@ function decodeJson(
   return { value: value as Record<string, unknown>, repeated: repeatedMemberNames(text) };
 }
 
-function repeatedName(profile: ProfileDefinition, field: string): Finding {
-  const issue = {
-    severity: 'error' as const,
-    rule: 'json-duplicate-name',
-    source: 'derived' as const,
-    problem:
-      'occurs more than once; this report shows the last value, but other JSON parsers take ' +
-      'the first or reject the token (RFC 7519 §4 requires unique names)',
-    fix: 'Build the token with each header field and claim once',
+function repeatedNames(
+  profile: ProfileDefinition,
+  part: 'header' | 'claims',
+  names: string[],
+): Finding[] {
+  const consequence =
+    'this report shows the last value, but other JSON parsers take the first or reject the ' +
+    'token (RFC 7519 §4 requires unique names)';
+  const finding = (field: string, problem: string) => {
+    const issue = {
+      severity: 'error' as const,
+      rule: 'json-duplicate-name',
+      source: 'derived' as const,
+      problem,
+      fix: 'Build the token with each header field and claim once',
+    };
+    return makeFinding(profile, { field }, issue, 'ERR_APPLE_FIELD_INVALID');
   };
-  return makeFinding(profile, { field }, issue, 'ERR_APPLE_FIELD_INVALID');
+  return findingsPerName(
+    names,
+    (name) => finding(`${part}.${shortName(name)}`, `occurs more than once; ${consequence}`),
+    (count) =>
+      finding(part, `repeats the ${maxListedNames} names above and ${count} more; ${consequence}`),
+  );
 }
 
 function profileOf(kind: AppleTokenKind): ProfileDefinition {
@@ -208,7 +225,7 @@ function closestKind(
 
 function unknownKind(header: Record<string, unknown>, claims: Record<string, unknown>): Finding {
   const aud = claims.aud === undefined ? 'no aud' : `aud ${quote(claims.aud)}`;
-  const fields = `header ${Object.keys(header).join(', ')}; claims ${Object.keys(claims).join(', ')}`;
+  const fields = `header ${listNames(Object.keys(header))}; claims ${listNames(Object.keys(claims))}`;
   return {
     severity: 'error',
     field: 'kind',

@@ -6,6 +6,7 @@
  */
 import type { AppleRuleSource, AppleTokenProblem, AppleTokenProfile } from './types.js';
 import { escapeControlCharacters, quote, type ShapeCheck, type ShapeIssue } from './identifiers.js';
+import { maxListedNames, shortName } from './name-lists.js';
 
 /** One header field or claim of a profile. */
 export interface FieldSpec {
@@ -199,10 +200,32 @@ function listIssue(spec: FieldSpec, value: unknown): ShapeIssue | undefined {
   return undefined;
 }
 
+/**
+ * Builds one finding for each of the first 20 names, and one that counts the rest, so that a
+ * token with thousands of unexpected names still gets a short report.
+ *
+ * @example
+ * findingsPerName(extras, (name) => extraFinding(name), (count) => moreFinding(count));
+ */
+export function findingsPerName(
+  names: readonly string[],
+  perName: (name: string) => Finding,
+  rest: (count: number) => Finding,
+): Finding[] {
+  const findings = names.slice(0, maxListedNames).map(perName);
+  if (names.length > maxListedNames) findings.push(rest(names.length - maxListedNames));
+  return findings;
+}
+
 function checkExtraHeader(profile: ProfileDefinition, view: TokenView): Finding[] {
-  const extras = Object.keys(view.header).filter((name) => !profile.headerFields.includes(name));
-  return extras.map((name) => {
-    const documented = profile.headerFields.join(', ');
+  const others = Object.keys(view.header).filter((name) => !profile.headerFields.includes(name));
+  // typ goes first, so that its own rule and Apple error stay listed when the rest are counted.
+  const extras = others.includes('typ')
+    ? ['typ', ...others.filter((name) => name !== 'typ')]
+    : others;
+  const documented = profile.headerFields.join(', ');
+  const code = 'ERR_APPLE_FIELD_UNEXPECTED';
+  const perName = (name: string) => {
     const issue: ShapeIssue = {
       severity: 'warning',
       rule: name === 'typ' ? 'typ-undocumented' : 'header-field-extra',
@@ -211,23 +234,44 @@ function checkExtraHeader(profile: ProfileDefinition, view: TokenView): Finding[
     };
     // An undocumented typ header has been blamed for the kind's error, though never confirmed.
     const answer = name === 'typ' ? profile.appleError : undefined;
-    const where = { field: `header.${name}` };
-    return makeFinding(profile, where, issue, 'ERR_APPLE_FIELD_UNEXPECTED', answer);
-  });
+    return makeFinding(profile, { field: `header.${shortName(name)}` }, issue, code, answer);
+  };
+  const rest = (count: number) => {
+    const issue: ShapeIssue = {
+      severity: 'warning',
+      rule: 'header-field-extra',
+      problem: `has the ${maxListedNames} fields above and ${count} more that are not in Apple's documented ${profile.kind} header (${documented})`,
+      fix: `Emit only ${documented}`,
+    };
+    return makeFinding(profile, { field: 'header' }, issue, code);
+  };
+  return findingsPerName(extras, perName, rest);
 }
 
 function checkExtraClaims(profile: ProfileDefinition, view: TokenView): Finding[] {
   const extras = Object.keys(view.claims).filter((name) => !profile.claimFields.includes(name));
-  return extras.map((name) => {
+  const expected = profile.claimFields.join(', ');
+  const code = 'ERR_APPLE_FIELD_UNEXPECTED';
+  const perName = (name: string) => {
     const headerOnly = headerOnlyFields.has(name) ? ', and is a header field' : '';
     const issue: ShapeIssue = {
       severity: profile.extraClaimSeverity,
       rule: 'claim-extra',
-      problem: `is not a ${profile.kind} claim${headerOnly}; the claims are ${profile.claimFields.join(', ')}`,
-      fix: `Remove ${name} from the claims`,
+      problem: `is not a ${profile.kind} claim${headerOnly}; the claims are ${expected}`,
+      fix: `Remove ${shortName(name)} from the claims`,
     };
-    return makeFinding(profile, { field: `claims.${name}` }, issue, 'ERR_APPLE_FIELD_UNEXPECTED');
-  });
+    return makeFinding(profile, { field: `claims.${shortName(name)}` }, issue, code);
+  };
+  const rest = (count: number) => {
+    const issue: ShapeIssue = {
+      severity: profile.extraClaimSeverity,
+      rule: 'claim-extra',
+      problem: `has the ${maxListedNames} claims above and ${count} more that are not ${profile.kind} claims; the claims are ${expected}`,
+      fix: 'Remove them from the claims',
+    };
+    return makeFinding(profile, { field: 'claims' }, issue, code);
+  };
+  return findingsPerName(extras, perName, rest);
 }
 
 function checkTimes(profile: ProfileDefinition, view: TokenView): Finding[] {
@@ -240,8 +284,15 @@ function checkTimes(profile: ProfileDefinition, view: TokenView): Finding[] {
   const exp = view.claims.exp;
   if (typeof iat !== 'number') return timeFindings;
   const findings = [...timeFindings, ...checkIatAge(profile, view, iat)];
-  if (typeof exp !== 'number' || !profile.lifetime) return findings;
-  return [...findings, ...checkExpiry(profile, view, iat, exp)];
+  if (typeof exp !== 'number') return findings;
+
+  const expiry = profile.lifetime ? checkExpiry(profile, view, iat, exp) : [];
+  // A cap that Apple documents explains a huge lifetime better, so the range only counts
+  // for a token that no cap rejects.
+  if (exp > millisecondsThreshold && !expiry.some((finding) => finding.severity === 'error')) {
+    expiry.push(expOutOfRange(profile, view, iat, exp));
+  }
+  return [...findings, ...expiry];
 }
 
 function checkTimeValue(
@@ -252,12 +303,30 @@ function checkTimeValue(
   const value = view.claims[name];
   if (value === undefined) return [];
   const where = { field: `claims.${name}` };
-  const issue = timeValueIssue(name, value);
+  const issue = timeValueIssue(name, value, name === 'iat' || expReadsAsMilliseconds(view, value));
   if (!issue) return [];
   return [makeFinding(profile, where, issue, 'ERR_APPLE_TIME_INVALID')];
 }
 
-function timeValueIssue(name: string, value: unknown): ShapeIssue | undefined {
+/**
+ * Returns whether an `exp` past the year 5138 is more likely milliseconds than a huge lifetime.
+ * Minting computes `exp` in seconds, so there it never is. Under inspection, milliseconds make
+ * sense only when `exp / 1000` comes after an `iat` in seconds, or when no such `iat` exists.
+ */
+function expReadsAsMilliseconds(view: TokenView, exp: unknown): boolean {
+  if (view.minting) return false;
+  const iat = view.claims.iat;
+  if (typeof iat !== 'number' || typeof exp !== 'number' || iat > millisecondsThreshold) {
+    return true;
+  }
+  return exp / 1000 > iat;
+}
+
+function timeValueIssue(
+  name: string,
+  value: unknown,
+  mayBeMilliseconds: boolean,
+): ShapeIssue | undefined {
   if (typeof value !== 'number' || !Number.isFinite(value)) {
     return {
       severity: 'error',
@@ -266,7 +335,7 @@ function timeValueIssue(name: string, value: unknown): ShapeIssue | undefined {
       fix: `Write ${name} as a JSON number of seconds since the epoch, not a string`,
     };
   }
-  if (value > millisecondsThreshold) {
+  if (value > millisecondsThreshold && mayBeMilliseconds) {
     return {
       severity: 'error',
       rule: 'time-integer-seconds',
@@ -284,6 +353,51 @@ function timeValueIssue(name: string, value: unknown): ShapeIssue | undefined {
   }
   return undefined;
 }
+
+/**
+ * Reports an `exp` past 1e11 s since the epoch (the year 5138) that comes from a huge lifetime in
+ * seconds. Time claims that large are read as milliseconds everywhere else in these checks, so
+ * no token may carry one, even for kinds whose lifetime Apple does not cap.
+ */
+function expOutOfRange(
+  profile: ProfileDefinition,
+  view: TokenView,
+  iat: number,
+  exp: number,
+): Finding {
+  const lifetime = view.minting?.lifetimeSeconds;
+  const span = lifetime ?? exp - iat;
+  const cause = lifetime === undefined ? `exp - iat = ${span} s` : `a lifetime of ${lifetime} s`;
+  const issue: ShapeIssue = {
+    severity: 'error',
+    rule: 'exp-range',
+    source: 'derived',
+    problem:
+      `is ${exp}, because ${cause} (about ${Math.round(span / yearSeconds)} years) puts it ` +
+      `after the year 5138 (${millisecondsThreshold} s since the epoch), the latest time a ` +
+      'token may carry, since larger time claims are taken for milliseconds',
+    fix: rangeFix(profile, view),
+  };
+  const where = { field: 'claims.exp', option: view.minting ? 'lifetime' : undefined };
+  // Apple's response to such an exp is not known, so the finding names none ('' means none).
+  return makeFinding(profile, where, issue, 'ERR_APPLE_LIFETIME_TOO_LONG', '');
+}
+
+function rangeFix(profile: ProfileDefinition, view: TokenView): string {
+  if (!view.minting) {
+    return `Mint the token with a lifetime that keeps exp at or before ${millisecondsThreshold}`;
+  }
+  const longest = `Use a lifetime of at most ${millisecondsThreshold - view.nowSeconds} s`;
+  const lifetime = profile.lifetime;
+  if (lifetime === undefined || lifetime.maxSeconds !== undefined) return longest;
+  return (
+    `${longest}. Apple documents no cap for ${profile.kind} tokens, and the default is ` +
+    `${lifetime.defaultSeconds} s`
+  );
+}
+
+// A Julian year, for the rough "about N years" in messages.
+const yearSeconds = 31_557_600;
 
 function checkIatAge(profile: ProfileDefinition, view: TokenView, iat: number): Finding[] {
   const where = { field: 'claims.iat', option: 'iatSkewSeconds' };

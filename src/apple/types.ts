@@ -171,7 +171,11 @@ export type AppleRuleSource = 'apple' | 'reports' | 'unconfirmed' | 'derived';
 export interface AppleTokenProblem {
   /** `'error'` for a rule Apple documents; `'warning'` for one known from reports only. */
   severity: 'error' | 'warning';
-  /** The field at fault, such as `claims.iss`, `header.kid`, `lifetime` or `signature`. */
+  /**
+   * The field at fault, such as `claims.iss`, `header.kid`, `lifetime` or `signature`. A name
+   * from the token is cut to 64 characters. A problem that counts the names beyond the first 20
+   * has the part alone as its field: `header` or `claims`.
+   */
   field: string;
   /** A stable rule name, such as `team-or-key-id-shape` or `lifetime-max`. */
   rule: string;

@@ -566,3 +566,103 @@ describe('inspectAppleToken: signature and shape', () => {
     }
   });
 });
+
+describe('inspectAppleToken: many or long names', () => {
+  const manyClaims = (count: number, prefix = 'x') =>
+    Object.fromEntries(Array.from({ length: count }, (_, index) => [`${prefix}${index}`, 1]));
+
+  it('lists 20 extra claims, then counts the rest', () => {
+    const { header, claims } = samples['client-secret'];
+    const report = inspect(header, { ...claims, ...manyClaims(10_000) });
+
+    const extra = report.problems.filter((problem) => problem.rule === 'claim-extra');
+    expect(extra).toHaveLength(21);
+    expect(extra.slice(0, 20).map((problem) => problem.field)).toEqual(
+      Array.from({ length: 20 }, (_, index) => `claims.x${index}`),
+    );
+    expect(extra[20]?.field).toBe('claims');
+    expect(extra[20]?.message).toContain('and 9980 more');
+    expect(extra[20]?.severity).toBe('warning');
+  });
+
+  it('lists 20 extra claims one by one', () => {
+    const { header, claims } = samples['client-secret'];
+    const report = inspect(header, { ...claims, ...manyClaims(20) });
+    const extra = report.problems.filter((problem) => problem.rule === 'claim-extra');
+    expect(extra).toHaveLength(20);
+    expect(extra.every((problem) => problem.field.startsWith('claims.x'))).toBe(true);
+  });
+
+  it('keeps the severity of the kind', () => {
+    const { header, claims } = samples.weatherkit;
+    const report = inspect(header, { ...claims, ...manyClaims(50) }, 'weatherkit');
+    const extra = report.problems.filter((problem) => problem.rule === 'claim-extra');
+    expect(extra).toHaveLength(21);
+    expect(extra.every((problem) => problem.severity === 'error')).toBe(true);
+    expect(extra[20]?.message).toContain('and 30 more');
+  });
+
+  it('caps extra header fields', () => {
+    const { header, claims } = samples['client-secret'];
+    const report = inspect({ ...header, ...manyClaims(500, 'h') }, claims);
+    const extra = report.problems.filter((problem) => problem.rule === 'header-field-extra');
+    expect(extra).toHaveLength(21);
+    expect(extra[20]?.field).toBe('header');
+    expect(extra[20]?.message).toContain('and 480 more');
+  });
+
+  it('keeps typ listed among many fields', () => {
+    const { header, claims } = samples['client-secret'];
+    const report = inspect({ ...header, ...manyClaims(30, 'h'), typ: 'JWT' }, claims);
+    const typ = report.problems.find((problem) => problem.rule === 'typ-undocumented');
+    expect(typ?.field).toBe('header.typ');
+    expect(typ?.appleError).toBeTruthy();
+    const extra = report.problems.filter((problem) => problem.field.startsWith('header'));
+    expect(extra).toHaveLength(21);
+    expect(extra[20]?.message).toContain('and 11 more');
+  });
+
+  it('caps repeated names', () => {
+    const { header, claims } = samples['client-secret'];
+    const names = Array.from({ length: 100 }, (_, index) => `"r${index}":1,"r${index}":2`);
+    const claimsJson = JSON.stringify(claims).replace('{', `{${names.join(',')},`);
+    const report = inspectAppleToken(signJsonText(JSON.stringify(header), claimsJson), { now });
+    const repeated = report.problems.filter((problem) => problem.rule === 'json-duplicate-name');
+    expect(repeated).toHaveLength(21);
+    expect(repeated[20]?.message).toContain('and 80 more');
+  });
+
+  it('cuts long names to 64 characters', () => {
+    const { header, claims } = samples['client-secret'];
+    const longName = 'n'.repeat(10_000);
+    const report = inspect({ ...header, [longName]: 1 }, { ...claims, [longName]: 1 });
+    const extra = report.problems.filter((problem) => problem.rule.endsWith('-extra'));
+    expect(extra).toHaveLength(2);
+    for (const problem of extra) {
+      expect(problem.field).toMatch(/^(claims|header)\.n{64}… \(10000 characters\)$/);
+      expect(problem.message).toContain(`${'n'.repeat(64)}… (10000 characters)`);
+      expect(problem.message).not.toContain('n'.repeat(65));
+      expect(problem.message.length).toBeLessThan(600);
+    }
+  });
+
+  it('cuts names by code point', () => {
+    const { header, claims } = samples['client-secret'];
+    const longName = '😀'.repeat(100);
+    const report = inspect(header, { ...claims, [longName]: 1 });
+    const [problem] = report.problems.filter((p) => p.rule === 'claim-extra');
+    expect(problem?.field).toBe(`claims.${'😀'.repeat(64)}… (100 characters)`);
+  });
+
+  it('caps the names of an unknown kind', () => {
+    const claims = { aud: 'https://example.com', ...manyClaims(300) };
+    const report = inspect({ alg: 'ES256', ...manyClaims(300, 'h') }, claims);
+    expect(report.kind).toBeUndefined();
+    const [problem] = report.problems;
+    expect(problem?.rule).toBe('kind-known');
+    expect(problem?.message).toContain('header alg, h0, h1');
+    expect(problem?.message).toContain('claims aud, x0, x1');
+    expect(problem?.message.match(/and 281 more/g)).toHaveLength(2);
+    expect(problem?.message.length).toBeLessThan(1500);
+  });
+});

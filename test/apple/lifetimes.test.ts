@@ -6,6 +6,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createAppleToken, inspectAppleToken } from '../../src/apple/index.js';
+import { signJwt } from '../../src/jws.js';
 import type { AppleTokenKind } from '../../src/apple/types.js';
 import {
   businessClientId,
@@ -296,5 +297,83 @@ describe.each(skewCases)('$kind inspected on another clock: $name', (testCase) =
     for (const problem of report.problems.filter((p) => p.severity === 'error')) {
       expect(problem.appleError).toBeTruthy();
     }
+  });
+});
+
+// 1e11 s since the epoch (the year 5138) is the latest time claim the checks accept.
+const latestTime = 100_000_000_000;
+
+describe.each(['weatherkit', 'mapkit'] as const)('%s with a huge lifetime', (kind) => {
+  const mint = (lifetime: number) =>
+    createAppleToken(kind, {
+      ...identities[kind],
+      lifetime,
+      iatSkewSeconds: 0,
+      signer: key.signer,
+      now,
+    } as never);
+
+  it('mints exp at the latest time', async () => {
+    const minted = await mint(latestTime - nowSeconds);
+    expect(minted.claims.exp).toBe(latestTime);
+    const { claims } = await verifyIndependently(minted.token, key.publicPem);
+    expect(claims.exp).toBe(latestTime);
+  });
+
+  it('names the lifetime past the latest time', async () => {
+    const error = await rejection(() => mint(latestTime - nowSeconds + 1));
+    expect(error.code).toBe('ERR_APPLE_LIFETIME_TOO_LONG');
+    expect((error.details as Record<string, unknown>).rule).toBe('exp-range');
+    expect(error.message).toContain(`a lifetime of ${latestTime - nowSeconds + 1} s`);
+    expect(error.message).toContain('year 5138');
+    expect(error.message).toContain(`at most ${latestTime - nowSeconds} s`);
+    expect(error.message).not.toContain('which is milliseconds');
+    expect(error.message).not.toContain('Divide exp by 1000');
+  });
+
+  it('names the lifetime of 1e11 s', async () => {
+    const error = await rejection(() => mint(1e11));
+    expect(error.code).toBe('ERR_APPLE_LIFETIME_TOO_LONG');
+    expect(error.message).toContain('a lifetime of 100000000000 s (about 3169 years)');
+    expect(error.message).not.toContain('which is milliseconds');
+  });
+});
+
+describe('huge lifetimes on capped kinds', () => {
+  it('reports the cap, not the range', async () => {
+    const error = await rejection(() =>
+      createAppleToken('client-secret', {
+        ...identities['client-secret'],
+        lifetime: 1e11,
+        signer: key.signer,
+        now,
+      } as never),
+    );
+    expect(error.code).toBe('ERR_APPLE_LIFETIME_TOO_LONG');
+    expect((error.details as Record<string, unknown>).rule).toBe('lifetime-max');
+  });
+});
+
+describe('inspecting an exp past the year 5138', () => {
+  const signed = (exp: number) =>
+    signJwt(key.signer, {
+      header: { alg: 'ES256', kid: keyId, id: `${teamId}.com.example.weather` },
+      payload: { iss: teamId, iat: nowSeconds, exp, sub: 'com.example.weather' },
+    });
+
+  it('names exp - iat for seconds', async () => {
+    const token = await signed(nowSeconds + 1e11);
+    const report = inspectAppleToken(token, { kind: 'weatherkit', now });
+    expect(report.problems.map((problem) => problem.rule)).toEqual(['exp-range']);
+    const [problem] = report.problems;
+    expect(problem?.message).toContain('exp - iat = 100000000000 s (about 3169 years)');
+    expect(problem?.message).not.toContain('which is milliseconds');
+  });
+
+  it('still names milliseconds', async () => {
+    const token = await signed((nowSeconds + 3600) * 1000);
+    const report = inspectAppleToken(token, { kind: 'weatherkit', now });
+    expect(report.problems.map((problem) => problem.rule)).toEqual(['time-integer-seconds']);
+    expect(report.problems[0]?.message).toContain('which is milliseconds');
   });
 });

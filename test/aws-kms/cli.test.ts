@@ -267,6 +267,17 @@ describe('kms-jwt import --to awskms', () => {
     expect(kms.requests).toEqual([]);
   });
 
+  it('rejects --overwrite before any request', async () => {
+    const run = await runCli(
+      ['import', '--from', p8.path, '--to', at('alias/cli-overwrite'), '--overwrite'],
+      { env: awsEnv() },
+    );
+    expect(run.code).toBe(2);
+    expectOneErrorLine(run, 'ERR_CLI_USAGE');
+    expect(run.stderr).toContain('never replaces imported key material');
+    expect(kms.requests).toEqual([]);
+  });
+
   it('writes no key material to any file', async () => {
     const scratch = mkdtempSync(join(tmpdir(), 'kms-jwt-aws-import-'));
     const report = join(scratch, 'report.json');

@@ -222,3 +222,46 @@ describe('inspect', () => {
     expect(run.stdout).toContain('problems: none');
   });
 });
+
+describe('inspect with many or long names', () => {
+  const manyNames = (count: number) =>
+    Object.fromEntries(Array.from({ length: count }, (_, index) => [`x${index}`, index]));
+
+  it('bounds the report for 5000 extra claims', async () => {
+    const token = signToken(clientSecretClaims(manyNames(5000)));
+    const run = await runCli(['inspect', token]);
+    expect(run.code).toBe(1);
+    const lines = run.stdout.split('\n');
+    expect(lines.length).toBeLessThan(70);
+
+    const problems = problemLines(run.stdout);
+    expect(problems).toHaveLength(21);
+    expect(problems[20]).toMatch(/^ {2}warning claims \[claim-extra, reports\]: .*and 4980 more/);
+    expect(run.stdout).toContain('  x14: 14\n');
+    expect(run.stdout).not.toContain('  x15: 15\n');
+    expect(run.stdout).toContain('  … and 4985 more claims (pass --json to see them all)\n');
+  });
+
+  it('cuts long names to 64 characters', async () => {
+    const longName = 'n'.repeat(10_000);
+    const token = signToken(clientSecretClaims({ [longName]: 1 }), {
+      alg: 'ES256',
+      kid: 'ABC123DEFG',
+      [longName]: 2,
+    });
+    const run = await runCli(['inspect', token]);
+    expect(run.code).toBe(1);
+    expect(run.stdout).not.toContain('n'.repeat(65));
+    expect(run.stdout).toContain(`  ${'n'.repeat(64)}… (10000 characters): 1\n`);
+    expect(run.stdout).toContain(`  ${'n'.repeat(64)}… (10000 characters): 2\n`);
+    expect(run.stdout.length).toBeLessThan(4000);
+  });
+
+  it('keeps every name in --json', async () => {
+    const token = signToken(clientSecretClaims(manyNames(100)));
+    const run = await runCli(['inspect', token, '--json']);
+    const report = JSON.parse(run.stdout) as { claims: object; problems: unknown[] };
+    expect(Object.keys(report.claims)).toHaveLength(105);
+    expect(report.problems).toHaveLength(21);
+  });
+});

@@ -1,11 +1,12 @@
 import { sign, X509Certificate } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { exportJWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   buildIfStale,
+  cliPath,
   createTestKey,
   expectOneErrorLine,
   nowSeconds,
@@ -172,6 +173,36 @@ describe('verify', () => {
     const run = await runCli(['verify', signToken(clientSecretClaims()), '--key', 'env:K'], {
       env: { K: key.pem },
     });
+    expect(run.code).toBe(0);
+  });
+
+  it('reads a public key from a pipe', () => {
+    // bash's <(...) hands the CLI a pipe such as /dev/fd/63, which can be read only once.
+    const publicPath = join(key.folder, 'piped.pub.pem');
+    writeFileSync(publicPath, key.publicPem);
+    const command = `"$NODE" "$CLI" verify "$TOKEN" --key <(cat "$KEY_FILE")`;
+    const run = spawnSync('bash', ['-c', command], {
+      env: {
+        PATH: process.env.PATH ?? '',
+        NODE: process.execPath,
+        CLI: cliPath,
+        KEY_FILE: publicPath,
+        TOKEN: signToken(clientSecretClaims()),
+      },
+      encoding: 'utf8',
+      // With stdin a socket, bash acts as a remote shell and reads ~/.bashrc.
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    expect(run.stdout).toBe('valid\n');
+  });
+
+  it('accepts a public key in an env: reference', async () => {
+    const run = await runCli(['verify', signToken(clientSecretClaims()), '--key', 'env:PUB'], {
+      env: { PUB: key.publicPem },
+    });
+    expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
   });
 

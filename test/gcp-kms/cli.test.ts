@@ -137,15 +137,29 @@ describe('kms-jwt import --to gcpkms', () => {
     });
   }
 
-  it('warns that --alias is ignored', async () => {
+  it('rejects --alias before any call', async () => {
     const target = `${keyRing}/cryptoKeys/cli-import-alias`;
     const run = await runCli(
       ['import', '--from', p8.path, '--to', kms.reference(target), '--alias', 'alias/siwa'],
       { env },
     );
-    expect(run.code).toBe(0);
+    expect(run.code).toBe(2);
+    expectOneErrorLine(run, 'ERR_CLI_USAGE');
     expect(run.stderr).toContain('Cloud KMS has no key aliases');
-    expect(run.stdout).toBe(`${kms.reference(`${target}/cryptoKeyVersions/1`)}\n`);
+    expect(run.stdout).toBe('');
+    expect(kms.calls).toEqual([]);
+  });
+
+  it('rejects --overwrite before any call', async () => {
+    const target = `${keyRing}/cryptoKeys/cli-import-overwrite`;
+    const run = await runCli(
+      ['import', '--from', p8.path, '--to', kms.reference(target), '--overwrite'],
+      { env },
+    );
+    expect(run.code).toBe(2);
+    expectOneErrorLine(run, 'ERR_CLI_USAGE');
+    expect(run.stderr).toContain('never replaces one');
+    expect(kms.calls).toEqual([]);
   });
 
   it('names the failed step', async () => {

@@ -14,6 +14,7 @@ import {
   requiredValue,
   stringValue,
   type FlagSpec,
+  type ParsedArgs,
 } from '../args.js';
 import { CliError, exitCodes, usageError } from '../errors.js';
 import type { CliIo } from '../io.js';
@@ -37,13 +38,14 @@ by comparing public keys and checking a test signature.
 Options:
   --from FILE             The .p8 (PKCS#8) or SEC1 PEM key file to import
   --to REF                Where to import it: an awskms:, gcpkms: or pkcs11: reference
-  --alias NAME            A name for the new key, where the backend has one (AWS KMS alias)
+  --alias NAME            AWS KMS only: an alias for the new key
   --wrapping-algorithm A  AWS KMS only: RSA_AES_KEY_WRAP_SHA_256 (the default, under RSA_4096)
                           or RSAES_OAEP_SHA_256
-  --overwrite             Replace an existing key or object with the same name or ID
+  --overwrite             PKCS#11 only: replace objects with the same label or ID
   --passphrase-env NAME   Variable holding the passphrase of an encrypted .p8
   -h, --help              Show this help
 
+A flag that the target's backend does not use is a usage error, raised before anything is read.
 Prints the key reference to use on stdout; the thumbprint and backend details go to stderr.
 SIGINT, SIGTERM and SIGHUP wait until the import has finished or rolled back; the command then
 exits with 128 plus the signal number. A second signal stops it at once. Keep the .p8 offline
@@ -135,17 +137,13 @@ async function deferSignals<T>(
   }
 }
 
-function importOptions(
-  parsed: Parameters<typeof adapterOptionsFrom>[0],
-  io: CliIo,
-  scheme: string,
-): AdapterOptions {
+function importOptions(parsed: ParsedArgs, io: CliIo, scheme: string): AdapterOptions {
+  assertFlagsApply(parsed, scheme);
   const options = adapterOptionsFrom(parsed, io);
   const alias = stringValue(parsed, 'alias');
   if (alias !== undefined) options.alias = alias;
   const wrappingAlgorithm = stringValue(parsed, 'wrapping-algorithm');
   if (wrappingAlgorithm !== undefined) {
-    if (scheme !== 'awskms') throw usageError('import', '--wrapping-algorithm is for awskms: only');
     if (!awsWrappingAlgorithms.includes(wrappingAlgorithm)) {
       throw usageError(
         'import',
@@ -158,6 +156,45 @@ function importOptions(
 }
 
 const awsWrappingAlgorithms = ['RSA_AES_KEY_WRAP_SHA_256', 'RSAES_OAEP_SHA_256'];
+
+const awsOnly = 'it chooses how AWS KMS wraps the key, and is for awskms: targets only';
+
+/**
+ * The import flags that each backend does not use, with the reason. Ignoring such a flag would
+ * create the key under another name than the one requested, or keep a key the caller meant to
+ * replace, so the command rejects it before it reads the .p8 or contacts the backend.
+ */
+const unusedFlagsByScheme: Record<string, Record<string, string>> = {
+  awskms: {
+    overwrite:
+      'AWS KMS never replaces imported key material. Import into a new alias, or into a key ' +
+      'that is still in PendingImport',
+  },
+  gcpkms: {
+    alias: 'Cloud KMS has no key aliases, and the CryptoKey ID in --to names the key',
+    overwrite: 'Cloud KMS adds a new key version on every import and never replaces one',
+    'wrapping-algorithm': awsOnly,
+  },
+  pkcs11: {
+    alias: 'the object label comes from object= in --to',
+    'wrapping-algorithm': awsOnly,
+  },
+};
+
+/** Throws a usage error that names each given flag that the target's backend does not use. */
+function assertFlagsApply(parsed: ParsedArgs, scheme: string): void {
+  if (!Object.hasOwn(unusedFlagsByScheme, scheme)) return;
+  const unused = Object.entries(unusedFlagsByScheme[scheme]!).filter(
+    ([flag]) => parsed.values[flag] !== undefined && parsed.values[flag] !== false,
+  );
+  if (unused.length === 0) return;
+
+  const reasons = unused.map(
+    ([flag, reason]) => `--${flag} does not apply to ${scheme}: targets, because ${reason}.`,
+  );
+  const names = unused.map(([flag]) => `--${flag}`).join(' and ');
+  throw usageError('import', `${reasons.join(' ')} Remove ${names}`);
+}
 
 function assertSameKey(expected: string, imported: string, reference: string): void {
   if (expected === imported) return;

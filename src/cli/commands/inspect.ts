@@ -4,6 +4,7 @@
  * on its own line with the Apple error it would cause. It exits 1 when it finds any problem.
  */
 import { escapeControlCharacters } from '../../apple/identifiers.js';
+import { maxListedNames, shortName } from '../../apple/name-lists.js';
 import type { AppleTokenKind, AppleTokenProblem } from '../../apple/types.js';
 import { booleanValue, parseCommandArgs, stringValue, type FlagSpec } from '../args.js';
 import { exitCodes, formatErrorLine, registerSecret, usageError } from '../errors.js';
@@ -101,10 +102,10 @@ function formatReport(report: Report, io: CliIo): string {
   const lines = [
     `kind: ${report.kind ?? 'unknown (no kind matches the claims; pass --kind)'}${guess}`,
   ];
-  lines.push('header:', ...members(report.header, () => undefined));
+  lines.push('header:', ...members(report.header, 'fields', () => undefined));
   lines.push('claims:');
   lines.push(
-    ...members(report.claims, (name, value) =>
+    ...members(report.claims, 'claims', (name, value) =>
       numericDateClaims.has(name) ? formatNumericDate(value, nowMs) : undefined,
     ),
   );
@@ -117,14 +118,26 @@ function formatReport(report: Report, io: CliIo): string {
   return `${lines.join('\n')}\n`;
 }
 
+/**
+ * Lists the first 20 members, each name cut to 64 characters, and counts the rest, so that a
+ * token with thousands of names, or very long ones, cannot flood the terminal. `--json` keeps
+ * them all.
+ */
 function members(
   object: Record<string, unknown>,
+  noun: string,
   format: (name: string, value: unknown) => string | undefined,
 ): string[] {
-  return Object.entries(object).map(
-    ([name, value]) =>
-      `  ${escapeControlCharacters(name)}: ${format(name, value) ?? JSON.stringify(value)}`,
-  );
+  const entries = Object.entries(object);
+  const lines = entries
+    .slice(0, maxListedNames)
+    .map(
+      ([name, value]) =>
+        `  ${escapeControlCharacters(shortName(name))}: ${format(name, value) ?? JSON.stringify(value)}`,
+    );
+  const hidden = entries.length - lines.length;
+  if (hidden > 0) lines.push(`  … and ${hidden} more ${noun} (pass --json to see them all)`);
+  return lines;
 }
 
 function formatProblem(problem: AppleTokenProblem): string {

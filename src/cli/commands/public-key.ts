@@ -1,6 +1,7 @@
 /**
  * `kms-jwt public-key --key REF [--format pem|jwk|thumbprint]`: prints the public half of a
- * key, from any backend, and its RFC 7638 thumbprint. stdout carries the key alone in the chosen
+ * key, from any backend or from a local public key, certificate or JWK, and its RFC 7638
+ * thumbprint. stdout carries the key alone in the chosen
  * format, so that it pipes into a file; the thumbprint goes to stderr, except with
  * `--format thumbprint`, which prints only the thumbprint on stdout.
  */
@@ -14,7 +15,7 @@ import {
 } from '../args.js';
 import { exitCodes, usageError } from '../errors.js';
 import type { CliIo } from '../io.js';
-import { closeSigner, keyFlags, openSigner } from '../keys.js';
+import { keyFlags, loadPublicKeyOf } from '../keys.js';
 
 const flags: Record<string, FlagSpec> = { ...keyFlags, format: { type: 'string' } };
 const formats = ['pem', 'jwk', 'thumbprint'];
@@ -24,7 +25,9 @@ const help = `Usage: kms-jwt public-key --key REF [--format pem|jwk|thumbprint]
 Prints the key's public half and its RFC 7638 SHA-256 thumbprint.
 
 Options:
-  --key REF               A .p8 path, file:PATH, env:NAME, awskms:, gcpkms: or pkcs11: reference
+  --key REF               A .p8 path, file:PATH, env:NAME, awskms:, gcpkms: or pkcs11: reference.
+                          A file or env: variable may also contain a PUBLIC KEY PEM, an X.509
+                          certificate PEM or a public JWK
   --format FORMAT         pem (SPKI PUBLIC KEY, the default), jwk (one-line JSON with kty, crv, x
                           and y), or thumbprint (the thumbprint alone)
   --passphrase-env NAME   Variable holding the passphrase of an encrypted key file
@@ -52,23 +55,18 @@ export async function run(args: string[], io: CliIo): Promise<number> {
     throw usageError('public-key', `--format must be pem, jwk or thumbprint, not "${format}"`);
   }
 
-  const signer = await openSigner(reference, parsed, io);
-  try {
-    const publicKey = await signer.getPublicKey();
-    const thumbprint = jwkThumbprint(publicKey);
-    if (format === 'thumbprint') {
-      io.out(`${thumbprint}\n`);
-      return exitCodes.ok;
-    }
-
-    const text =
-      format === 'jwk'
-        ? `${JSON.stringify(publicKeyToJwk(publicKey))}\n`
-        : publicKey.export({ type: 'spki', format: 'pem' }).toString();
-    io.out(text);
-    io.note(`kms-jwt: thumbprint: ${thumbprint}`);
+  const publicKey = await loadPublicKeyOf(reference, parsed, io);
+  const thumbprint = jwkThumbprint(publicKey);
+  if (format === 'thumbprint') {
+    io.out(`${thumbprint}\n`);
     return exitCodes.ok;
-  } finally {
-    await closeSigner(signer);
   }
+
+  const text =
+    format === 'jwk'
+      ? `${JSON.stringify(publicKeyToJwk(publicKey))}\n`
+      : publicKey.export({ type: 'spki', format: 'pem' }).toString();
+  io.out(text);
+  io.note(`kms-jwt: thumbprint: ${thumbprint}`);
+  return exitCodes.ok;
 }

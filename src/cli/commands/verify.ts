@@ -4,8 +4,6 @@
  * Exit code 0 means valid, 1 invalid (with the reason on stderr). Only the 64-byte r||s
  * signature is accepted, because that is the only form Apple accepts.
  */
-import type { KeyObject } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { isValidSignature } from '../../jws.js';
 import {
   booleanValue,
@@ -17,7 +15,7 @@ import {
 } from '../args.js';
 import { exitCodes, registerSecret } from '../errors.js';
 import type { CliIo } from '../io.js';
-import { closeSigner, keyFlags, localKeyPath, openSigner } from '../keys.js';
+import { keyFlags, loadPublicKeyOf } from '../keys.js';
 import {
   decodeCompactJws,
   formatRelative,
@@ -40,8 +38,9 @@ and each claim given. TOKEN "-" reads the token from stdin, which keeps it out o
 shell history.
 
 Options:
-  --key REF               A key reference (file, env:, awskms:, gcpkms:, pkcs11:), or a file with
-                          a PUBLIC KEY PEM, an X.509 certificate PEM or a JWK
+  --key REF               A key reference (file, env:, awskms:, gcpkms:, pkcs11:). A file or
+                          env: variable may contain a PUBLIC KEY PEM, an X.509 certificate PEM or
+                          a JWK
   --aud VALUE             Expected audience: aud must equal it, or contain it when a list
   --iss VALUE             Expected issuer (iss), compared exactly
   --sub VALUE             Expected subject (sub), compared exactly
@@ -73,7 +72,7 @@ export async function run(args: string[], io: CliIo): Promise<number> {
   const shapeProblem = signatureShapeProblem(decoded);
   if (shapeProblem !== undefined) return invalid(io, shapeProblem);
 
-  const publicKey = await loadVerificationKey(reference, parsed, io);
+  const publicKey = await loadPublicKeyOf(reference, parsed, io);
   if (!isValidSignature(publicKey, decoded.signingInput, decoded.signature)) {
     return invalid(io, 'the signature does not verify against the key');
   }
@@ -107,46 +106,6 @@ function signatureShapeProblem(decoded: DecodedJws): string | undefined {
     );
   }
   return `the signature is ${length} bytes, but ES256 needs exactly 64 (r||s, RFC 7518 §3.4)`;
-}
-
-/**
- * Loads the public key: from a local file with `loadPublicKey` (which takes a public key, a
- * certificate, a JWK or a private key), and from any other reference through its signer.
- */
-async function loadVerificationKey(
-  reference: string,
-  parsed: ParsedArgs,
-  io: CliIo,
-): Promise<KeyObject> {
-  const path = localKeyPath(reference);
-  if (path !== undefined && stringValue(parsed, 'passphrase-env') === undefined) {
-    const pem = await import('../../../adapters/pem/index.js');
-    const exposure = mayHoldPrivateKey(path) ? pem.describeKeyFilePermissions(path) : undefined;
-    if (exposure !== undefined) io.warn(exposure);
-    return pem.loadPublicKey({ path });
-  }
-
-  const signer = await openSigner(reference, parsed, io);
-  try {
-    return await signer.getPublicKey();
-  } finally {
-    await closeSigner(signer);
-  }
-}
-
-/**
- * Returns true unless the file clearly holds only public material, so that a public key or
- * certificate file with mode 0644 draws no permission warning. PKCS#8 and SEC1 P-256 bodies
- * start with the base64 of their version fields, and a private JWK has `d`.
- */
-function mayHoldPrivateKey(path: string): boolean {
-  let text: string;
-  try {
-    text = readFileSync(path, 'latin1');
-  } catch {
-    return false; // loadPublicKey reports the unreadable file with its own coded error.
-  }
-  return /PRIVATE KEY|"d"\s*:|MIG[HT]AgEA|MHcCAQEE/.test(text);
 }
 
 function claimsProblem(
