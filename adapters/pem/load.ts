@@ -90,11 +90,18 @@ export async function loadPublicKey(
   try {
     const normalised = normaliseKeyInput(input, origin);
     const passphrase = passphraseProvider(options, origin);
+    // The parser asks for the passphrase only to decrypt a private key, so a passphrase that was
+    // given but never requested was not needed, as with a public key or a plain private key.
+    let passphraseRequested = false;
+    const getPassphrase = () => {
+      passphraseRequested = true;
+      return passphrase.get();
+    };
     const publicKey =
       normalised.kind === 'jwk'
         ? readJwk(normalised.value, origin, 'public').publicKey
-        : await parsePublicBlocks(normalised.blocks, passphrase.get, origin, normalised.repairs);
-    reportLoad(options, origin, normalised.repairs, false);
+        : await parsePublicBlocks(normalised.blocks, getPassphrase, origin, normalised.repairs);
+    reportLoad(options, origin, normalised.repairs, passphrase.given && !passphraseRequested);
     return publicKey;
   } finally {
     if (ownsInput && Buffer.isBuffer(input)) input.fill(0);

@@ -203,6 +203,25 @@ describe('encrypted keys', () => {
     );
     expect(JSON.stringify(events)).not.toContain(passphrase);
   });
+
+  it('loadPublicKey warns of an unneeded passphrase', async () => {
+    for (const pem of [key.pkcs8Pem, key.spkiPem]) {
+      const events: SignerEvent[] = [];
+      await loadPublicKey({ pem }, { passphrase, onEvent: (e) => events.push(e) });
+      expect(events).toEqual([expect.objectContaining({ reason: 'passphrase-unused' })]);
+      expect(JSON.stringify(events)).not.toContain(passphrase);
+    }
+  });
+
+  it('loadPublicKey uses a needed passphrase silently', async () => {
+    const events: SignerEvent[] = [];
+    const publicKey = await loadPublicKey(
+      { pem: encryptedPkcs8() },
+      { passphrase, onEvent: (e) => events.push(e) },
+    );
+    expect(publicKey.equals(createPublicKey(key.spkiPem))).toBe(true);
+    expect(events).toEqual([]);
+  });
 });
 
 function errorTextOf(error: Error): string {
