@@ -3,7 +3,7 @@ import { createGcpKmsSigner } from '../../adapters/gcp-kms/index.js';
 import { signJwt } from '../../src/jws.js';
 import type { Signer } from '../../src/signer.js';
 import type { GcpKmsEmulator, GcpKmsFaults } from '../emulators/gcp-kms/index.js';
-import { clientSecretParts, keyRing, startEmulator } from './support.js';
+import { clientSecretParts, keyRing, rejection, startEmulator } from './support.js';
 
 let kms: GcpKmsEmulator;
 
@@ -18,20 +18,6 @@ afterAll(async () => {
 beforeEach(() => {
   kms.reset();
 });
-
-interface CodedError extends Error {
-  code?: string;
-  details?: Record<string, unknown>;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<CodedError> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as CodedError;
-  }
-  throw new Error('expected a rejection');
-}
 
 /** A ready signer with its calls so far cleared from the log. */
 async function readySigner(): Promise<{ signer: Signer; versionName: string }> {

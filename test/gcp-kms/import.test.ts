@@ -11,8 +11,10 @@ import type { SignerEvent } from '../../src/signer.js';
 import type { GcpKmsEmulator } from '../emulators/gcp-kms/index.js';
 import {
   clientSecretParts,
+  type CodedError,
   emulatorClient,
   keyRing,
+  rejection,
   startEmulator,
   verifyToken,
 } from './support.js';
@@ -32,20 +34,6 @@ beforeEach(() => {
   kms.importJobPendingPolls = 1;
   kms.importPendingPolls = 1;
 });
-
-interface CodedError extends Error {
-  code?: string;
-  details?: Record<string, unknown>;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<CodedError> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as CodedError;
-  }
-  throw new Error('expected a rejection');
-}
 
 function p256Key(): KeyObject {
   return generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;

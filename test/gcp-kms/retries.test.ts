@@ -12,6 +12,7 @@ import {
   clientSecretParts,
   emulatorClient,
   keyRing,
+  rejection,
   startEmulator,
   verifyToken,
 } from './support.js';
@@ -33,20 +34,6 @@ beforeEach(() => {
 afterEach(() => {
   vi.restoreAllMocks();
 });
-
-interface CodedError extends Error {
-  code?: string;
-  details?: Record<string, unknown>;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<CodedError> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as CodedError;
-  }
-  throw new Error('expected a rejection');
-}
 
 function digestRequest(name: string) {
   return { name, digest: { sha256: Buffer.alloc(32, 7) } };

@@ -9,7 +9,7 @@ import { escapeServerText } from '../../adapters/gcp-kms/errors.js';
 import { createGcpKmsSigner, importP8ToGcpKms } from '../../adapters/gcp-kms/index.js';
 import { signJwt } from '../../src/jws.js';
 import type { GcpKmsEmulator, GcpKmsFaults } from '../emulators/gcp-kms/index.js';
-import { clientSecretParts, keyRing, startEmulator } from './support.js';
+import { clientSecretParts, keyRing, rejection, startEmulator } from './support.js';
 
 let kms: GcpKmsEmulator;
 
@@ -26,20 +26,6 @@ beforeEach(() => {
   kms.importJobPendingPolls = 0;
   kms.importPendingPolls = 0;
 });
-
-interface CodedError extends Error {
-  code?: string;
-  details?: Record<string, unknown>;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<CodedError> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as CodedError;
-  }
-  throw new Error('expected a rejection');
-}
 
 /**
  * Builds a forged log line after CR LF, ANSI escapes (clear screen, set the window title), an

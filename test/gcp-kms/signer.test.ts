@@ -9,6 +9,7 @@ import {
   clientSecretParts,
   emulatorClient,
   keyRing,
+  rejection,
   startEmulator,
   verifyToken,
 } from './support.js';
@@ -30,15 +31,6 @@ beforeEach(() => {
 /** Returns the endpoint attributes that reach the emulator over plaintext loopback gRPC. */
 function endpointQuery(): string {
   return `?endpoint=${kms.host}:${kms.port}&plaintext=true`;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<Error & { code?: string }> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error & { code?: string };
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('Cloud KMS signer', () => {

@@ -16,7 +16,14 @@ import { createGcpKmsSigner, importP8ToGcpKms } from '../../adapters/gcp-kms/ind
 import { signJwt } from '../../src/jws.js';
 import type { SignerEvent } from '../../src/signer.js';
 import { GcpKmsEmulator } from '../emulators/gcp-kms/index.js';
-import { clientSecretParts, keyRing, spkiPem, startEmulator } from './support.js';
+import {
+  clientSecretParts,
+  type CodedError,
+  keyRing,
+  rejection,
+  spkiPem,
+  startEmulator,
+} from './support.js';
 
 let kms: GcpKmsEmulator;
 
@@ -31,20 +38,6 @@ afterAll(async () => {
 beforeEach(() => {
   kms.reset();
 });
-
-interface CodedError extends Error {
-  code?: string;
-  details?: Record<string, unknown>;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<CodedError> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as CodedError;
-  }
-  throw new Error('expected a rejection');
-}
 
 /** Joins the text that reaches a caller or a log: the message, the details and every event. */
 function visibleText(error: CodedError, events: SignerEvent[] = []): string {

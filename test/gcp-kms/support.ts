@@ -87,3 +87,19 @@ export async function verifyToken(token: string, key: KeyObject) {
   });
   return { payload, decoded };
 }
+
+/** A coded error as a test reads it: `code` and `details`, never the class. */
+export interface CodedError extends Error {
+  code?: string;
+  details?: Record<string, unknown>;
+}
+
+/** Returns what `promise` rejects with, and fails the test when it resolves. */
+export async function rejection(promise: Promise<unknown>): Promise<CodedError> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as CodedError;
+  }
+  throw new Error('expected a rejection');
+}
