@@ -240,9 +240,14 @@ function assertEndpointAllowed(host: string, plaintext: boolean): void {
 
 function describeEndpointProblem(host: string, plaintext: boolean): string {
   if (plaintext) {
-    return `plaintext=true is allowed only for loopback hosts (127.0.0.1, ::1, localhost), not ${quote(host)}`;
+    return (
+      'plaintext=true is allowed only for loopback hosts (127.0.0.1, ::1, localhost), ' +
+      `not ${quote(host)}`
+    );
   }
-  const problem = `endpoint ${quote(host)} is not a *.googleapis.com host, and TLS endpoints elsewhere would receive Google credentials`;
+  const problem =
+    `endpoint ${quote(host)} is not a *.googleapis.com host, and TLS endpoints elsewhere ` +
+    'would receive Google credentials';
   // A loopback endpoint is most likely a local emulator, and emulators usually serve plaintext
   // gRPC, so the message names the attribute that such a reference lacks.
   return isLoopbackHost(host) ? `${problem}. For a local emulator, add plaintext=true` : problem;
