@@ -4,7 +4,7 @@
  * nothing: the caller parses the input and drops it.
  */
 import { closeSync, openSync, readSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import { shortenForMessage } from '../../src/message-text.js';
 import type { RuntimeOptions } from '../../src/signer.js';
 import { inlineOrigin, keyError, type KeyOrigin } from './errors.js';
@@ -250,7 +250,8 @@ function fileError(error: unknown, path: string, origin: KeyOrigin) {
     return keyError(
       'ERR_KEY_FILE_NOT_FOUND',
       origin,
-      `no such file. Check the path; a relative path is resolved against ${process.cwd()}.`,
+      `no such file. Check the path; a relative path is resolved against ${process.cwd()}.` +
+        describeEnvironmentVariableHint(path),
       { cause: error, details: { path } },
     );
   }
@@ -274,6 +275,21 @@ function fileError(error: unknown, path: string, origin: KeyOrigin) {
     cause: error,
     details: { path, osCode: code },
   });
+}
+
+/**
+ * Returns a hint naming `env:NAME` when a missing file in the working directory is named like a set
+ * environment variable, as with `--key APPLE_PRIVATE_KEY` or a quoted `'$APPLE_PRIVATE_KEY'`.
+ * Only the variable's name is shown, never its value.
+ */
+function describeEnvironmentVariableHint(path: string): string {
+  if (dirname(path) !== process.cwd()) return '';
+  const name = basename(path).replace(/^\$/, '');
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name) || process.env[name] === undefined) return '';
+  return (
+    ` An environment variable named ${name} is set: to read the key from it, use env:${name} ` +
+    `(or { env: '${name}' } in createPemSigner).`
+  );
 }
 
 function hiddenPathError(code: unknown) {
