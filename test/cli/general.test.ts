@@ -67,10 +67,21 @@ describe('kms-jwt usage errors', () => {
     expect(run.stderr).toContain('Run "kms-jwt --help" for the commands.');
   });
 
-  it('points an unknown option at the options', async () => {
-    const run = await runCli(['--sign-everything']);
+  it('names a missing command before an option', async () => {
+    const run = await runCli(['--team-id', 'DEF123GHIJ', '--key', key.path]);
+    expect(run.code).toBe(2);
     expectOneErrorLine(run, 'ERR_CLI_USAGE');
-    expect(run.stderr).toContain('Run "kms-jwt --help" for the options.');
+    expect(run.stderr).toContain('Missing command before --team-id');
+    expect(run.stderr).toContain('such as client-secret');
+    expect(run.stderr).toContain('Run "kms-jwt --help" for the commands.');
+  });
+
+  it('hides the value of an option before the command', async () => {
+    const run = await runCli(['--passphrase=hunter2-secret', 'client-secret']);
+    expect(run.code).toBe(2);
+    expectOneErrorLine(run, 'ERR_CLI_USAGE');
+    expect(run.stderr).toContain('Missing command before --passphrase');
+    expect(run.stderr).not.toContain('hunter2');
   });
 
   it('points an unknown kind at the kinds', async () => {
