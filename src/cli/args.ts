@@ -52,9 +52,11 @@ export function parseCommandArgs(
 
   if (values.help !== true && positionals.length > maxPositionals) {
     const expected = maxPositionals === 0 ? 'no arguments' : `at most ${maxPositionals}`;
+    // A key path written without --key is the usual cause, so name the flag when it is missing.
+    const hint = 'key' in flags && values.key === undefined ? '. Give the key with --key REF' : '';
     throw usageError(
       command,
-      `Too many arguments: ${command} takes ${expected}, but got ${positionals.length}`,
+      `Too many arguments: ${command} takes ${expected}, but got ${positionals.length}${hint}`,
     );
   }
   return { values, positionals };

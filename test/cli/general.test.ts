@@ -84,6 +84,25 @@ describe('kms-jwt usage errors', () => {
     expect(run.stderr).not.toContain('hunter2');
   });
 
+  it.each([
+    ['client-secret', '--team-id', 'DEF123GHIJ', '--client-id', 'com.example.web'],
+    ['public-key'],
+  ])('suggests --key for a positional key in %s', async (...command) => {
+    const run = await runCli([...command, key.path]);
+    expect(run.code).toBe(2);
+    expectOneErrorLine(run, 'ERR_CLI_USAGE');
+    expect(run.stderr).toContain('Too many arguments');
+    expect(run.stderr).toContain('. Give the key with --key REF');
+  });
+
+  it('suggests no --key when --key is given', async () => {
+    const run = await runCli(['public-key', '--key', key.path, 'extra']);
+    expect(run.code).toBe(2);
+    expectOneErrorLine(run, 'ERR_CLI_USAGE');
+    expect(run.stderr).toContain('Too many arguments');
+    expect(run.stderr).not.toContain('Give the key with --key');
+  });
+
   it('points an unknown kind at the kinds', async () => {
     const run = await runCli(['mint', 'apple-pay', '--key', key.path]);
     expect(run.code).toBe(2);
