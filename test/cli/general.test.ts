@@ -103,6 +103,28 @@ describe('kms-jwt usage errors', () => {
     expect(run.stderr).not.toContain('Give the key with --key');
   });
 
+  it.each([
+    [['client-secret', '--clientid', 'com.example.web'], '--client-id'],
+    [['client-secret', '--teamId', 'DEF123GHIJ'], '--team-id'],
+    [['client-secret', '--passphrase', 'x'], '--passphrase-env'],
+    [['client-secret', '--key_id', 'ABC123DEFG'], '--key-id'],
+    [['verify', '-', '--audience', 'https://appleid.apple.com'], '--aud'],
+    [['public-key', '--formt', 'jwk'], '--format'],
+  ])('suggests the nearest option for %j', async (args, nearest) => {
+    const run = await runCli(args);
+    expect(run.code).toBe(2);
+    expectOneErrorLine(run, 'ERR_CLI_USAGE');
+    expect(run.stderr).toContain(`(the nearest option is ${nearest})`);
+  });
+
+  it('suggests no option for an unrelated name', async () => {
+    const run = await runCli(['client-secret', '--sign-everything']);
+    expect(run.code).toBe(2);
+    expectOneErrorLine(run, 'ERR_CLI_USAGE');
+    expect(run.stderr).toContain('Unknown option --sign-everything.');
+    expect(run.stderr).not.toContain('nearest');
+  });
+
   it('points an unknown kind at the kinds', async () => {
     const run = await runCli(['mint', 'apple-pay', '--key', key.path]);
     expect(run.code).toBe(2);
