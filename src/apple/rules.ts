@@ -257,7 +257,7 @@ function checkExtraClaims(profile: ProfileDefinition, view: TokenView): Finding[
     const issue: ShapeIssue = {
       severity: profile.extraClaimSeverity,
       rule: 'claim-extra',
-      problem: `is not a ${profile.kind} claim${headerOnly}; the claims are ${expected}`,
+      problem: `is not one of the ${profile.kind} claims${headerOnly}; the claims are ${expected}`,
       fix: `Remove ${shortName(name)} from the claims`,
     };
     return makeFinding(profile, { field: `claims.${shortName(name)}` }, issue, code);
