@@ -936,3 +936,22 @@ describe('list options', () => {
     expect(signedClaims(minted.token).origin).toEqual(['https://music.example.com']);
   });
 });
+
+describe('signer option', () => {
+  it.each([
+    ['a key path', './AuthKey_ABC123DEFG.p8'],
+    ['a key reference', 'awskms:alias/apple-siwa'],
+    ['nothing', undefined],
+  ])('names createSigner when given %s', async (_shape, signer) => {
+    const options = { ...base['client-secret'], signer, now };
+    let caught: unknown;
+    try {
+      await createAppleToken('client-secret', options as never);
+    } catch (error) {
+      caught = error;
+    }
+
+    expect(caught).toBeInstanceOf(TypeError);
+    expect((caught as Error).message).toContain("await createSigner('file:AuthKey_KEYID.p8')");
+  });
+});
