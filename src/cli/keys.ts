@@ -32,16 +32,40 @@ export function adapterOptionsFrom(parsed: ParsedArgs, io: CliIo): AdapterOption
   const passphraseEnv = stringValue(parsed, 'passphrase-env');
   if (passphraseEnv === undefined) return options;
 
-  if (io.env[passphraseEnv] === undefined) {
-    throw new CliError(
-      'ERR_CLI_ENV_NOT_SET',
-      `The environment variable ${passphraseEnv} named by --passphrase-env is not set. ` +
-        'Export it with the passphrase of the encrypted key.',
-      { details: { variable: passphraseEnv } },
-    );
-  }
+  if (io.env[passphraseEnv] === undefined) throw passphraseEnvNotSetError(passphraseEnv);
   options.passphraseEnv = passphraseEnv;
   return options;
+}
+
+// Conventional variable names. Any other unset value may be the passphrase itself, typed where
+// the variable's name belongs, so the error does not repeat it.
+const variableNamePattern = /^[A-Z_][A-Z0-9_]*$/;
+
+function passphraseEnvNotSetError(name: string): CliError {
+  const withoutDollar = name.replace(/^\$/, '');
+  if (withoutDollar !== name && variableNamePattern.test(withoutDollar)) {
+    return new CliError(
+      'ERR_CLI_ENV_NOT_SET',
+      `--passphrase-env takes the variable's name without "$", as in --passphrase-env ` +
+        `${withoutDollar}.`,
+      { details: { variable: withoutDollar } },
+    );
+  }
+  if (!variableNamePattern.test(name)) {
+    return new CliError(
+      'ERR_CLI_ENV_NOT_SET',
+      'The value of --passphrase-env is not the name of a set environment variable, and it is ' +
+        'not shown because it may be a passphrase. --passphrase-env takes the name of a ' +
+        'variable that holds the passphrase, such as KEY_PASS, not the passphrase itself.',
+      { details: {} },
+    );
+  }
+  return new CliError(
+    'ERR_CLI_ENV_NOT_SET',
+    `The environment variable ${name} named by --passphrase-env is not set. ` +
+      'Export it with the passphrase of the encrypted key.',
+    { details: { variable: name } },
+  );
 }
 
 /** Prints an adapter's `warning` events, and every event when `KMS_JWT_DEBUG=1`. */

@@ -215,6 +215,24 @@ describe('kms-jwt error output', () => {
     expectOneErrorLine(run, 'ERR_CLI_ENV_NOT_SET');
     expect(run.stderr).toContain('NOT_SET_X');
   });
+
+  it.each([['hunter2-passphrase'], ['correct horse battery staple'], ['hunter2']])(
+    'hides a passphrase given as --passphrase-env %s',
+    async (passphrase) => {
+      const run = await runCli(['public-key', '--key', key.path, '--passphrase-env', passphrase]);
+      expect(run.code).toBe(2);
+      expectOneErrorLine(run, 'ERR_CLI_ENV_NOT_SET');
+      expect(run.stderr).not.toContain(passphrase);
+      expect(run.stderr).toContain('not the passphrase itself');
+    },
+  );
+
+  it('names the variable without its $', async () => {
+    const run = await runCli(['public-key', '--key', key.path, '--passphrase-env', '$KEY_PASS']);
+    expect(run.code).toBe(2);
+    expectOneErrorLine(run, 'ERR_CLI_ENV_NOT_SET');
+    expect(run.stderr).toContain('--passphrase-env KEY_PASS');
+  });
 });
 
 describe('kms-jwt failures outside a command', () => {
