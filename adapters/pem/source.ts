@@ -109,17 +109,39 @@ export function resolvePassphrase(
 
   const name = options.passphraseEnv;
   const value = process.env[name];
-  if (value === undefined || value === '') {
-    const state = value === undefined ? 'is not set' : 'is empty';
+  if (value !== undefined && value !== '') return value;
+
+  if (!isConventionalVariableName(name)) {
     throw keyError(
       'ERR_KEY_PASSPHRASE_ENV_UNSET',
       origin,
-      `the passphrase variable ${name} ${state}. Export it before running, or drop passphraseEnv ` +
-        'if the key is not encrypted.',
-      { details: { variable: name } },
+      'passphraseEnv does not name a set environment variable, and its value is not shown ' +
+        'because it may be a passphrase. passphraseEnv takes the name of a variable that holds ' +
+        "the passphrase, such as 'KEY_PASS', not the passphrase itself.",
+      { details: {} },
     );
   }
-  return value;
+  const state = value === undefined ? 'is not set' : 'is empty';
+  throw keyError(
+    'ERR_KEY_PASSPHRASE_ENV_UNSET',
+    origin,
+    `the passphrase variable ${name} ${state}. Export it before running, or drop passphraseEnv ` +
+      'if the key is not encrypted.',
+    { details: { variable: name } },
+  );
+}
+
+/**
+ * Returns true for a conventional environment variable name: upper-case letters, digits and
+ * `_`. A value of another shape, given where a variable's name belongs, may be the passphrase
+ * itself, so errors do not repeat it.
+ *
+ * @example
+ * isConventionalVariableName('KEY_PASS'); // true
+ * isConventionalVariableName('hunter2'); // false
+ */
+export function isConventionalVariableName(name: string): boolean {
+  return /^[A-Z_][A-Z0-9_]*$/.test(name);
 }
 
 /** Returns the origin of a source without reading it, for the signer's key ID. */

@@ -10,6 +10,7 @@ import type { KeyObject } from 'node:crypto';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { keyIdFromFileName } from '../../adapters/pem/file-checks.js';
 import { resolveKeyPath } from '../../adapters/pem/reference.js';
+import { isConventionalVariableName } from '../../adapters/pem/source.js';
 import { createSigner, parseKeyReference, type AdapterOptions } from '../key-uri.js';
 import type { Signer, SignerEvent } from '../signer.js';
 import { CliError } from './errors.js';
@@ -37,13 +38,9 @@ export function adapterOptionsFrom(parsed: ParsedArgs, io: CliIo): AdapterOption
   return options;
 }
 
-// Conventional variable names. Any other unset value may be the passphrase itself, typed where
-// the variable's name belongs, so the error does not repeat it.
-const variableNamePattern = /^[A-Z_][A-Z0-9_]*$/;
-
 function passphraseEnvNotSetError(name: string): CliError {
   const withoutDollar = name.replace(/^\$/, '');
-  if (withoutDollar !== name && variableNamePattern.test(withoutDollar)) {
+  if (withoutDollar !== name && isConventionalVariableName(withoutDollar)) {
     return new CliError(
       'ERR_CLI_ENV_NOT_SET',
       `--passphrase-env takes the variable's name without "$", as in --passphrase-env ` +
@@ -51,7 +48,7 @@ function passphraseEnvNotSetError(name: string): CliError {
       { details: { variable: withoutDollar } },
     );
   }
-  if (!variableNamePattern.test(name)) {
+  if (!isConventionalVariableName(name)) {
     return new CliError(
       'ERR_CLI_ENV_NOT_SET',
       'The value of --passphrase-env is not the name of a set environment variable, and it is ' +
