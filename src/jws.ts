@@ -40,6 +40,7 @@ export async function signJwt(
   parts: JwtParts,
   options: RuntimeOptions = {},
 ): Promise<string> {
+  assertSigner(signer);
   assertParts(parts);
 
   const headerJson = serialiseHeader(parts.header);
@@ -64,6 +65,15 @@ function assertNotAborted(signal: AbortSignal | undefined, signer: Signer): void
     `Signing with ${signer.keyId} was aborted by the caller's signal before the signer was ` +
       "called. The signal's reason is the cause.",
     { cause: signal.reason, details: { keyId: signer.keyId } },
+  );
+}
+
+function assertSigner(signer: Signer): void {
+  const candidate = signer as Partial<Signer> | null | undefined;
+  if (typeof candidate?.sign === 'function' && typeof candidate.getPublicKey === 'function') return;
+  throw new TypeError(
+    'signJwt expects a Signer, with sign and getPublicKey. For a key path or reference, create ' +
+      "one first: await createSigner('file:AuthKey_KEYID.p8').",
   );
 }
 

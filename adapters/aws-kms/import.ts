@@ -127,7 +127,8 @@ class ImportRun {
       alias,
       details: {
         keyArn,
-        ...(alias ? { alias, aliasReference: `awskms:${alias}` } : {}),
+        // The alias ARN carries the key's region, so the reference works without AWS_REGION.
+        ...(alias ? { alias, aliasReference: `awskms:${arnScope(keyArn) ?? ''}${alias}` } : {}),
         wrappingAlgorithm: this.#algorithm,
         wrappingKeySpec: this.#wrappingKeySpec,
         createdKey: existing ? 'no' : 'yes',

@@ -184,13 +184,19 @@ function withEndpoint(
   target: KeyReference,
   parsed: AwsKmsReference,
 ): AwsKmsImportResult {
-  if (parsed.endpoint === undefined) return result;
+  const endpoint = parsed.endpoint;
+  if (endpoint === undefined) return result;
   const sigstoreHost = /^\/\/([^/]+)\//.exec(target.rest)?.[1];
-  const reference =
+  const referenceTo = (keyId: string) =>
     sigstoreHost === undefined
-      ? `awskms:key-id=${encodeURIComponent(result.keyArn)}?endpoint=${encodeURIComponent(parsed.endpoint)}`
-      : `awskms://${sigstoreHost}/${result.keyArn}`;
-  return { ...result, reference };
+      ? `awskms:key-id=${encodeURIComponent(keyId)}?endpoint=${encodeURIComponent(endpoint)}`
+      : `awskms://${sigstoreHost}/${keyId}`;
+  const aliasReference = result.details.aliasReference;
+  const details =
+    aliasReference === undefined
+      ? result.details
+      : { ...result.details, aliasReference: referenceTo(aliasReference.slice('awskms:'.length)) };
+  return { ...result, reference: referenceTo(result.keyArn), details };
 }
 
 function toKeyReference(reference: string): KeyReference {

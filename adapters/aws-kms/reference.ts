@@ -155,6 +155,16 @@ function parseUrl(text: string): URL | undefined {
 }
 
 function parseAttributeForm(rest: string): AwsKmsReference {
+  // A short-form key followed by attributes, as in `awskms:alias/NAME?endpoint=URL`, would
+  // otherwise fail as "attribute 1 has no name=value form", which does not say what to change.
+  const firstAttribute = rest.split(/[;?]/, 1)[0]!;
+  if (firstAttribute !== '' && !firstAttribute.includes('=')) {
+    throw invalid(
+      'the region, profile and endpoint attributes need the key as an attribute too, so write ' +
+        'the key as key-id=KEY, as in awskms:key-id=alias/NAME;region=REGION?endpoint=URL',
+    );
+  }
+
   const { path, query } = parseReferenceAttributes(rest, label);
   // A later copy would silently win, so a reference could show one key and sign with another.
   const twice = [...query.keys()].find((name) => path.has(name));

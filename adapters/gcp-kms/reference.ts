@@ -230,15 +230,27 @@ function assertEndpointAllowed(host: string, plaintext: boolean): void {
   if (plaintext && isLoopbackHost(host)) return;
   if (!plaintext && /^[a-z0-9.-]+\.googleapis\.com$/i.test(host)) return;
 
-  const problem = plaintext
-    ? `plaintext=true is allowed only for loopback hosts (127.0.0.1, ::1, localhost), not ${quote(host)}`
-    : `endpoint ${quote(host)} is not a *.googleapis.com host, and TLS endpoints elsewhere would receive Google credentials`;
   throw new KmsJwtError(
     'ERR_GCP_KMS_ENDPOINT_REJECTED',
-    `Rejected the gcpkms endpoint: ${problem}. For any other endpoint, pass your own ` +
-      'KeyManagementServiceClient as the client option.',
+    `Rejected the gcpkms endpoint: ${describeEndpointProblem(host, plaintext)}. For any other ` +
+      'endpoint, pass your own KeyManagementServiceClient as the client option.',
     { details: { host, plaintext } },
   );
+}
+
+function describeEndpointProblem(host: string, plaintext: boolean): string {
+  if (plaintext) {
+    return (
+      'plaintext=true is allowed only for loopback hosts (127.0.0.1, ::1, localhost), ' +
+      `not ${quote(host)}`
+    );
+  }
+  const problem =
+    `endpoint ${quote(host)} is not a *.googleapis.com host, and TLS endpoints elsewhere ` +
+    'would receive Google credentials';
+  // A loopback endpoint is most likely a local emulator, and emulators usually serve plaintext
+  // gRPC, so the message names the attribute that such a reference lacks.
+  return isLoopbackHost(host) ? `${problem}. For a local emulator, add plaintext=true` : problem;
 }
 
 function parseImportSettings(query: Map<string, string>): GcpKmsImportSettings {

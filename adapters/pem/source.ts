@@ -4,7 +4,7 @@
  * nothing: the caller parses the input and drops it.
  */
 import { closeSync, openSync, readSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import { shortenForMessage } from '../../src/message-text.js';
 import type { RuntimeOptions } from '../../src/signer.js';
 import { inlineOrigin, keyError, type KeyOrigin } from './errors.js';
@@ -109,17 +109,39 @@ export function resolvePassphrase(
 
   const name = options.passphraseEnv;
   const value = process.env[name];
-  if (value === undefined || value === '') {
-    const state = value === undefined ? 'is not set' : 'is empty';
+  if (value !== undefined && value !== '') return value;
+
+  if (!isConventionalVariableName(name)) {
     throw keyError(
       'ERR_KEY_PASSPHRASE_ENV_UNSET',
       origin,
-      `the passphrase variable ${name} ${state}. Export it before running, or drop passphraseEnv ` +
-        'if the key is not encrypted.',
-      { details: { variable: name } },
+      'passphraseEnv does not name a set environment variable, and its value is not shown ' +
+        'because it may be a passphrase. passphraseEnv takes the name of a variable that holds ' +
+        "the passphrase, such as 'KEY_PASS', not the passphrase itself.",
+      { details: {} },
     );
   }
-  return value;
+  const state = value === undefined ? 'is not set' : 'is empty';
+  throw keyError(
+    'ERR_KEY_PASSPHRASE_ENV_UNSET',
+    origin,
+    `the passphrase variable ${name} ${state}. Export it before running, or drop passphraseEnv ` +
+      'if the key is not encrypted.',
+    { details: { variable: name } },
+  );
+}
+
+/**
+ * Returns true for a conventional environment variable name: upper-case letters, digits and
+ * `_`. A value of another shape, given where a variable's name belongs, may be the passphrase
+ * itself, so errors do not repeat it.
+ *
+ * @example
+ * isConventionalVariableName('KEY_PASS'); // true
+ * isConventionalVariableName('hunter2'); // false
+ */
+export function isConventionalVariableName(name: string): boolean {
+  return /^[A-Z_][A-Z0-9_]*$/.test(name);
 }
 
 /** Returns the origin of a source without reading it, for the signer's key ID. */
@@ -250,7 +272,8 @@ function fileError(error: unknown, path: string, origin: KeyOrigin) {
     return keyError(
       'ERR_KEY_FILE_NOT_FOUND',
       origin,
-      `no such file. Check the path; a relative path is resolved against ${process.cwd()}.`,
+      `no such file. Check the path; a relative path is resolved against ${process.cwd()}.` +
+        describeEnvironmentVariableHint(path),
       { cause: error, details: { path } },
     );
   }
@@ -274,6 +297,21 @@ function fileError(error: unknown, path: string, origin: KeyOrigin) {
     cause: error,
     details: { path, osCode: code },
   });
+}
+
+/**
+ * Returns a hint naming `env:NAME` when a missing file in the working directory is named like a set
+ * environment variable, as with `--key APPLE_PRIVATE_KEY` or a quoted `'$APPLE_PRIVATE_KEY'`.
+ * Only the variable's name is shown, never its value.
+ */
+function describeEnvironmentVariableHint(path: string): string {
+  if (dirname(path) !== process.cwd()) return '';
+  const name = basename(path).replace(/^\$/, '');
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name) || process.env[name] === undefined) return '';
+  return (
+    ` An environment variable named ${name} is set: to read the key from it, use env:${name} ` +
+    `(or { env: '${name}' } in createPemSigner).`
+  );
 }
 
 function hiddenPathError(code: unknown) {

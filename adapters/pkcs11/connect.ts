@@ -32,6 +32,19 @@ export interface TokenConnection {
   release(): void;
 }
 
+const queryAttributeNames = new Set(['module-path', 'pin-source', 'pin-value']);
+
+/** Names the fix for unknown path attributes that are common slips, or returns ''. */
+function describeFixes(uri: Pkcs11Uri): string {
+  const fixes = uri.unknownPathAttributes.map((name) => {
+    if (queryAttributeNames.has(name))
+      return ` "${name}" is a query attribute: write it after "?".`;
+    if (name === 'label') return " The key's label (CKA_LABEL) is matched by object=LABEL.";
+    return '';
+  });
+  return fixes.join('');
+}
+
 /** Fails early for URIs that cannot match anything, before any native code is loaded. */
 export function assertUriSelectsObject(uri: Pkcs11Uri): void {
   if (uri.unknownPathAttributes.length > 0) {
@@ -40,7 +53,7 @@ export function assertUriSelectsObject(uri: Pkcs11Uri): void {
       'ERR_PKCS11_KEY_NOT_FOUND',
       `${formatPathAttributes(uri)} matches no object, because it has the path attribute ` +
         `${names}, which this adapter does not know (RFC 7512: a URI with an unknown path ` +
-        'attribute matches nothing). Remove it or fix its spelling.',
+        `attribute matches nothing). Remove it or fix its spelling.${describeFixes(uri)}`,
       { details: { unknownAttributes: uri.unknownPathAttributes } },
     );
   }

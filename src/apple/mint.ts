@@ -115,7 +115,11 @@ function assertOptions(profile: ProfileDefinition, options: Record<string, unkno
   }
   const signer = options.signer as { sign?: unknown; getPublicKey?: unknown } | undefined;
   if (typeof signer?.sign !== 'function' || typeof signer.getPublicKey !== 'function') {
-    throw new TypeError(`Minting a ${profile.kind} token expects options.signer to be a Signer.`);
+    throw new TypeError(
+      `Minting a ${profile.kind} token expects options.signer to be a Signer, with sign and ` +
+        'getPublicKey. For a key path or reference, create one first: ' +
+        "signer: await createSigner('file:AuthKey_KEYID.p8').",
+    );
   }
 
   const known = knownOptions(profile);

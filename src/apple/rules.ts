@@ -112,6 +112,7 @@ export function checkToken(profile: ProfileDefinition, view: TokenView): Finding
   for (const spec of profile.claims)
     findings.push(...checkField(profile, spec, 'claims', view.claims));
   findings.push(...checkExtraClaims(profile, view), ...checkTimes(profile, view));
+  findings.push(...checkKeyIdNotIssuer(profile, view));
   for (const check of profile.checks) findings.push(...check(view, profile));
   if (findings.length === 0) return findings;
 
@@ -119,6 +120,30 @@ export function checkToken(profile: ProfileDefinition, view: TokenView): Finding
     ...findings.filter((finding) => finding.severity === 'error'),
     ...findings.filter((finding) => finding.severity === 'warning'),
   ];
+}
+
+/**
+ * Warns when `kid` equals `iss`. Apple issues key IDs separately from Team IDs and issuer IDs, so
+ * the same value in both most likely means one was copied into the other. The CLI's file-name
+ * check cannot see this for a KMS or HSM key, where no `AuthKey_<KEYID>.p8` name gives the key ID.
+ */
+function checkKeyIdNotIssuer(profile: ProfileDefinition, view: TokenView): Finding[] {
+  const kid = view.header.kid;
+  if (typeof kid !== 'string' || kid === '' || kid !== view.claims.iss) return [];
+
+  const option = profile.header.find((spec) => spec.name === 'kid')?.option;
+  const issue: ShapeIssue = {
+    severity: 'warning',
+    rule: 'kid-equals-iss',
+    source: 'derived',
+    problem:
+      `is ${quote(kid)}, the same value as claims.iss, but Apple issues the key ID separately ` +
+      'from the Team ID and the issuer ID',
+    fix:
+      'Pass the key ID of the signing key, as shown in Certificates, Identifiers & Profiles → ' +
+      'Keys',
+  };
+  return [makeFinding(profile, { field: 'header.kid', option }, issue, 'ERR_APPLE_FIELD_INVALID')];
 }
 
 function checkAlgorithm(profile: ProfileDefinition, view: TokenView): Finding[] {
@@ -257,7 +282,7 @@ function checkExtraClaims(profile: ProfileDefinition, view: TokenView): Finding[
     const issue: ShapeIssue = {
       severity: profile.extraClaimSeverity,
       rule: 'claim-extra',
-      problem: `is not a ${profile.kind} claim${headerOnly}; the claims are ${expected}`,
+      problem: `is not one of the ${profile.kind} claims${headerOnly}; the claims are ${expected}`,
       fix: `Remove ${shortName(name)} from the claims`,
     };
     return makeFinding(profile, { field: `claims.${shortName(name)}` }, issue, code);

@@ -52,9 +52,11 @@ export function parseCommandArgs(
 
   if (values.help !== true && positionals.length > maxPositionals) {
     const expected = maxPositionals === 0 ? 'no arguments' : `at most ${maxPositionals}`;
+    // A key path written without --key is the usual cause, so name the flag when it is missing.
+    const hint = 'key' in flags && values.key === undefined ? '. Give the key with --key REF' : '';
     throw usageError(
       command,
-      `Too many arguments: ${command} takes ${expected}, but got ${positionals.length}`,
+      `Too many arguments: ${command} takes ${expected}, but got ${positionals.length}${hint}`,
     );
   }
   return { values, positionals };
@@ -75,7 +77,11 @@ function assertOptionToken(
 ): void {
   const spec = options[token.name];
   const flag = shortenForMessage(token.rawName);
-  if (spec === undefined) throw usageError(command, `Unknown option ${flag}`);
+  if (spec === undefined) {
+    const nearest = findNearestOption(token.name, Object.keys(options));
+    const hint = nearest === undefined ? '' : ` (the nearest option is --${nearest})`;
+    throw usageError(command, `Unknown option ${flag}${hint}`);
+  }
 
   if (spec.type === 'boolean' && token.inlineValue) {
     throw usageError(command, `Option ${flag} takes no value`);
@@ -92,6 +98,54 @@ function assertOptionToken(
     throw usageError(command, `Option ${flag} is given more than once`);
   }
   seen.add(token.name);
+}
+
+/**
+ * Finds the option a mistyped name most likely meant: the same name in another case or without
+ * dashes (`--teamId`, `--key_id`), a name one is a prefix of (`--passphrase`, `--audience`), or
+ * one at most two edits away (`--formt`). Returns undefined when none is that close.
+ *
+ * @example
+ * findNearestOption('clientid', ['team-id', 'client-id']); // 'client-id'
+ */
+export function findNearestOption(name: string, optionNames: string[]): string | undefined {
+  const normalize = (text: string) => text.toLowerCase().replace(/[-_]/g, '');
+  const normalizedName = normalize(name);
+  if (normalizedName.length < 3) return undefined;
+
+  const candidates = optionNames.filter((option) => option !== 'help');
+  const sameName = candidates.find((option) => normalize(option) === normalizedName);
+  if (sameName !== undefined) return sameName;
+  const prefixed = candidates.find((option) => {
+    const normalizedOption = normalize(option);
+    return (
+      normalizedOption.length >= 3 &&
+      (normalizedOption.startsWith(normalizedName) || normalizedName.startsWith(normalizedOption))
+    );
+  });
+  if (prefixed !== undefined) return prefixed;
+
+  let best: { option: string; distance: number } | undefined;
+  for (const option of candidates) {
+    const distance = editDistance(normalizedName, normalize(option));
+    if (distance <= 2 && (best === undefined || distance < best.distance))
+      best = { option, distance };
+  }
+  return best?.option;
+}
+
+/** Returns the Levenshtein distance: the insertions, deletions and substitutions from a to b. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, index) => index);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1);
+      current.push(Math.min(previous[j]! + 1, current[j - 1]! + 1, substitution));
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
 }
 
 /** Returns a string option's value, or undefined when it was not given. */

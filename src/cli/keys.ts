@@ -10,6 +10,7 @@ import type { KeyObject } from 'node:crypto';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { keyIdFromFileName } from '../../adapters/pem/file-checks.js';
 import { resolveKeyPath } from '../../adapters/pem/reference.js';
+import { isConventionalVariableName } from '../../adapters/pem/source.js';
 import { createSigner, parseKeyReference, type AdapterOptions } from '../key-uri.js';
 import type { Signer, SignerEvent } from '../signer.js';
 import { CliError } from './errors.js';
@@ -32,16 +33,36 @@ export function adapterOptionsFrom(parsed: ParsedArgs, io: CliIo): AdapterOption
   const passphraseEnv = stringValue(parsed, 'passphrase-env');
   if (passphraseEnv === undefined) return options;
 
-  if (io.env[passphraseEnv] === undefined) {
-    throw new CliError(
-      'ERR_CLI_ENV_NOT_SET',
-      `The environment variable ${passphraseEnv} named by --passphrase-env is not set. ` +
-        'Export it with the passphrase of the encrypted key.',
-      { details: { variable: passphraseEnv } },
-    );
-  }
+  if (io.env[passphraseEnv] === undefined) throw passphraseEnvNotSetError(passphraseEnv);
   options.passphraseEnv = passphraseEnv;
   return options;
+}
+
+function passphraseEnvNotSetError(name: string): CliError {
+  const withoutDollar = name.replace(/^\$/, '');
+  if (withoutDollar !== name && isConventionalVariableName(withoutDollar)) {
+    return new CliError(
+      'ERR_CLI_ENV_NOT_SET',
+      `--passphrase-env takes the variable's name without "$", as in --passphrase-env ` +
+        `${withoutDollar}.`,
+      { details: { variable: withoutDollar } },
+    );
+  }
+  if (!isConventionalVariableName(name)) {
+    return new CliError(
+      'ERR_CLI_ENV_NOT_SET',
+      'The value of --passphrase-env is not the name of a set environment variable, and it is ' +
+        'not shown because it may be a passphrase. --passphrase-env takes the name of a ' +
+        'variable that holds the passphrase, such as KEY_PASS, not the passphrase itself.',
+      { details: {} },
+    );
+  }
+  return new CliError(
+    'ERR_CLI_ENV_NOT_SET',
+    `The environment variable ${name} named by --passphrase-env is not set. ` +
+      'Export it with the passphrase of the encrypted key.',
+    { details: { variable: name } },
+  );
 }
 
 /** Prints an adapter's `warning` events, and every event when `KMS_JWT_DEBUG=1`. */

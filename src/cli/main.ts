@@ -37,12 +37,24 @@ async function main(argv: string[], io: CliIo): Promise<number> {
 async function runCommand(name: string, args: string[], io: CliIo): Promise<number> {
   const load = Object.hasOwn(commands, name) ? commands[name] : undefined;
   if (load === undefined) {
-    const quotedName = shortenForMessage(name);
-    if (name.startsWith('-')) throw usageError('', `Unknown option ${quotedName}`);
-    throw usageError('', `Unknown command "${quotedName}"`, 'commands');
+    if (name.startsWith('-')) throw missingCommandError(name);
+    throw usageError('', `Unknown command "${shortenForMessage(name)}"`, 'commands');
   }
   const command = await load();
   return command.run(args, io);
+}
+
+/**
+ * Builds the usage error for an option given before any command, as in `kms-jwt --team-id X`.
+ * Only the flag name is shown, because `--name=value` may carry a passphrase or a token.
+ */
+function missingCommandError(flag: string): Error {
+  const flagName = shortenForMessage(flag.split('=', 1)[0]!);
+  return usageError(
+    '',
+    `Missing command before ${flagName}: options follow a command, such as client-secret`,
+    'commands',
+  );
 }
 
 async function printHelp(io: CliIo): Promise<number> {

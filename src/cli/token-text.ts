@@ -102,6 +102,11 @@ export async function readTokenArgument(
 /** Rejects whitespace inside a token, which is two tokens or one wrapped across lines. */
 function assertOneToken(command: string, token: string): void {
   if (!/\s/.test(token)) return;
+  // A token copied from an Authorization header keeps its scheme, which Apple's APIs expect there
+  // but which is not part of the JWS.
+  if (/^bearer\s+\S+$/i.test(token)) {
+    throw usageError(command, 'TOKEN starts with "Bearer ". Remove the "Bearer " prefix');
+  }
   const lines = token.split(/\r\n|\r|\n/).length;
   const found =
     lines > 1

@@ -585,6 +585,15 @@ describe('inspectAppleToken: many or long names', () => {
     expect(extra[20]?.severity).toBe('warning');
   });
 
+  it('names an extra claim in plain words', () => {
+    const { header, claims } = samples.apns;
+    const report = inspect(header, { ...claims, sub: 'com.example.app' }, 'apns');
+    const extra = report.problems.find((problem) => problem.rule === 'claim-extra');
+    expect(extra?.message).toContain(
+      'claims.sub is not one of the apns claims; the claims are iss, iat',
+    );
+  });
+
   it('lists 20 extra claims one by one', () => {
     const { header, claims } = samples['client-secret'];
     const report = inspect(header, { ...claims, ...manyClaims(20) });

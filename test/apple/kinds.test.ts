@@ -936,3 +936,63 @@ describe('list options', () => {
     expect(signedClaims(minted.token).origin).toEqual(['https://music.example.com']);
   });
 });
+
+describe('signer option', () => {
+  it.each([
+    ['a key path', './AuthKey_ABC123DEFG.p8'],
+    ['a key reference', 'awskms:alias/apple-siwa'],
+    ['nothing', undefined],
+  ])('names createSigner when given %s', async (_shape, signer) => {
+    const options = { ...base['client-secret'], signer, now };
+    let caught: unknown;
+    try {
+      await createAppleToken('client-secret', options as never);
+    } catch (error) {
+      caught = error;
+    }
+
+    expect(caught).toBeInstanceOf(TypeError);
+    expect((caught as Error).message).toContain("await createSigner('file:AuthKey_KEYID.p8')");
+  });
+});
+
+describe('key ID equal to the Team ID', () => {
+  it.each(['client-secret', 'apns', 'musickit', 'weatherkit', 'mapkit', 'devicecheck'] as const)(
+    'warns while minting %s',
+    async (kind) => {
+      const log = eventLog();
+      const options = {
+        ...base[kind],
+        keyId: teamId,
+        signer: key.signer,
+        now,
+        onEvent: log.onEvent,
+      };
+      const minted = await createAppleToken(kind, options as never);
+
+      expect(minted.token.split('.')).toHaveLength(3);
+      expect(warningRules(log.events)).toContain('kid-equals-iss');
+      const warning = log.events.find((event) => event.rule === 'kid-equals-iss');
+      expect(warning?.message).toContain('header.kid (option keyId)');
+      expect(warning?.source).toBe('derived');
+    },
+  );
+
+  it('is listed by inspection', async () => {
+    const options = { ...base['client-secret'], keyId: teamId, signer: key.signer, now };
+    const minted = await createAppleToken('client-secret', options as never);
+
+    const report = inspectAppleToken(minted.token, { now });
+    const rules = report.problems.map((problem) => problem.rule);
+    expect(rules).toEqual(['kid-equals-iss']);
+    expect(report.problems[0]?.severity).toBe('warning');
+  });
+
+  it('stays quiet for distinct IDs', async () => {
+    const log = eventLog();
+    const options = { ...base['client-secret'], signer: key.signer, now, onEvent: log.onEvent };
+    await createAppleToken('client-secret', options as never);
+
+    expect(warningRules(log.events)).not.toContain('kid-equals-iss');
+  });
+});

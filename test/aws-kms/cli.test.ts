@@ -215,6 +215,25 @@ describe('kms-jwt import --to awskms', () => {
     await verifyIndependently(minted.stdout.trim(), p8.publicPem);
   });
 
+  it('prints an alias reference that carries its region', async () => {
+    const run = await runCli(['import', '--from', p8.path, '--to', at('alias/cli-regional')], {
+      env: awsEnv(),
+    });
+    expect(run.code).toBe(0);
+    const aliasArn = `arn:aws:kms:${kms.region}:${kms.accountId}:alias/cli-regional`;
+    expect(run.stderr).toContain(`kms-jwt: aliasReference: ${at(aliasArn)}\n`);
+
+    // Without AWS_REGION, only a reference that names its region can reach the key.
+    const { AWS_REGION: _region, ...withoutRegion } = awsEnv();
+    const minted = await runCli(
+      ['client-secret', ...secretArgs, '--key-id', 'ABC123DEFG', '--key', at(aliasArn)],
+      { env: withoutRegion },
+    );
+    expect(minted.stderr).toBe('');
+    expect(minted.code).toBe(0);
+    await verifyIndependently(minted.stdout.trim(), p8.publicPem);
+  });
+
   it('imports with --wrapping-algorithm RSAES_OAEP_SHA_256', async () => {
     const run = await runCli(
       [

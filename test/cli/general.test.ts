@@ -67,10 +67,62 @@ describe('kms-jwt usage errors', () => {
     expect(run.stderr).toContain('Run "kms-jwt --help" for the commands.');
   });
 
-  it('points an unknown option at the options', async () => {
-    const run = await runCli(['--sign-everything']);
+  it('names a missing command before an option', async () => {
+    const run = await runCli(['--team-id', 'DEF123GHIJ', '--key', key.path]);
+    expect(run.code).toBe(2);
     expectOneErrorLine(run, 'ERR_CLI_USAGE');
-    expect(run.stderr).toContain('Run "kms-jwt --help" for the options.');
+    expect(run.stderr).toContain('Missing command before --team-id');
+    expect(run.stderr).toContain('such as client-secret');
+    expect(run.stderr).toContain('Run "kms-jwt --help" for the commands.');
+  });
+
+  it('hides the value of an option before the command', async () => {
+    const run = await runCli(['--passphrase=hunter2-secret', 'client-secret']);
+    expect(run.code).toBe(2);
+    expectOneErrorLine(run, 'ERR_CLI_USAGE');
+    expect(run.stderr).toContain('Missing command before --passphrase');
+    expect(run.stderr).not.toContain('hunter2');
+  });
+
+  it.each([
+    ['client-secret', '--team-id', 'DEF123GHIJ', '--client-id', 'com.example.web'],
+    ['public-key'],
+  ])('suggests --key for a positional key in %s', async (...command) => {
+    const run = await runCli([...command, key.path]);
+    expect(run.code).toBe(2);
+    expectOneErrorLine(run, 'ERR_CLI_USAGE');
+    expect(run.stderr).toContain('Too many arguments');
+    expect(run.stderr).toContain('. Give the key with --key REF');
+  });
+
+  it('suggests no --key when --key is given', async () => {
+    const run = await runCli(['public-key', '--key', key.path, 'extra']);
+    expect(run.code).toBe(2);
+    expectOneErrorLine(run, 'ERR_CLI_USAGE');
+    expect(run.stderr).toContain('Too many arguments');
+    expect(run.stderr).not.toContain('Give the key with --key');
+  });
+
+  it.each([
+    [['client-secret', '--clientid', 'com.example.web'], '--client-id'],
+    [['client-secret', '--teamId', 'DEF123GHIJ'], '--team-id'],
+    [['client-secret', '--passphrase', 'x'], '--passphrase-env'],
+    [['client-secret', '--key_id', 'ABC123DEFG'], '--key-id'],
+    [['verify', '-', '--audience', 'https://appleid.apple.com'], '--aud'],
+    [['public-key', '--formt', 'jwk'], '--format'],
+  ])('suggests the nearest option for %j', async (args, nearest) => {
+    const run = await runCli(args);
+    expect(run.code).toBe(2);
+    expectOneErrorLine(run, 'ERR_CLI_USAGE');
+    expect(run.stderr).toContain(`(the nearest option is ${nearest})`);
+  });
+
+  it('suggests no option for an unrelated name', async () => {
+    const run = await runCli(['client-secret', '--sign-everything']);
+    expect(run.code).toBe(2);
+    expectOneErrorLine(run, 'ERR_CLI_USAGE');
+    expect(run.stderr).toContain('Unknown option --sign-everything.');
+    expect(run.stderr).not.toContain('nearest');
   });
 
   it('points an unknown kind at the kinds', async () => {
@@ -162,6 +214,24 @@ describe('kms-jwt error output', () => {
     expect(run.code).toBe(2);
     expectOneErrorLine(run, 'ERR_CLI_ENV_NOT_SET');
     expect(run.stderr).toContain('NOT_SET_X');
+  });
+
+  it.each([['hunter2-passphrase'], ['correct horse battery staple'], ['hunter2']])(
+    'hides a passphrase given as --passphrase-env %s',
+    async (passphrase) => {
+      const run = await runCli(['public-key', '--key', key.path, '--passphrase-env', passphrase]);
+      expect(run.code).toBe(2);
+      expectOneErrorLine(run, 'ERR_CLI_ENV_NOT_SET');
+      expect(run.stderr).not.toContain(passphrase);
+      expect(run.stderr).toContain('not the passphrase itself');
+    },
+  );
+
+  it('names the variable without its $', async () => {
+    const run = await runCli(['public-key', '--key', key.path, '--passphrase-env', '$KEY_PASS']);
+    expect(run.code).toBe(2);
+    expectOneErrorLine(run, 'ERR_CLI_ENV_NOT_SET');
+    expect(run.stderr).toContain('--passphrase-env KEY_PASS');
   });
 });
 

@@ -67,6 +67,15 @@ describe('TOKEN on stdin', () => {
     expect(run.stderr).toMatch(/whitespace/);
   });
 
+  it.each(commands)('%s names a Bearer prefix', async (_name, args) => {
+    const run = await runCli(args(), { input: `Bearer ${token}\n` });
+
+    expect(run.code).toBe(2);
+    expectOneErrorLine(run, 'ERR_CLI_USAGE');
+    expect(run.stderr).toContain('Remove the "Bearer " prefix');
+    expect(run.stderr).not.toContain(token.split('.')[1]!);
+  });
+
   it.each(commands)('%s stops reading a huge stdin', async (_name, args) => {
     const run = await runCli(args(), { input: 'A'.repeat(8 * 1024 * 1024) });
 

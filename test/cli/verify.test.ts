@@ -211,6 +211,13 @@ describe('verify', () => {
     expectInvalid(await runCli(['verify', token, '--key', key.path]), /does not verify/);
   });
 
+  it('says how to check a key that does not match', async () => {
+    const token = signToken(clientSecretClaims(), { signer: otherKey });
+    const run = await runCli(['verify', token, '--key', key.path]);
+    expectInvalid(run, /does not verify/);
+    expect(run.stderr).toContain('kms-jwt public-key --key REF --format thumbprint');
+  });
+
   it('rejects a tampered payload', async () => {
     const token = signToken(clientSecretClaims());
     const [header, , signature] = token.split('.');

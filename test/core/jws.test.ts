@@ -115,6 +115,18 @@ describe('signJwt input checks', () => {
   });
 
   it.each([
+    ['a key path', './AuthKey_ABC123DEFG.p8'],
+    ['an object without getPublicKey', { keyId: 'x', sign: async () => new Uint8Array(64) }],
+    ['nothing', undefined],
+  ])('rejects %s as the signer with TypeError', async (_name, signer) => {
+    const error = await signJwt(signer as never, { header, payload }).catch(
+      (caught: unknown) => caught,
+    );
+    expect(error).toBeInstanceOf(TypeError);
+    expect((error as Error).message).toContain("await createSigner('file:AuthKey_KEYID.p8')");
+  });
+
+  it.each([
     ['63 bytes', () => new Uint8Array(63)],
     ['65 bytes', () => new Uint8Array(65)],
     ['DER', (input: Uint8Array) => sign('sha256', input, rightKeys.privateKey)],

@@ -164,4 +164,28 @@ describe('Cloud KMS references', () => {
       );
     });
   }
+
+  it('suggests plaintext for a loopback TLS endpoint', () => {
+    for (const host of ['127.0.0.1', 'localhost', '[::1]']) {
+      let error: { code?: string; message?: string } = {};
+      try {
+        parse(`gcpkms:${versionName}?endpoint=${host}:8085`);
+      } catch (caught) {
+        error = caught as typeof error;
+      }
+      expect(error.code).toBe('ERR_GCP_KMS_ENDPOINT_REJECTED');
+      expect(error.message).toContain('add plaintext=true');
+    }
+  });
+
+  it('suggests no plaintext for a remote TLS endpoint', () => {
+    let message = '';
+    try {
+      parse(`gcpkms:${versionName}?endpoint=kms.example.com:443`);
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toMatch(/^Rejected the gcpkms endpoint/);
+    expect(message).not.toContain('plaintext=true');
+  });
 });

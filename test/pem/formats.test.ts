@@ -160,6 +160,16 @@ describe('encrypted keys', () => {
     expect(error.message).toContain(passphraseVariable);
   });
 
+  it('a passphrase given as passphraseEnv is not shown', async () => {
+    const secret = 'Sup3r-Secret-Passphrase-Value';
+    const error = await rejectionOf(
+      loadPrivateKey({ pem: encryptedPkcs8() }, { passphraseEnv: secret }),
+    );
+    expect(error.code).toBe('ERR_KEY_PASSPHRASE_ENV_UNSET');
+    expect(errorTextOf(error)).not.toContain(secret);
+    expect(error.message).toContain('not the passphrase itself');
+  });
+
   it('an unset variable is ignored for a plain key', async () => {
     const privateKey = await loadPrivateKey(
       { pem: key.pkcs8Pem },

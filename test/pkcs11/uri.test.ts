@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { resolveModulePath, resolvePin } from '../../adapters/pkcs11/config.js';
+import { assertUriSelectsObject } from '../../adapters/pkcs11/connect.js';
 import {
   encodeQueryValue,
   encodeUriId,
@@ -74,6 +75,23 @@ describe('parsePkcs11Uri', () => {
   it('collects unknown path attributes', () => {
     const uri = parsePkcs11Uri('pkcs11:token=a;object=b;colour=blue;x-vendor=1');
     expect(uri.unknownPathAttributes).toEqual(['colour', 'x-vendor']);
+  });
+
+  it.each([
+    ['pin-value', 'pkcs11:token=a;object=b;pin-value=1234', 'write it after "?"'],
+    ['module-path', 'pkcs11:token=a;object=b;module-path=/p11.so', 'write it after "?"'],
+    ['pin-source', 'pkcs11:token=a;object=b;pin-source=file:/pin', 'write it after "?"'],
+    ['label', 'pkcs11:token=a;label=b', '(CKA_LABEL) is matched by object=LABEL'],
+  ])('names the fix for a %s path attribute', (_name, reference, fix) => {
+    let caught: { code?: string; message?: string } = {};
+    try {
+      assertUriSelectsObject(parsePkcs11Uri(reference));
+    } catch (error) {
+      caught = error as typeof caught;
+    }
+    expect(caught.code).toBe('ERR_PKCS11_KEY_NOT_FOUND');
+    expect(caught.message).toContain(fix);
+    expect(caught.message).not.toContain('1234');
   });
 
   it('ignores vendor query attributes', () => {

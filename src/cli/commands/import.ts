@@ -47,9 +47,10 @@ Options:
 
 A flag that the target's backend does not use is a usage error, raised before anything is read.
 Prints the key reference to use on stdout; the thumbprint and backend details go to stderr.
-SIGINT, SIGTERM and SIGHUP wait until the import has finished or rolled back; the command then
-exits with 128 plus the signal number. A second signal stops it at once. Keep the .p8 offline
-afterwards, or delete it, once tokens signed through REF verify.
+SIGINT, SIGTERM and SIGHUP wait until the import has finished or rolled back. A finished import
+then exits with 128 plus the signal number, and a failed one with its error's exit code. A second
+signal stops it at once. Keep the .p8 offline afterwards, or delete it, once tokens signed
+through REF verify.
 `;
 
 /**

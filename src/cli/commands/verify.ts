@@ -74,7 +74,12 @@ export async function run(args: string[], io: CliIo): Promise<number> {
 
   const publicKey = await loadPublicKeyOf(reference, parsed, io);
   if (!isValidSignature(publicKey, decoded.signingInput, decoded.signature)) {
-    return invalid(io, 'the signature does not verify against the key');
+    return invalid(
+      io,
+      'the signature does not verify against the key. The token was signed by another key, or ' +
+        'changed after signing. Check that --key is the key its kid names: the two keys match ' +
+        'when "kms-jwt public-key --key REF --format thumbprint" prints the same value for both',
+    );
   }
 
   const claimProblem = claimsProblem(decoded.claims, parsed, io.now() / 1000);
