@@ -5,10 +5,11 @@
  * The file contains a secret, so it is handled like one:
  * - It is written with mode 0600 to a temporary file in the same folder, then renamed over the
  *   old one (rename(2) is atomic within a file system), so a reader never sees half a file.
- * - It is opened with O_NOFOLLOW and checked on the open descriptor: a symbolic link, a file that
- *   is not a regular file, a file owned by another user, or a file with any group or other
- *   permission bit is rejected with `ERR_CACHE_FILE_UNSAFE`. The cache does not repair the mode,
- *   because a token that others could read may already have leaked.
+ * - It is opened with O_NOFOLLOW and O_NONBLOCK and checked on the open descriptor: a symbolic
+ *   link, a file that is not a regular file (such as a FIFO), a file owned by another user, or a
+ *   file with any group or other permission bit is rejected with `ERR_CACHE_FILE_UNSAFE`. The
+ *   cache does not repair the mode, because a token that others could read may already have
+ *   leaked.
  */
 import { randomBytes } from 'node:crypto';
 import { constants, promises as fs, type Stats } from 'node:fs';
@@ -164,7 +165,9 @@ async function readCacheFile(options: FileCacheOptions): Promise<MintedToken | u
 async function readSafely(path: string): Promise<string | undefined> {
   let handle: fs.FileHandle;
   try {
-    handle = await fs.open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    // O_NONBLOCK, because a blocking open(2) of a FIFO waits for a writer that may never come.
+    // It changes nothing for a regular file, and anything else is rejected before a read.
+    handle = await fs.open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return undefined;

@@ -2,6 +2,7 @@ import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } f
 import { symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { getOrMintWithFileCache } from '../../src/stores/file-cache.js';
 import type { SignerEvent } from '../../src/signer.js';
@@ -182,6 +183,19 @@ describe('getOrMintWithFileCache', () => {
       message: expect.stringContaining('symbolic link'),
     });
     expect(readFileSync(target, 'utf8')).toBe('{}');
+  });
+
+  it('rejects a FIFO without waiting for a writer', async () => {
+    // A blocking open(2) of a FIFO waits until a writer opens it, which no writer ever does here.
+    execFileSync('mkfifo', ['-m', '600', path]);
+    const mint = secretMint(start);
+
+    await expect(run(start, mint)).rejects.toMatchObject({
+      code: 'ERR_CACHE_FILE_UNSAFE',
+      message: expect.stringContaining('not a regular file'),
+    });
+    expect(mint).not.toHaveBeenCalled();
+    expect(statSync(path).isFIFO()).toBe(true);
   });
 
   it('returns the token when writing fails', async () => {
