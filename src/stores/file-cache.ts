@@ -5,11 +5,13 @@
  * The file contains a secret, so it is handled like one:
  * - It is written with mode 0600 to a temporary file in the same folder, then renamed over the
  *   old one (rename(2) is atomic within a file system), so a reader never sees half a file.
- * - It is opened with O_NOFOLLOW and O_NONBLOCK and checked on the open descriptor: a symbolic
- *   link, a file that is not a regular file (such as a FIFO), a file owned by another user, or a
- *   file with any group or other permission bit is rejected with `ERR_CACHE_FILE_UNSAFE`. The
+ * - It is opened with O_NOFOLLOW and O_NONBLOCK and checked on the open descriptor. These are
+ *   rejected with `ERR_CACHE_FILE_UNSAFE`: a symbolic link, a file that is not a regular file
+ *   (such as a FIFO), a file owned by another user, and a file with a group or other bit. The
  *   cache does not repair the mode, because a token that others could read may already have
  *   leaked.
+ * - A file that is neither empty nor a cache record, such as a key file given as the cache path
+ *   by mistake, is left alone and raises `ERR_CACHE_FILE_UNRECOGNISED`.
  */
 import { randomBytes } from 'node:crypto';
 import { constants, promises as fs, type Stats } from 'node:fs';
@@ -52,6 +54,8 @@ export interface FileCacheResult extends MintedToken {
 }
 
 const fileFormatVersion = 1;
+// A record is one token and its cache key, about 1 KiB, so 64 KiB leaves ample room.
+const maxCacheFileBytes = 64 * 1024;
 const unsafeModeBits = 0o077;
 // As in the provider, a cached iat this far ahead of the clock means one of the clocks is wrong.
 const maxFutureIatSeconds = 300;
@@ -149,13 +153,20 @@ function assertOptions(options: FileCacheOptions): void {
   assertRefreshPolicy(options.policy);
 }
 
-/** Reads the cached token, or undefined when the file is missing, corrupt or for another key. */
+/**
+ * Reads the cached token, or undefined when the file is missing, empty, corrupt or for another
+ * key. A file that is not a cache record at all raises `ERR_CACHE_FILE_UNRECOGNISED` instead.
+ */
 async function readCacheFile(options: FileCacheOptions): Promise<MintedToken | undefined> {
   const text = await readSafely(options.path);
   if (text === undefined) return undefined;
 
+  // An empty file is a cache file created ahead with mode 0600, as by `touch` and `chmod 600`.
+  if (text.trim() === '') return undefined;
+
   const entry = parseEntry(text);
   if (entry === undefined) {
+    assertCacheRecordText(options.path, text);
     emit(options, { type: 'cache-corrupt', path: options.path });
     return undefined;
   }
@@ -177,10 +188,45 @@ async function readSafely(path: string): Promise<string | undefined> {
 
   try {
     assertSafeStats(path, await handle.stat());
-    return await handle.readFile('utf8');
+    return await readCapped(handle, path);
   } finally {
     await handle.close();
   }
+}
+
+/** Reads at most {@link maxCacheFileBytes}, because a larger file cannot be a cache file. */
+async function readCapped(handle: fs.FileHandle, path: string): Promise<string> {
+  const buffer = Buffer.alloc(maxCacheFileBytes + 1);
+  let length = 0;
+  while (length < buffer.length) {
+    const { bytesRead } = await handle.read(buffer, length, buffer.length - length, length);
+    if (bytesRead === 0) break;
+    length += bytesRead;
+  }
+
+  if (length > maxCacheFileBytes)
+    throw unrecognisedFile(path, `it is larger than ${maxCacheFileBytes} bytes`);
+  return buffer.subarray(0, length).toString('utf8');
+}
+
+/**
+ * Raises `ERR_CACHE_FILE_UNRECOGNISED` unless `text` starts like a record this module writes,
+ * so that a cache path mistyped as another file, such as the `.p8` key that Apple lets a
+ * developer download only once, is never replaced by a token.
+ */
+function assertCacheRecordText(path: string, text: string): void {
+  if (/^\s*\{\s*"version"\s*:/.test(text)) return;
+  throw unrecognisedFile(path, 'it does not start like a cache record ({"version":...})');
+}
+
+function unrecognisedFile(path: string, reason: string): KmsJwtError {
+  return new KmsJwtError(
+    'ERR_CACHE_FILE_UNRECOGNISED',
+    `The cache file ${shortenForMessage(path)} is not replaced because ${reason}, so it may be ` +
+      'another file given as the cache path by mistake. Check the path, or delete the file if ' +
+      'it is an old cache file.',
+    { details: { path } },
+  );
 }
 
 function assertSafeStats(path: string, stats: Stats): void {

@@ -198,6 +198,49 @@ describe('getOrMintWithFileCache', () => {
     expect(statSync(path).isFIFO()).toBe(true);
   });
 
+  it('keeps a file that is no cache record', async () => {
+    const pem = '-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n';
+    writeFileSync(path, pem, { mode: 0o600 });
+    const mint = secretMint(start);
+
+    await expect(run(start, mint)).rejects.toMatchObject({
+      code: 'ERR_CACHE_FILE_UNRECOGNISED',
+      message: expect.stringContaining('does not start like a cache record'),
+    });
+    expect(mint).not.toHaveBeenCalled();
+    expect(readFileSync(path, 'utf8')).toBe(pem);
+  });
+
+  it('keeps a file over 64 KiB', async () => {
+    const large = `{"version":1,"cacheKey":"${'x'.repeat(64 * 1024)}"}`;
+    writeFileSync(path, large, { mode: 0o600 });
+    const mint = secretMint(start);
+
+    await expect(run(start, mint)).rejects.toMatchObject({
+      code: 'ERR_CACHE_FILE_UNRECOGNISED',
+      message: expect.stringContaining('larger than 65536 bytes'),
+    });
+    expect(mint).not.toHaveBeenCalled();
+    expect(readFileSync(path, 'utf8')).toBe(large);
+  });
+
+  it('fills an empty file made ahead', async () => {
+    writeFileSync(path, '', { mode: 0o600 });
+    const events: SignerEvent[] = [];
+
+    const result = await getOrMintWithFileCache({
+      path,
+      cacheKey: 'x',
+      policy: clientSecretPolicy,
+      now: clock(start),
+      mint: secretMint(start),
+      onEvent: (event) => events.push(event),
+    });
+    expect(result.reused).toBe(false);
+    expect(events).toEqual([]);
+    expect(JSON.parse(readFileSync(path, 'utf8')).token).toBe(result.token);
+  });
+
   it('returns the token when writing fails', async () => {
     const missingFolder = join(folder, 'not-created');
     const events: SignerEvent[] = [];
