@@ -37,12 +37,31 @@ async function main(argv: string[], io: CliIo): Promise<number> {
 async function runCommand(name: string, args: string[], io: CliIo): Promise<number> {
   const load = Object.hasOwn(commands, name) ? commands[name] : undefined;
   if (load === undefined) {
-    const quotedName = shortenForMessage(name);
-    if (name.startsWith('-')) throw usageError('', `Unknown option ${quotedName}`);
-    throw usageError('', `Unknown command "${quotedName}"`, 'commands');
+    if (name.startsWith('-')) throw usageError('', unknownOptionProblem(name));
+    throw usageError('', unknownCommandProblem(name), 'commands');
   }
   const command = await load();
   return command.run(args, io);
+}
+
+// An argument in the command's place may be a value typed too early: a key reference with a
+// pin-value, key text, a token or a PIN. So only lower-case words are quoted, as command names
+// are, and an option is quoted up to its "=" and only when the name has an option's shape.
+const commandShape = /^[a-z][a-z0-9_-]*$/;
+const optionShape = /^--?[A-Za-z0-9][A-Za-z0-9_-]*$/;
+
+function unknownCommandProblem(name: string): string {
+  if (commandShape.test(name)) return `Unknown command "${shortenForMessage(name)}"`;
+  return (
+    'Unknown command: the first argument is not a command name. It is not shown, because it ' +
+    'may be a key, a PIN or a token given before the command'
+  );
+}
+
+function unknownOptionProblem(name: string): string {
+  const flag = name.split('=', 1)[0]!;
+  if (optionShape.test(flag)) return `Unknown option ${shortenForMessage(flag)}`;
+  return 'Unknown option before the command. It is not shown, because it is not shaped like one';
 }
 
 async function printHelp(io: CliIo): Promise<number> {
