@@ -5,6 +5,7 @@
  */
 import { statSync } from 'node:fs';
 import { basename } from 'node:path';
+import { emitEvent, type RuntimeOptions } from '../../src/signer.js';
 import { resolveKeyPath } from './reference.js';
 
 // A browser saves a second download of the same file as "AuthKey_ABC123DEFG (1).p8".
@@ -41,6 +42,25 @@ export function describeKeyFilePermissions(path: string): string | undefined {
     `Key file ${absolute} is ${problems.join(' and ')} (mode ${octal}). ` +
     `Restrict it with: chmod 600 ${quoteForShell(absolute)}`
   );
+}
+
+/**
+ * Reports a `key-file-permissions` warning event when the private key file at `path` can be
+ * read or written by its group or by others.
+ *
+ * @example
+ * reportKeyFilePermissions('/keys/AuthKey_ABC123DEFG.p8', 'file:/keys/AuthKey_ABC123DEFG.p8', {
+ *   onEvent: (event) => console.warn(event.message),
+ * });
+ */
+export function reportKeyFilePermissions(
+  path: string,
+  keyId: string,
+  options: RuntimeOptions,
+): void {
+  const message = describeKeyFilePermissions(path);
+  if (message === undefined) return;
+  emitEvent(options, { type: 'warning', reason: 'key-file-permissions', keyId, message });
 }
 
 function listLooseBits(mode: number): string[] {

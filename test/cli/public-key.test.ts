@@ -109,6 +109,39 @@ describe('public-key from public material', () => {
     expect(run.stderr).toMatch(/^kms-jwt: warning: .*loose\.p8/);
   });
 
+  it('warns about private keys without PEM text', async () => {
+    const jwk = await exportJWK(key.privateKey);
+    // JSON lets a member name be written with \u escapes, so this text contains no '"d"'.
+    const escapedJwk = JSON.stringify(jwk).replace('"d":', '"\\u0064":');
+    const der = key.privateKey.export({ type: 'pkcs8', format: 'der' });
+    const utf16 = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(key.pem, 'utf16le')]);
+    const files: Array<[string, string | Buffer]> = [
+      ['loose.der', der],
+      ['loose-utf16.pem', utf16],
+      ['loose-escaped.jwk', escapedJwk],
+    ];
+
+    for (const [name, content] of files) {
+      const loose = join(key.folder, name);
+      writeFileSync(loose, content, { mode: 0o644 });
+      chmodSync(loose, 0o644);
+      const run = await runCli(['public-key', '--key', loose, '--format', 'thumbprint']);
+      expect(run.code).toBe(0);
+      expect(run.stdout).toBe(`${thumbprint}\n`);
+      expect(run.stderr).toMatch(new RegExp(`^kms-jwt: warning: Key file .*${name}.*mode 0644`));
+    }
+  });
+
+  it('does not warn about a public DER file', async () => {
+    const loose = join(key.folder, 'public.der');
+    writeFileSync(loose, key.publicKey.export({ type: 'spki', format: 'der' }), { mode: 0o644 });
+    chmodSync(loose, 0o644);
+    const run = await runCli(['public-key', '--key', loose, '--format', 'thumbprint']);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toBe(`${thumbprint}\n`);
+    expect(run.stderr).toBe('');
+  });
+
   it('reads a key from a pipe', () => {
     // bash's <(...) hands the CLI a pipe such as /dev/fd/63, which can be read only once.
     const publicPath = join(key.folder, 'piped.pub.pem');
