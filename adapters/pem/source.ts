@@ -125,6 +125,7 @@ export function resolvePassphrase(
 /** Returns the origin of a source without reading it, for the signer's key ID. */
 export function originOf(source: PemSource): KeyOrigin {
   if ('path' in source && looksLikeKeyText(source.path)) return hiddenPathOrigin;
+  if ('path' in source && pinValuePattern.test(source.path)) return pinPathOrigin;
   if ('path' in source) {
     const path = escapeControlCharacters(shortenForMessage(resolve(source.path)));
     return { keyId: `file:${path}`, description: `key file ${path}` };
@@ -148,6 +149,20 @@ const hiddenPathOrigin: KeyOrigin = {
   keyId: 'file:(path not shown)',
   description: 'the path given (not shown, because it looks like key text)',
 };
+
+/**
+ * The origin of a path that contains a `pin-value` attribute, which messages and details never
+ * repeat. It is usually a `pkcs11:` URI read as a path because a space or a quote came before
+ * the scheme.
+ */
+const pinPathOrigin: KeyOrigin = {
+  keyId: 'file:(path not shown)',
+  description: 'the path given (not shown, because it contains a pin-value attribute)',
+};
+
+// "pin-value" also with its hyphen or any letter percent-encoded, as a URI parser decodes it.
+const pinValuePattern =
+  /(?:p|%70)(?:i|%69)(?:n|%6e)(?:-|%2d)(?:v|%76)(?:a|%61)(?:l|%6c)(?:u|%75)(?:e|%65)/i;
 
 /**
  * Returns true when a path looks like key text pasted in its place. That is PEM armour, a JWK
@@ -234,7 +249,7 @@ function readCapped(descriptor: number, path: string, origin: KeyOrigin): Buffer
       'ERR_KEY_FILE_TOO_LARGE',
       origin,
       `the file is larger than ${maxKeyFileBytes} bytes, far more than a P-256 key. Check the path.`,
-      { details: origin === hiddenPathOrigin ? {} : { path } },
+      { details: isHiddenPath(origin) ? {} : { path } },
     );
   }
   const content = Buffer.from(buffer.subarray(0, length));
@@ -245,7 +260,7 @@ function readCapped(descriptor: number, path: string, origin: KeyOrigin): Buffer
 function fileError(error: unknown, path: string, origin: KeyOrigin) {
   const code = (error as { code?: unknown }).code;
   // Node's own message repeats the path, so it is not kept as the cause either.
-  if (origin === hiddenPathOrigin) return hiddenPathError(code);
+  if (isHiddenPath(origin)) return hiddenPathError(code, origin);
   if (code === 'ENOENT') {
     return keyError(
       'ERR_KEY_FILE_NOT_FOUND',
@@ -276,12 +291,21 @@ function fileError(error: unknown, path: string, origin: KeyOrigin) {
   });
 }
 
-function hiddenPathError(code: unknown) {
+function isHiddenPath(origin: KeyOrigin): boolean {
+  return origin === hiddenPathOrigin || origin === pinPathOrigin;
+}
+
+function hiddenPathError(code: unknown, origin: KeyOrigin) {
   const found = code === 'ENOENT' ? 'no such file' : `the file could not be read (${String(code)})`;
+  const fix =
+    origin === pinPathOrigin
+      ? 'A pkcs11: reference is read as a file path when a space or a quote comes before ' +
+        '"pkcs11:". Remove it, and prefer pin-source=file:/PATH to pin-value.'
+      : 'Pass key text with env:NAME or the pem option, not where a file path belongs.';
   return keyError(
     code === 'ENOENT' ? 'ERR_KEY_FILE_NOT_FOUND' : 'ERR_KEY_FILE_UNREADABLE',
-    hiddenPathOrigin,
-    `${found}. Pass key text with env:NAME or the pem option, not where a file path belongs.`,
+    origin,
+    `${found}. ${fix}`,
     { details: { osCode: code } },
   );
 }
