@@ -6,6 +6,7 @@
  * subject of the last successful match until the next one.
  */
 import type { KeyObject } from 'node:crypto';
+import { shortenForMessage } from '../../src/message-text.js';
 import { emitEvent } from '../../src/signer.js';
 import type { KeyOrigin } from './errors.js';
 import { reportKeyFilePermissions } from './file-checks.js';
@@ -159,12 +160,13 @@ function reportLoad(
 
 /** Describes the passphrase that was not needed, and says when its variable is unset or empty. */
 function passphraseUnusedMessage(options: PemSignerOptions, origin: KeyOrigin): string {
-  const variable = options.passphraseEnv;
-  if (variable === undefined) {
+  const name = options.passphraseEnv;
+  if (name === undefined) {
     return `A passphrase was given, but ${origin.description} is not encrypted.`;
   }
 
-  const value = process.env[variable];
+  const variable = shortenForMessage(name);
+  const value = process.env[name];
   if (value === undefined || value === '') {
     const state = value === undefined ? 'is not set' : 'is empty';
     return (

@@ -114,7 +114,7 @@ export function resolvePassphrase(
     throw keyError(
       'ERR_KEY_PASSPHRASE_ENV_UNSET',
       origin,
-      `the passphrase variable ${name} ${state}. Export it before running, or drop passphraseEnv ` +
+      `the passphrase variable ${shortenForMessage(name)} ${state}. Export it before running, or drop passphraseEnv ` +
         'if the key is not encrypted.',
       { details: { variable: name } },
     );
@@ -131,7 +131,8 @@ export function originOf(source: PemSource): KeyOrigin {
     return { keyId: `file:${path}`, description: `key file ${path}` };
   }
   if ('env' in source) {
-    return { keyId: `env:${source.env}`, description: `environment variable ${source.env}` };
+    const name = shortenForMessage(source.env);
+    return { keyId: `env:${name}`, description: `environment variable ${name}` };
   }
   return inlineOrigin;
 }
@@ -205,8 +206,8 @@ function readEnvironmentKey(name: string, origin: KeyOrigin): string {
   throw keyError(
     'ERR_KEY_ENV_UNSET',
     origin,
-    `the variable ${name} is not set. Export it with the key's PEM text, or point the key ` +
-      'reference at a file with file:PATH.',
+    `the variable ${shortenForMessage(name)} is not set. Export it with the key's PEM text, or ` +
+      'point the key reference at a file with file:PATH.',
     { details: { variable: name } },
   );
 }

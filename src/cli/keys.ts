@@ -10,6 +10,7 @@ import type { KeyObject } from 'node:crypto';
 import { keyIdFromFileName } from '../../adapters/pem/file-checks.js';
 import { resolveKeyPath } from '../../adapters/pem/reference.js';
 import { createSigner, parseKeyReference, type AdapterOptions } from '../key-uri.js';
+import { shortenForMessage } from '../message-text.js';
 import type { Signer, SignerEvent } from '../signer.js';
 import { CliError } from './errors.js';
 import type { ParsedArgs, FlagSpec } from './args.js';
@@ -34,8 +35,8 @@ export function adapterOptionsFrom(parsed: ParsedArgs, io: CliIo): AdapterOption
   if (io.env[passphraseEnv] === undefined) {
     throw new CliError(
       'ERR_CLI_ENV_NOT_SET',
-      `The environment variable ${passphraseEnv} named by --passphrase-env is not set. ` +
-        'Export it with the passphrase of the encrypted key.',
+      `The environment variable ${shortenForMessage(passphraseEnv)} named by --passphrase-env ` +
+        'is not set. Export it with the passphrase of the encrypted key.',
       { details: { variable: passphraseEnv } },
     );
   }

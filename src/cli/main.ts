@@ -7,7 +7,13 @@
  * stdout carries the result alone, so that it pipes. Warnings and errors go to stderr, each on
  * one line, and the exit code says what happened (docs/cli.md lists them).
  */
-import { exitCodeFor, formatDebugTrace, formatErrorLine, usageError } from './errors.js';
+import {
+  exitCodeFor,
+  formatDebugTrace,
+  formatErrorLine,
+  quotedWord,
+  usageError,
+} from './errors.js';
 import { processIo, type CliIo } from './io.js';
 import { shortenForMessage } from '../message-text.js';
 
@@ -44,14 +50,13 @@ async function runCommand(name: string, args: string[], io: CliIo): Promise<numb
   return command.run(args, io);
 }
 
-// An argument in the command's place may be a value typed too early: a key reference with a
-// pin-value, key text, a token or a PIN. So only lower-case words are quoted, as command names
-// are, and an option is quoted up to its "=" and only when the name has an option's shape.
-const commandShape = /^[a-z][a-z0-9_-]*$/;
+// An option before the command is quoted up to its "=" and only when it has an option's shape,
+// for the reason quotedWord gives.
 const optionShape = /^--?[A-Za-z0-9][A-Za-z0-9_-]*$/;
 
 function unknownCommandProblem(name: string): string {
-  if (commandShape.test(name)) return `Unknown command "${shortenForMessage(name)}"`;
+  const quoted = quotedWord(name);
+  if (quoted !== undefined) return `Unknown command ${quoted}`;
   return (
     'Unknown command: the first argument is not a command name. It is not shown, because it ' +
     'may be a key, a PIN or a token given before the command'

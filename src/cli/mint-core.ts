@@ -157,9 +157,10 @@ function applyKeyIdFromFileName(
     return;
   }
   if (given !== fromName) {
+    const shown = shortenForMessage(String(given));
     io.warn(
-      `--key-id ${String(given)} differs from the key ID ${fromName} in the key file name; ` +
-        `using ${String(given)}. Apple rejects a kid that is not the key's own ID.`,
+      `--key-id ${shown} differs from the key ID ${fromName} in the key file name; ` +
+        `using ${shown}. Apple rejects a kid that is not the key's own ID.`,
     );
   }
 }

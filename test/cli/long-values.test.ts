@@ -60,4 +60,51 @@ describe('long values in errors', () => {
     expect(run.stderr.length).toBeLessThan(maxLineLength);
     expect(run.stderr).toContain('characters cut');
   });
+
+  it('cuts a 100 KB variable name', async () => {
+    const runs = [
+      await runCli([...clientSecretArgs(key.path), '--passphrase-env', longName]),
+      await runCli(['public-key', '--key', `env:${longName}`]),
+    ];
+    expectOneErrorLine(runs[0]!, 'ERR_CLI_ENV_NOT_SET');
+    expectOneErrorLine(runs[1]!, 'ERR_KEY_ENV_UNSET');
+    for (const run of runs) {
+      expect(run.stderr.length).toBeLessThan(maxLineLength);
+      expect(run.stderr).toContain('characters cut');
+    }
+  });
+
+  it('cuts a 100 KB passphrase variable name', async () => {
+    const run = await runCli(['public-key', '--key', key.path, '--passphrase-env', longName], {
+      env: { [longName]: 'unused passphrase' },
+    });
+    expect(run.code).toBe(0);
+    // The key is not encrypted, so the variable draws the passphrase-unused warning.
+    const warning = run.stderr.split('\n').find((line) => line.includes('warning'));
+    expect(warning).toBeDefined();
+    expect(warning!.length).toBeLessThan(maxLineLength);
+    expect(warning).toContain('characters cut');
+  });
+
+  it('cuts a 100 KB --key-id in its warning', async () => {
+    const run = await runCli([...clientSecretArgs(key.path), '--key-id', longName]);
+    const warning = run.stderr.split('\n').find((line) => line.includes('warning'));
+    expect(warning).toBeDefined();
+    expect(warning!.length).toBeLessThan(maxLineLength);
+    expect(warning).toContain('characters cut');
+  });
+
+  it('cuts a 100 KB token kind', async () => {
+    const run = await runCli(['mint', longName, '--key', key.path]);
+    expectOneErrorLine(run, 'ERR_CLI_USAGE');
+    expect(run.stderr.length).toBeLessThan(maxLineLength);
+    expect(run.stderr).toContain('characters cut');
+  });
+
+  it('hides a token kind that is no word', async () => {
+    const run = await runCli(['mint', 'pkcs11:token=apple?pin-value=731954']);
+    expectOneErrorLine(run, 'ERR_CLI_USAGE');
+    expect(run.stderr).toContain('not shown, because it is not a kind name');
+    expect(run.stderr).not.toContain('731954');
+  });
 });
