@@ -130,6 +130,7 @@ export function originOf(source: PemSource): KeyOrigin {
     const path = escapeControlCharacters(shortenForMessage(resolve(source.path)));
     return { keyId: `file:${path}`, description: `key file ${path}` };
   }
+  if ('env' in source && looksLikeKeyText(source.env)) return hiddenEnvironmentOrigin;
   if ('env' in source) {
     const name = shortenForMessage(source.env);
     return { keyId: `env:${name}`, description: `environment variable ${name}` };
@@ -149,6 +150,12 @@ function escapeControlCharacters(text: string): string {
 const hiddenPathOrigin: KeyOrigin = {
   keyId: 'file:(path not shown)',
   description: 'the path given (not shown, because it looks like key text)',
+};
+
+/** The origin of an `env:` name that looks like key text, which messages never repeat. */
+const hiddenEnvironmentOrigin: KeyOrigin = {
+  keyId: 'env:(name not shown)',
+  description: 'the environment variable given (not shown, because its name looks like key text)',
 };
 
 /**
@@ -203,6 +210,14 @@ export async function readSource(source: PemSource): Promise<SourceInput> {
 function readEnvironmentKey(name: string, origin: KeyOrigin): string {
   const value = process.env[name];
   if (value !== undefined) return value;
+  if (origin === hiddenEnvironmentOrigin) {
+    throw keyError(
+      'ERR_KEY_ENV_UNSET',
+      origin,
+      'no such variable is set. env: takes the name of a variable that contains the key, as in ' +
+        'env:APPLE_PRIVATE_KEY, not the key text itself.',
+    );
+  }
   throw keyError(
     'ERR_KEY_ENV_UNSET',
     origin,

@@ -32,16 +32,31 @@ export function adapterOptionsFrom(parsed: ParsedArgs, io: CliIo): AdapterOption
   const passphraseEnv = stringValue(parsed, 'passphrase-env');
   if (passphraseEnv === undefined) return options;
 
-  if (io.env[passphraseEnv] === undefined) {
-    throw new CliError(
+  if (io.env[passphraseEnv] === undefined) throw passphraseEnvNotSet(passphraseEnv);
+  options.passphraseEnv = passphraseEnv;
+  return options;
+}
+
+// Variable names are upper case by convention. Any other value may be the passphrase itself,
+// typed where its variable's name belongs, so the error does not repeat it.
+const conventionalVariableName = /^[A-Z_][A-Z0-9_]*$/;
+
+function passphraseEnvNotSet(passphraseEnv: string): CliError {
+  const fix = 'Export it with the passphrase of the encrypted key.';
+  if (conventionalVariableName.test(passphraseEnv)) {
+    return new CliError(
       'ERR_CLI_ENV_NOT_SET',
       `The environment variable ${shortenForMessage(passphraseEnv)} named by --passphrase-env ` +
-        'is not set. Export it with the passphrase of the encrypted key.',
+        `is not set. ${fix}`,
       { details: { variable: passphraseEnv } },
     );
   }
-  options.passphraseEnv = passphraseEnv;
-  return options;
+  return new CliError(
+    'ERR_CLI_ENV_NOT_SET',
+    'The environment variable named by --passphrase-env is not set. Its name is not shown, ' +
+      'because it is not an upper-case name such as KEY_PASSPHRASE and may be the passphrase ' +
+      `itself. Give --passphrase-env the variable's name. ${fix}`,
+  );
 }
 
 /** Prints an adapter's `warning` events, and every event when `KMS_JWT_DEBUG=1`. */

@@ -186,6 +186,17 @@ describe('kms-jwt error output', () => {
     expectOneErrorLine(run, 'ERR_CLI_ENV_NOT_SET');
     expect(run.stderr).toContain('NOT_SET_X');
   });
+
+  it.each(['correct horse battery staple', 'hunter2', 'Tr0ub4dor&3'])(
+    'hides a passphrase given as --passphrase-env %#',
+    async (passphrase) => {
+      const run = await runCli(['public-key', '--key', key.path, '--passphrase-env', passphrase]);
+      expect(run.code).toBe(2);
+      expectOneErrorLine(run, 'ERR_CLI_ENV_NOT_SET');
+      expect(run.stderr).toContain('may be the passphrase itself');
+      expect(run.stderr).not.toContain(passphrase);
+    },
+  );
 });
 
 describe('kms-jwt failures outside a command', () => {

@@ -94,3 +94,20 @@ describe('kms-jwt --key with a mangled pkcs11 reference', () => {
     }
   });
 });
+
+describe('kms-jwt --key env: with key text', () => {
+  it('hides base64 that passes as a name', async () => {
+    // Without "+", "/" and "=", a base64 line has the shape of a variable name.
+    const body = key.pem.trim().split('\n').slice(1, -1).join('');
+    const name = body.replace(/[^A-Za-z0-9]/g, '').slice(0, 64);
+    const run = await runCli(['public-key', '--key', `env:${name}`], {
+      env: { KMS_JWT_DEBUG: '1' },
+    });
+
+    expect(run.code).toBe(3);
+    expect(run.stderr).toMatch(/^kms-jwt: error: \[ERR_KEY_ENV_UNSET\] /);
+    expect(run.stderr).toContain('not the key text itself');
+    expect(run.stderr).not.toContain(name.slice(0, 24));
+    expect(run.stderr).not.toContain(name.slice(40));
+  });
+});

@@ -63,7 +63,7 @@ describe('long values in errors', () => {
 
   it('cuts a 100 KB variable name', async () => {
     const runs = [
-      await runCli([...clientSecretArgs(key.path), '--passphrase-env', longName]),
+      await runCli([...clientSecretArgs(key.path), '--passphrase-env', longName.toUpperCase()]),
       await runCli(['public-key', '--key', `env:${longName}`]),
     ];
     expectOneErrorLine(runs[0]!, 'ERR_CLI_ENV_NOT_SET');
