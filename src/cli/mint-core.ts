@@ -89,6 +89,7 @@ export async function runMint(
 
   try {
     const cachePath = stringValue(parsed, 'cache');
+    if (cachePath === '') throw usageError(command, '--cache needs a file path');
     const outcome =
       cachePath === undefined
         ? fromToken(await mint())

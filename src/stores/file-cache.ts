@@ -230,7 +230,11 @@ function unrecognisedFile(path: string, reason: string): KmsJwtError {
 }
 
 function assertSafeStats(path: string, stats: Stats): void {
-  if (!stats.isFile()) throw unsafeFile(path, 'it is not a regular file');
+  // Nothing was ever cached in a directory or a FIFO, so the fix is another path, not deletion.
+  if (stats.isDirectory()) {
+    throw unsafeFile(path, 'it is a directory, not a regular file', notRegularFileFix);
+  }
+  if (!stats.isFile()) throw unsafeFile(path, 'it is not a regular file', notRegularFileFix);
 
   const uid = process.getuid?.();
   if (uid !== undefined && stats.uid !== uid) {
@@ -242,12 +246,16 @@ function assertSafeStats(path: string, stats: Stats): void {
   }
 }
 
-function unsafeFile(path: string, reason: string): KmsJwtError {
+const exposedFileFix =
+  'Delete it (and consider the token in it exposed), or point --cache at a regular file of ' +
+  'your own with mode 0600.';
+const notRegularFileFix =
+  'Point --cache at a regular file, such as a new file name in a folder of your own.';
+
+function unsafeFile(path: string, reason: string, fix = exposedFileFix): KmsJwtError {
   return new KmsJwtError(
     'ERR_CACHE_FILE_UNSAFE',
-    `The cache file ${shortenForMessage(path)} is not used because ${reason}. Delete it (and ` +
-      'consider the token in it exposed), or point --cache at a regular file of your own with ' +
-      'mode 0600.',
+    `The cache file ${shortenForMessage(path)} is not used because ${reason}. ${fix}`,
     { details: { path } },
   );
 }

@@ -277,6 +277,13 @@ describe('client-secret --cache', () => {
     expect(readCache().token).toBe(run.stdout.trim());
   });
 
+  it('rejects an empty --cache as usage', async () => {
+    const run = await runCli(args().map((value) => (value === cache ? '' : value)));
+    expect(run.code).toBe(2);
+    expectOneErrorLine(run, 'ERR_CLI_USAGE');
+    expect(run.stderr).toContain('--cache needs a file path');
+  });
+
   it('keeps other files given as the cache', async () => {
     const notCache = join(key.folder, 'notes.txt');
     writeFileSync(notCache, 'not json', { mode: 0o600 });

@@ -198,6 +198,26 @@ describe('getOrMintWithFileCache', () => {
     expect(statSync(path).isFIFO()).toBe(true);
   });
 
+  it('rejects a directory without advising deletion', async () => {
+    const mint = secretMint(start);
+    const rejection = getOrMintWithFileCache({
+      path: folder,
+      cacheKey: 'x',
+      policy: clientSecretPolicy,
+      now: clock(start),
+      mint,
+    });
+
+    await expect(rejection).rejects.toMatchObject({
+      code: 'ERR_CACHE_FILE_UNSAFE',
+      message: expect.stringContaining('it is a directory'),
+    });
+    await expect(rejection).rejects.toMatchObject({
+      message: expect.not.stringContaining('Delete it'),
+    });
+    expect(mint).not.toHaveBeenCalled();
+  });
+
   it('keeps a file that is no cache record', async () => {
     const pem = '-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n';
     writeFileSync(path, pem, { mode: 0o600 });
