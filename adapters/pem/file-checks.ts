@@ -3,7 +3,7 @@
  * Apple key file name. Apple names downloaded keys `AuthKey_<KEYID>.p8`; it does not promise
  * that name in a specification, so it is only a default that a given key ID overrides.
  */
-import { statSync } from 'node:fs';
+import { realpathSync, statSync } from 'node:fs';
 import { basename } from 'node:path';
 import { emitEvent, type RuntimeOptions } from '../../src/signer.js';
 import { resolveKeyPath } from './reference.js';
@@ -38,10 +38,24 @@ export function describeKeyFilePermissions(path: string): string | undefined {
   const problems = listLooseBits(mode);
   if (problems.length === 0) return undefined;
   const octal = mode.toString(8).padStart(4, '0');
+  const target = realPathOf(absolute);
   return (
-    `Key file ${absolute} is ${problems.join(' and ')} (mode ${octal}). ` +
-    `Restrict it with: chmod 600 ${quoteForShell(absolute)}`
+    `Key file ${absolute}${target === absolute ? '' : ` (${target})`} is ` +
+    `${problems.join(' and ')} (mode ${octal}). Restrict it with: chmod 600 ${quoteForShell(target)}`
   );
+}
+
+/**
+ * Returns the file that a path resolves to, so that the chmod command names the file itself. For
+ * `/dev/stdin` redirected from a key file, chmod on the path given would change the shell's own
+ * stdin, usually the terminal.
+ */
+function realPathOf(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path;
+  }
 }
 
 /**

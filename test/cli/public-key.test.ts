@@ -1,6 +1,6 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
-import { chmodSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, exportJWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -130,6 +130,26 @@ describe('public-key from public material', () => {
       expect(run.stdout).toBe(`${thumbprint}\n`);
       expect(run.stderr).toMatch(new RegExp(`^kms-jwt: warning: Key file .*${name}.*mode 0644`));
     }
+  });
+
+  it('names the real file behind /dev/stdin', () => {
+    const loose = join(key.folder, 'redirected.p8');
+    writeFileSync(loose, key.pem, { mode: 0o644 });
+    chmodSync(loose, 0o644);
+    const input = openSync(loose, 'r');
+    // As after `kms-jwt public-key --key /dev/stdin < redirected.p8`.
+    const run = spawnSync(process.execPath, [cliPath, 'public-key', '--key', '/dev/stdin'], {
+      encoding: 'utf8',
+      stdio: [input, 'pipe', 'pipe'],
+    });
+    closeSync(input);
+
+    expect(run.status).toBe(0);
+    expect(run.stdout).toBe(key.publicPem);
+    const warning = run.stderr.split('\n')[0]!;
+    expect(warning).toMatch(/^kms-jwt: warning: Key file \/dev\/stdin \(.*redirected\.p8\) /);
+    expect(warning).toContain(`chmod 600 ${loose}`);
+    expect(warning).not.toContain('chmod 600 /dev/stdin');
   });
 
   it('does not warn about a public DER file', async () => {
