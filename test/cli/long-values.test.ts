@@ -107,4 +107,29 @@ describe('long values in errors', () => {
     expect(run.stderr).toContain('not shown, because it is not a kind name');
     expect(run.stderr).not.toContain('731954');
   });
+
+  it('cuts a 100 KB --format or --kind', async () => {
+    const runs = [
+      await runCli(['public-key', '--key', key.path, '--format', longName]),
+      await runCli(['inspect', 'a.b.c', '--kind', longName]),
+    ];
+    for (const run of runs) {
+      expectOneErrorLine(run, 'ERR_CLI_USAGE');
+      expect(run.stderr.length).toBeLessThan(maxLineLength);
+      expect(run.stderr).toContain('characters cut');
+    }
+  });
+
+  it('hides a --format or --kind that is no word', async () => {
+    const value = 'pkcs11:token=apple?pin-value=731954';
+    const runs = [
+      await runCli(['public-key', '--key', key.path, '--format', value]),
+      await runCli(['inspect', 'a.b.c', '--kind', value]),
+    ];
+    for (const run of runs) {
+      expectOneErrorLine(run, 'ERR_CLI_USAGE');
+      expect(run.stderr).toContain('not shown');
+      expect(run.stderr).not.toContain('731954');
+    }
+  });
 });
