@@ -182,7 +182,7 @@ async function readSafely(path: string): Promise<string | undefined> {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return undefined;
-    if (code === 'ELOOP') throw unsafeFile(path, 'it is a symbolic link');
+    if (code === 'ELOOP') throw unsafeFile(path, 'it is a symbolic link', symbolicLinkFix);
     throw cacheFileIoError('read', path, error);
   }
 
@@ -230,7 +230,7 @@ function unrecognisedFile(path: string, reason: string): KmsJwtError {
 }
 
 function assertSafeStats(path: string, stats: Stats): void {
-  // Nothing was ever cached in a directory or a FIFO, so the fix is another path, not deletion.
+  // Nothing is ever cached in a directory, a FIFO or a device, so the fix is another path.
   if (stats.isDirectory()) {
     throw unsafeFile(path, 'it is a directory, not a regular file', notRegularFileFix);
   }
@@ -249,6 +249,9 @@ function assertSafeStats(path: string, stats: Stats): void {
 const exposedFileFix =
   'Delete it (and consider the token in it exposed), or point --cache at a regular file of ' +
   'your own with mode 0600.';
+// Nothing is written through a link, and the link may be a system one such as /dev/stdout.
+const symbolicLinkFix =
+  'Point --cache at a regular file itself, not at a link, and leave the link as it is.';
 const notRegularFileFix =
   'Point --cache at a regular file, such as a new file name in a folder of your own.';
 

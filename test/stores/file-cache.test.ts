@@ -182,6 +182,9 @@ describe('getOrMintWithFileCache', () => {
       code: 'ERR_CACHE_FILE_UNSAFE',
       message: expect.stringContaining('symbolic link'),
     });
+    await expect(run(start, secretMint(start))).rejects.toMatchObject({
+      message: expect.not.stringContaining('Delete it'),
+    });
     expect(readFileSync(target, 'utf8')).toBe('{}');
   });
 
