@@ -132,4 +132,24 @@ describe('long values in errors', () => {
       expect(run.stderr).not.toContain('731954');
     }
   });
+
+  it('cuts a 100 KB expected claim in verify', async () => {
+    const token = (await runCli([...clientSecretArgs(key.path), '--key-id', 'ABC123DEFG'])).stdout;
+    for (const flag of ['--aud', '--iss', '--sub']) {
+      const run = await runCli(['verify', '--key', key.path, flag, longName, token.trim()]);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toContain(`but ${flag} expects "aaa`);
+      expect(run.stderr.length).toBeLessThan(maxLineLength);
+    }
+  });
+
+  it('keeps surrogate pairs whole in verify', async () => {
+    const token = (await runCli([...clientSecretArgs(key.path), '--key-id', 'ABC123DEFG'])).stdout;
+    // One ASCII character first, so that the cut at 117 UTF-16 units falls inside a pair.
+    const expected = `a${'\u{1F600}'.repeat(200)}`;
+    const run = await runCli(['verify', '--key', key.path, '--aud', expected, token.trim()]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).not.toContain('\uFFFD');
+    expect(run.stderr).toContain('\u{1F600}...');
+  });
 });
