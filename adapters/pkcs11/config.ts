@@ -10,6 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KeyError, KmsJwtError } from '../../src/errors.js';
+import { shortenForMessage } from '../../src/message-text.js';
 import { emitEvent, type RuntimeOptions } from '../../src/signer.js';
 import type { Pkcs11Uri } from './uri.js';
 
@@ -70,18 +71,35 @@ function assertModuleFile(path: string, origin: string): void {
   if (!isAbsolute(path)) {
     throw new KmsJwtError(
       'ERR_PKCS11_MODULE_NOT_FOUND',
-      `The PKCS#11 module path "${path}" (from ${origin}) is not absolute. Give the absolute ` +
-        'path of the .so or .dll, so that no library search path decides which code is loaded.',
+      `The PKCS#11 module path "${shortenForMessage(path)}" (from ${origin}) is not absolute. ` +
+        'Give the absolute path of the .so or .dll, so that no library search path decides ' +
+        'which code is loaded.',
       { details: { modulePath: path } },
     );
   }
-  if (statSync(path, { throwIfNoEntry: false })?.isFile()) return;
+  const osCode = moduleFileProblem(path);
+  if (osCode === null) return;
+  const reason = osCode === undefined ? '' : ` (${osCode})`;
   throw new KmsJwtError(
     'ERR_PKCS11_MODULE_NOT_FOUND',
-    `The PKCS#11 module "${path}" (from ${origin}) does not exist or is not a file. Install the ` +
-      "HSM vendor's client or SoftHSM2 (apt-get install softhsm2), and check the path.",
-    { details: { modulePath: path } },
+    `The PKCS#11 module "${shortenForMessage(path)}" (from ${origin}) does not exist or is not ` +
+      `a file${reason}. Install the HSM vendor's client or SoftHSM2 (apt-get install softhsm2), ` +
+      'and check the path.',
+    { details: { modulePath: path, ...(osCode === undefined ? {} : { osCode }) } },
   );
+}
+
+/**
+ * Returns null when `path` is a regular file, undefined when it is missing or not a file, and
+ * the system error code when it cannot be examined, such as ENAMETOOLONG or EACCES. Node's own
+ * error is not kept, because its message repeats the whole path.
+ */
+function moduleFileProblem(path: string): string | null | undefined {
+  try {
+    return statSync(path, { throwIfNoEntry: false })?.isFile() ? null : undefined;
+  } catch (error) {
+    return String((error as NodeJS.ErrnoException).code ?? 'error');
+  }
 }
 
 /**

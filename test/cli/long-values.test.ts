@@ -152,4 +152,21 @@ describe('long values in errors', () => {
     expect(run.stderr).not.toContain('\uFFFD');
     expect(run.stderr).toContain('\u{1F600}...');
   });
+
+  it.each([
+    ['a scheme', `${longName}:x`],
+    // Linux caps one argument at 128 KiB, so the name that occurs twice is half as long.
+    ['a repeated attribute', `pkcs11:${longName.slice(50_000)}=1;${longName.slice(50_000)}=2`],
+    ['a pkcs11 query attribute', `pkcs11:token=a?${longName}=1`],
+    ['a pkcs11 type', `pkcs11:token=a;type=${longName}`],
+    ['a pkcs11 slot-id', `pkcs11:token=a;slot-id=${longName}`],
+    ['a pkcs11 library-version', `pkcs11:token=a;library-version=${longName}`],
+    ['a pkcs11 module path', `pkcs11:token=a;object=b?module-path=/nonexistent/${longName}.so`],
+    ['an awskms attribute', `awskms:key-id=alias/x;${longName}=1`],
+  ])('cuts %s in a key reference', async (_name, reference) => {
+    const run = await runCli(['public-key', '--key', reference]);
+    expect(run.stderr).toMatch(/^kms-jwt: error: \[ERR_(KEY|PKCS11|AWS)_[A-Z0-9_]+\] /);
+    expect(run.stderr.length).toBeLessThan(maxLineLength);
+    expect(run.stderr).toContain('characters cut');
+  });
 });
