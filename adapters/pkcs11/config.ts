@@ -166,7 +166,7 @@ async function readPinSource(source: string, options: RuntimeOptions): Promise<s
   } catch (error) {
     throw new KeyError(
       'ERR_PKCS11_PIN_SOURCE_UNREADABLE',
-      `The PIN file "${path}" named by pin-source cannot be read ` +
+      `The PIN file "${shortenForMessage(path)}" named by pin-source cannot be read ` +
         `(${(error as NodeJS.ErrnoException).code ?? 'error'}). Check the path and its permissions.`,
       { cause: error, details: { path } },
     );
@@ -177,15 +177,17 @@ async function readPinSource(source: string, options: RuntimeOptions): Promise<s
   // break inside is taken for a wrong file, because sending it would cost a PIN attempt.
   const pin = text.replace(/[\r\n]+$/, '');
   if (pin === '') {
-    throw new KeyError('ERR_PKCS11_PIN_SOURCE_UNREADABLE', `The PIN file "${path}" is empty.`, {
-      details: { path },
-    });
+    throw new KeyError(
+      'ERR_PKCS11_PIN_SOURCE_UNREADABLE',
+      `The PIN file "${shortenForMessage(path)}" is empty.`,
+      { details: { path } },
+    );
   }
   if (/[\r\n]/.test(pin)) {
     throw new KeyError(
       'ERR_PKCS11_PIN_SOURCE_UNREADABLE',
-      `The PIN file "${path}" has more than one line, so no login was tried. Put only the user ` +
-        'PIN in it, on one line.',
+      `The PIN file "${shortenForMessage(path)}" has more than one line, so no login was ` +
+        'tried. Put only the user PIN in it, on one line.',
       { details: { path } },
     );
   }
@@ -220,6 +222,8 @@ function warnIfShared(path: string, options: RuntimeOptions): void {
     type: 'warning',
     code: 'pin-file-permissions',
     path,
-    message: `The PIN file "${path}" can be read by group or others; run chmod 600 on it.`,
+    message:
+      `The PIN file "${shortenForMessage(path)}" can be read by group or others; run chmod 600 ` +
+      'on it.',
   });
 }

@@ -163,9 +163,19 @@ describe('long values in errors', () => {
     ['a pkcs11 library-version', `pkcs11:token=a;library-version=${longName}`],
     ['a pkcs11 module path', `pkcs11:token=a;object=b?module-path=/nonexistent/${longName}.so`],
     ['an awskms attribute', `awskms:key-id=alias/x;${longName}=1`],
+    [
+      'a pkcs11 pin-source path',
+      // Any regular file passes the module check, and the PIN file is read before the module.
+      `pkcs11:token=a;object=b?module-path=${process.execPath}&pin-source=file:/${longName}`,
+    ],
+    [
+      'a gcpkms resource',
+      `gcpkms:projects/${longName}/locations/l/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1` +
+        '?endpoint=127.0.0.1:9&plaintext=true',
+    ],
   ])('cuts %s in a key reference', async (_name, reference) => {
     const run = await runCli(['public-key', '--key', reference]);
-    expect(run.stderr).toMatch(/^kms-jwt: error: \[ERR_(KEY|PKCS11|AWS)_[A-Z0-9_]+\] /);
+    expect(run.stderr).toMatch(/^kms-jwt: error: \[ERR_(KEY|PKCS11|AWS|GCP)_[A-Z0-9_]+\] /);
     expect(run.stderr.length).toBeLessThan(maxLineLength);
     expect(run.stderr).toContain('characters cut');
   });
