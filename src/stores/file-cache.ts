@@ -286,6 +286,9 @@ function parseEntry(text: string): CacheEntry | undefined {
 
 async function writeCacheFile(path: string, cacheKey: string, token: MintedToken): Promise<void> {
   const body = JSON.stringify({ version: fileFormatVersion, cacheKey, ...token }) + '\n';
+  // A larger record would be rejected by the next read, and each run would fail instead of mint.
+  const size = Buffer.byteLength(body);
+  if (size > maxCacheFileBytes) throw recordTooLarge(path, size);
   const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
 
   try {
@@ -302,6 +305,16 @@ async function writeCacheFile(path: string, cacheKey: string, token: MintedToken
     await fs.rm(temporary, { force: true });
     throw cacheFileIoError('write', path, error);
   }
+}
+
+function recordTooLarge(path: string, size: number): KmsJwtError {
+  return new KmsJwtError(
+    'ERR_CACHE_FILE_IO',
+    `Cannot write the cache file ${shortenForMessage(path)}: the record is ${size} bytes, more ` +
+      `than the ${maxCacheFileBytes} bytes a cache file may hold. Shorten the token's fields, ` +
+      'such as a long origin list, or mint without --cache.',
+    { details: { path, size } },
+  );
 }
 
 function cacheFileIoError(operation: 'read' | 'write', path: string, error: unknown): KmsJwtError {

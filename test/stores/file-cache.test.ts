@@ -247,6 +247,28 @@ describe('getOrMintWithFileCache', () => {
     expect(readFileSync(path, 'utf8')).toBe(large);
   });
 
+  it('does not write a record over 64 KiB', async () => {
+    const events: SignerEvent[] = [];
+    const result = await getOrMintWithFileCache({
+      path,
+      cacheKey: 'x'.repeat(64 * 1024),
+      policy: clientSecretPolicy,
+      now: clock(start),
+      mint: secretMint(start),
+      onEvent: (event) => events.push(event),
+    });
+
+    expect(result.reused).toBe(false);
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({
+      type: 'failure',
+      operation: 'write',
+      code: 'ERR_CACHE_FILE_IO',
+    });
+    expect(events[0]!.message).toContain('more than the 65536 bytes');
+    expect(readdirSync(folder)).toEqual([]);
+  });
+
   it('fills an empty file made ahead', async () => {
     writeFileSync(path, '', { mode: 0o600 });
     const events: SignerEvent[] = [];
