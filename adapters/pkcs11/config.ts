@@ -6,7 +6,7 @@
  * No message or event ever contains the PIN.
  */
 import { statSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KeyError, KmsJwtError } from '../../src/errors.js';
@@ -162,8 +162,9 @@ async function readPinSource(source: string, options: RuntimeOptions): Promise<s
   const path = pinSourcePath(source);
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = await readCapped(path);
   } catch (error) {
+    if (error instanceof KeyError) throw error;
     throw new KeyError(
       'ERR_PKCS11_PIN_SOURCE_UNREADABLE',
       `The PIN file "${shortenForMessage(path)}" named by pin-source cannot be read ` +
@@ -192,6 +193,39 @@ async function readPinSource(source: string, options: RuntimeOptions): Promise<s
     );
   }
   return pin;
+}
+
+// NOTE: an estimate, not a PKCS#11 limit, because each token reports its own ulMaxPinLen. The
+// cap is meant only to stop a wrong file such as /dev/zero from being read into memory.
+const maxPinFileBytes = 4096;
+
+/** Reads a PIN file, or raises once it contains more than {@link maxPinFileBytes}. */
+async function readCapped(path: string): Promise<string> {
+  // A blocking open, because a pipe such as bash's <(...) is a fine PIN source.
+  const handle = await open(path, 'r');
+  const buffer = Buffer.alloc(maxPinFileBytes + 1);
+  try {
+    let length = 0;
+    while (length < buffer.length) {
+      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, null);
+      if (bytesRead === 0) break;
+      length += bytesRead;
+    }
+    if (length > maxPinFileBytes) throw pinFileTooLarge(path);
+    return buffer.subarray(0, length).toString('utf8');
+  } finally {
+    buffer.fill(0);
+    await handle.close();
+  }
+}
+
+function pinFileTooLarge(path: string): KeyError {
+  return new KeyError(
+    'ERR_PKCS11_PIN_SOURCE_UNREADABLE',
+    `The PIN file "${shortenForMessage(path)}" named by pin-source is larger than ` +
+      `${maxPinFileBytes} bytes, far more than a PIN, so it was not used. Check the path.`,
+    { details: { path } },
+  );
 }
 
 function pinSourcePath(source: string): string {
