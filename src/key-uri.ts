@@ -9,6 +9,7 @@
  * share one registry when both are loaded.
  */
 import { KmsJwtError } from './errors.js';
+import { shortenForMessage } from './message-text.js';
 import type { RuntimeOptions, Signer } from './signer.js';
 import type { KeyObject } from 'node:crypto';
 
@@ -132,8 +133,8 @@ export function parseKeyReference(reference: string): KeyReference {
   if (rest.trim() === '') {
     throw new KmsJwtError(
       'ERR_KEY_REFERENCE_INVALID',
-      `The key reference "${scheme}:" names no key: write the path, variable name or key ` +
-        `identifier after "${scheme}:".`,
+      `The key reference "${shortenForMessage(scheme)}:" names no key: write the path, ` +
+        `variable name or key identifier after the scheme.`,
       { details: { scheme: scheme.toLowerCase() } },
     );
   }
@@ -146,7 +147,7 @@ export async function loadAdapter(reference: KeyReference): Promise<KeyAdapter> 
   if (!loader) {
     throw new KmsJwtError(
       'ERR_KEY_REFERENCE_SCHEME',
-      `The key reference scheme "${reference.scheme}:" is not supported. ` +
+      `The key reference scheme "${shortenForMessage(reference.scheme)}:" is not supported. ` +
         `Use one of ${listKeySchemes()
           .map((s) => `${s}:`)
           .join(', ')}, ` +
@@ -200,7 +201,9 @@ function parseAttributeList(text: string, separator: string, label: string): Map
       throw invalidReference(label, `attribute ${index + 1} has no "name=value" form`);
     const name = decodeComponent(item.slice(0, equals), label, `attribute ${index + 1}`);
     const key = name.toLowerCase();
-    if (attributes.has(key)) throw invalidReference(label, `attribute "${key}" is repeated`);
+    if (attributes.has(key)) {
+      throw invalidReference(label, `attribute "${shortenForMessage(key)}" is repeated`);
+    }
     attributes.set(key, decodeComponent(item.slice(equals + 1), label, `the value of "${key}"`));
   }
   return attributes;

@@ -11,6 +11,7 @@
  * carries no region and a client built for another region answers NotFoundException.
  */
 import { KmsJwtError } from '../../src/errors.js';
+import { shortenForMessage } from '../../src/message-text.js';
 import { parseReferenceAttributes, type KeyReference } from '../../src/key-uri.js';
 
 /** An `awskms:` reference after parsing. */
@@ -169,13 +170,15 @@ function parseAttributeForm(rest: string): AwsKmsReference {
   // A later copy would silently win, so a reference could show one key and sign with another.
   const twice = [...query.keys()].find((name) => path.has(name));
   if (twice !== undefined) {
-    throw invalid(`attribute "${twice}" is given twice, before and after "?"`);
+    throw invalid(`attribute "${shortenForMessage(twice)}" is given twice, before and after "?"`);
   }
   const attributes = new Map([...path, ...query]);
   const known = new Set(['key-id', 'region', 'profile', 'endpoint']);
   const unknown = [...attributes.keys()].find((name) => !known.has(name));
-  if (unknown !== undefined)
-    throw invalid(`attribute "${unknown}" is not one of ${[...known].join(', ')}`);
+  if (unknown !== undefined) {
+    const shown = shortenForMessage(unknown);
+    throw invalid(`attribute "${shown}" is not one of ${[...known].join(', ')}`);
+  }
 
   const keyIdText = attributes.get('key-id');
   if (keyIdText === undefined) throw invalid('the key-id attribute is missing');

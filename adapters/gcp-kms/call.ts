@@ -10,6 +10,7 @@
  * in all, and reports each retry through `onEvent`.
  */
 import { BackendError, KmsJwtError, isKmsJwtError } from '../../src/errors.js';
+import { shortenForMessage } from '../../src/message-text.js';
 import { emitEvent, type RuntimeOptions } from '../../src/signer.js';
 import type { GcpKmsCallOptions, GcpKmsReply } from './client.js';
 import {
@@ -246,7 +247,8 @@ function assertNotAborted<T>(signal: AbortSignal | undefined, call: KmsCall<T>):
 function abortError<T>(signal: AbortSignal, call: KmsCall<T>): KmsJwtError {
   return new KmsJwtError(
     'ERR_GCP_KMS_ABORTED',
-    `Cloud KMS ${call.operation} on ${call.resource} was aborted by the caller's signal.`,
+    `Cloud KMS ${call.operation} on ${shortenForMessage(call.resource)} was aborted by the ` +
+      "caller's signal.",
     { cause: signal.reason, details: { operation: call.operation, resource: call.resource } },
   );
 }
@@ -279,7 +281,8 @@ function localTimeout(timeoutMs: number): Error {
 function integrityError<T>(call: KmsCall<T>, problem: IntegrityProblem, attempts: number) {
   return new KmsJwtError(
     'ERR_GCP_KMS_INTEGRITY',
-    `Cloud KMS ${call.operation} on ${call.resource} failed its integrity check ${attempts} ` +
+    `Cloud KMS ${call.operation} on ${shortenForMessage(call.resource)} failed its integrity ` +
+      `check ${attempts} ` +
       `time(s): ${problem.problem} Each response was discarded. The data was corrupted between ` +
       'this process and Cloud KMS, or the endpoint is not Cloud KMS; retry later, and report ' +
       'it to Google Cloud support if it persists.',

@@ -3,6 +3,7 @@
  * google.rpc.Code; the permission names are from the Cloud KMS "Permissions and roles" page.
  */
 import { BackendError, isKmsJwtError, type KmsJwtError } from '../../src/errors.js';
+import { shortenForMessage } from '../../src/message-text.js';
 
 /** The Cloud KMS RPCs this adapter makes, named as in google.cloud.kms.v1.KeyManagementService. */
 export type KmsOperation =
@@ -65,8 +66,9 @@ export function mapKmsError(
   const code = grpcCode(error);
   const serverText = describeServerText(error);
   const details = { operation, resource, grpcCode: code, serverMessage: serverText };
+  const shown = shortenForMessage(resource);
   const fail = (errorCode: string, message: string) =>
-    new BackendError(errorCode, `Cloud KMS ${operation} on ${resource} failed: ${message}`, {
+    new BackendError(errorCode, `Cloud KMS ${operation} on ${shown} failed: ${message}`, {
       cause: error,
       details,
     });

@@ -3,8 +3,9 @@
  * Apple key file name. Apple names downloaded keys `AuthKey_<KEYID>.p8`; it does not promise
  * that name in a specification, so it is only a default that a given key ID overrides.
  */
-import { statSync } from 'node:fs';
+import { realpathSync, statSync } from 'node:fs';
 import { basename } from 'node:path';
+import { emitEvent, type RuntimeOptions } from '../../src/signer.js';
 import { resolveKeyPath } from './reference.js';
 
 // A browser saves a second download of the same file as "AuthKey_ABC123DEFG (1).p8".
@@ -37,10 +38,43 @@ export function describeKeyFilePermissions(path: string): string | undefined {
   const problems = listLooseBits(mode);
   if (problems.length === 0) return undefined;
   const octal = mode.toString(8).padStart(4, '0');
+  const target = realPathOf(absolute);
   return (
-    `Key file ${absolute} is ${problems.join(' and ')} (mode ${octal}). ` +
-    `Restrict it with: chmod 600 ${quoteForShell(absolute)}`
+    `Key file ${absolute}${target === absolute ? '' : ` (${target})`} is ` +
+    `${problems.join(' and ')} (mode ${octal}). Restrict it with: chmod 600 ${quoteForShell(target)}`
   );
+}
+
+/**
+ * Returns the file that a path resolves to, so that the chmod command names the file itself. For
+ * `/dev/stdin` redirected from a key file, chmod on the path given would change the shell's own
+ * stdin, usually the terminal.
+ */
+function realPathOf(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path;
+  }
+}
+
+/**
+ * Reports a `key-file-permissions` warning event when the private key file at `path` can be
+ * read or written by its group or by others.
+ *
+ * @example
+ * reportKeyFilePermissions('/keys/AuthKey_ABC123DEFG.p8', 'file:/keys/AuthKey_ABC123DEFG.p8', {
+ *   onEvent: (event) => console.warn(event.message),
+ * });
+ */
+export function reportKeyFilePermissions(
+  path: string,
+  keyId: string,
+  options: RuntimeOptions,
+): void {
+  const message = describeKeyFilePermissions(path);
+  if (message === undefined) return;
+  emitEvent(options, { type: 'warning', reason: 'key-file-permissions', keyId, message });
 }
 
 function listLooseBits(mode: number): string[] {

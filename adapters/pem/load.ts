@@ -6,12 +6,14 @@
  * subject of the last successful match until the next one.
  */
 import type { KeyObject } from 'node:crypto';
+import { shortenForMessage } from '../../src/message-text.js';
 import { emitEvent } from '../../src/signer.js';
 import type { KeyOrigin } from './errors.js';
+import { reportKeyFilePermissions } from './file-checks.js';
 import { readJwk } from './jwk-input.js';
 import { normaliseKeyInput, type Repair } from './normalise.js';
 import { parsePrivateBlocks } from './private-key.js';
-import { parsePublicBlocks } from './public-key.js';
+import { parsePublicBlocks, type ParsedPublicKey } from './public-key.js';
 import {
   assertPassphraseOptions,
   assertPemSource,
@@ -73,7 +75,8 @@ export async function readPrivateKey(
 
 /**
  * Loads a P-256 public key for verifying: an SPKI `PUBLIC KEY` PEM, an X.509 certificate, an EC
- * JWK (or a JWK Set of one key), or the public half of a private key.
+ * JWK (or a JWK Set of one key), or the public half of a private key. A file that turns out to
+ * contain a private key gets the signer's `key-file-permissions` warning when others can read it.
  *
  * @example
  * const publicKey = await loadPublicKey({ path: 'apple-siwa.pub.pem' });
@@ -85,7 +88,7 @@ export async function loadPublicKey(
   assertPemSource(source, 'loadPublicKey');
   assertPassphraseOptions(options, 'loadPublicKey');
 
-  const { input, origin } = await readSource(source);
+  const { input, origin, path } = await readSource(source);
   const ownsInput = !('pem' in source);
   try {
     const normalised = normaliseKeyInput(input, origin);
@@ -97,16 +100,26 @@ export async function loadPublicKey(
       passphraseRequested = true;
       return passphrase.get();
     };
-    const publicKey =
+    const parsed =
       normalised.kind === 'jwk'
-        ? readJwk(normalised.value, origin, 'public').publicKey
+        ? publicKeyOfJwk(normalised.value, origin)
         : await parsePublicBlocks(normalised.blocks, getPassphrase, origin, normalised.repairs);
     reportLoad(options, origin, normalised.repairs, passphrase.given && !passphraseRequested);
-    return publicKey;
+    // Decided by what was parsed, not by scanning the text, because DER, UTF-16 and JWK input
+    // can contain a private key without any "PRIVATE KEY" text.
+    if (path !== undefined && parsed.fromPrivateKey) {
+      reportKeyFilePermissions(path, origin.keyId, options);
+    }
+    return parsed.publicKey;
   } finally {
     if (ownsInput && Buffer.isBuffer(input)) input.fill(0);
     forgetLastRegExpSubject();
   }
+}
+
+function publicKeyOfJwk(value: Record<string, unknown>, origin: KeyOrigin): ParsedPublicKey {
+  const keys = readJwk(value, origin, 'public');
+  return { publicKey: keys.publicKey, fromPrivateKey: keys.privateKey !== undefined };
 }
 
 /**
@@ -147,12 +160,13 @@ function reportLoad(
 
 /** Describes the passphrase that was not needed, and says when its variable is unset or empty. */
 function passphraseUnusedMessage(options: PemSignerOptions, origin: KeyOrigin): string {
-  const variable = options.passphraseEnv;
-  if (variable === undefined) {
+  const name = options.passphraseEnv;
+  if (name === undefined) {
     return `A passphrase was given, but ${origin.description} is not encrypted.`;
   }
 
-  const value = process.env[variable];
+  const variable = shortenForMessage(name);
+  const value = process.env[name];
   if (value === undefined || value === '') {
     const state = value === undefined ? 'is not set' : 'is empty';
     return (

@@ -21,18 +21,25 @@ import { assertCompleteDer, describeKeyStructure } from './structure.js';
 
 const certificateLabels = new Set(['CERTIFICATE', 'TRUSTED CERTIFICATE', 'X509 CERTIFICATE']);
 
+/** A public key read for verifying, and whether it was derived from a private key. */
+export interface ParsedPublicKey {
+  publicKey: KeyObject;
+  /** True when the input contained a private key, so that a readable file is a leak. */
+  fromPrivateKey: boolean;
+}
+
 /**
  * Reads the one key among `blocks` as a P-256 public key.
  *
  * @example
- * const publicKey = await parsePublicBlocks(blocks, () => undefined, origin, repairs);
+ * const { publicKey } = await parsePublicBlocks(blocks, () => undefined, origin, repairs);
  */
 export async function parsePublicBlocks(
   blocks: PemBlock[],
   passphrase: PassphraseProvider,
   origin: KeyOrigin,
   repairs: Repair[],
-): Promise<KeyObject> {
+): Promise<ParsedPublicKey> {
   assertSupportedLabels(blocks, origin);
   const candidates = blocks.filter((b) => b.label === undefined || !ignoredLabels.has(b.label));
   if (candidates.length > 1) {
@@ -49,11 +56,12 @@ export async function parsePublicBlocks(
     throw keyError('ERR_KEY_EMPTY', origin, 'the text holds parameters only, and no key.');
 
   if (block.label !== undefined && privateLabels.has(block.label)) {
-    return (await parsePrivateBlock(block, passphrase, origin, repairs)).publicKey;
+    const { publicKey } = await parsePrivateBlock(block, passphrase, origin, repairs);
+    return { publicKey, fromPrivateKey: true };
   }
-  const publicKey = await parsePublicDer(block, passphrase, origin, repairs);
-  assertP256(publicKey, origin, whereOf(block));
-  return publicKey;
+  const parsed = await parsePublicDer(block, passphrase, origin, repairs);
+  assertP256(parsed.publicKey, origin, whereOf(block));
+  return parsed;
 }
 
 async function parsePublicDer(
@@ -61,7 +69,7 @@ async function parsePublicDer(
   passphrase: PassphraseProvider,
   origin: KeyOrigin,
   repairs: Repair[],
-): Promise<KeyObject> {
+): Promise<ParsedPublicKey> {
   const where = whereOf(block);
   assertCompleteDer(block.der, origin, where);
 
@@ -69,13 +77,13 @@ async function parsePublicDer(
   if (spki) {
     if (block.label !== undefined && block.label !== 'PUBLIC KEY')
       addRepair(repairs, 'label-mismatch');
-    return spki;
+    return { publicKey: spki, fromPrivateKey: false };
   }
   const certificate = tryCertificate(block.der);
   if (certificate) {
     if (block.label !== undefined && !certificateLabels.has(block.label))
       addRepair(repairs, 'label-mismatch');
-    return certificate;
+    return { publicKey: certificate, fromPrivateKey: false };
   }
   return publicKeyFromOtherContent(block, passphrase, origin, repairs);
 }
@@ -85,13 +93,14 @@ async function publicKeyFromOtherContent(
   passphrase: PassphraseProvider,
   origin: KeyOrigin,
   repairs: Repair[],
-): Promise<KeyObject> {
+): Promise<ParsedPublicKey> {
   const where = whereOf(block);
   const structure = await describeKeyStructure(block.der);
   const holdsPrivate = ['pkcs8', 'encrypted-pkcs8', 'sec1'].includes(structure.kind);
   // A bare body may be a private key; under a public label, private content is refused.
   if (holdsPrivate && block.label === undefined) {
-    return (await parsePrivateBlock(block, passphrase, origin, repairs)).publicKey;
+    const { publicKey } = await parsePrivateBlock(block, passphrase, origin, repairs);
+    return { publicKey, fromPrivateKey: true };
   }
   if (holdsPrivate) throw labelMismatch(origin, block.label ?? '', 'a private key');
   throw errorForStructure(structure, block.der, origin, where, 'public');

@@ -8,8 +8,7 @@ import { sign, type KeyObject } from 'node:crypto';
 import { KeyError } from '../../src/errors.js';
 import { markTrustedLocalSigner } from '../../src/internal.js';
 import type { GetPublicKeyOptions, Signer, SignOptions } from '../../src/signer.js';
-import { emitEvent } from '../../src/signer.js';
-import { describeKeyFilePermissions } from './file-checks.js';
+import { reportKeyFilePermissions } from './file-checks.js';
 import { readPrivateKey } from './load.js';
 import {
   assertPassphraseOptions,
@@ -36,14 +35,10 @@ export async function createPemSigner(
   throwIfAborted(options.signal, 'createPemSigner', undefined);
 
   const loaded = await readPrivateKey(source, options);
-  if (loaded.path !== undefined) warnOnPermissions(loaded.path, loaded.origin.keyId, options);
+  if (loaded.path !== undefined) {
+    reportKeyFilePermissions(loaded.path, loaded.origin.keyId, options);
+  }
   return buildSigner(loaded.origin.keyId, loaded.privateKey, loaded.publicKey);
-}
-
-function warnOnPermissions(path: string, keyId: string, options: PemSignerOptions): void {
-  const message = describeKeyFilePermissions(path);
-  if (message === undefined) return;
-  emitEvent(options, { type: 'warning', reason: 'key-file-permissions', keyId, message });
 }
 
 function buildSigner(keyId: string, privateKey: KeyObject, publicKey: KeyObject): Signer {

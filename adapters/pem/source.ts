@@ -125,7 +125,7 @@ export function resolvePassphrase(
   throw keyError(
     'ERR_KEY_PASSPHRASE_ENV_UNSET',
     origin,
-    `the passphrase variable ${name} ${state}. Export it before running, or drop passphraseEnv ` +
+    `the passphrase variable ${shortenForMessage(name)} ${state}. Export it before running, or drop passphraseEnv ` +
       'if the key is not encrypted.',
     { details: { variable: name } },
   );
@@ -147,12 +147,15 @@ export function isConventionalVariableName(name: string): boolean {
 /** Returns the origin of a source without reading it, for the signer's key ID. */
 export function originOf(source: PemSource): KeyOrigin {
   if ('path' in source && looksLikeKeyText(source.path)) return hiddenPathOrigin;
+  if ('path' in source && pinValuePattern.test(source.path)) return pinPathOrigin;
   if ('path' in source) {
     const path = escapeControlCharacters(shortenForMessage(resolve(source.path)));
     return { keyId: `file:${path}`, description: `key file ${path}` };
   }
+  if ('env' in source && looksLikeKeyText(source.env)) return hiddenEnvironmentOrigin;
   if ('env' in source) {
-    return { keyId: `env:${source.env}`, description: `environment variable ${source.env}` };
+    const name = shortenForMessage(source.env);
+    return { keyId: `env:${name}`, description: `environment variable ${name}` };
   }
   return inlineOrigin;
 }
@@ -170,6 +173,26 @@ const hiddenPathOrigin: KeyOrigin = {
   keyId: 'file:(path not shown)',
   description: 'the path given (not shown, because it looks like key text)',
 };
+
+/** The origin of an `env:` name that looks like key text, which messages never repeat. */
+const hiddenEnvironmentOrigin: KeyOrigin = {
+  keyId: 'env:(name not shown)',
+  description: 'the environment variable given (not shown, because its name looks like key text)',
+};
+
+/**
+ * The origin of a path that contains a `pin-value` attribute, which messages and details never
+ * repeat. It is usually a `pkcs11:` URI read as a path because a space or a quote came before
+ * the scheme.
+ */
+const pinPathOrigin: KeyOrigin = {
+  keyId: 'file:(path not shown)',
+  description: 'the path given (not shown, because it contains a pin-value attribute)',
+};
+
+// "pin-value" also with its hyphen or any letter percent-encoded, as a URI parser decodes it.
+const pinValuePattern =
+  /(?:p|%70)(?:i|%69)(?:n|%6e)(?:-|%2d)(?:v|%76)(?:a|%61)(?:l|%6c)(?:u|%75)(?:e|%65)/i;
 
 /**
  * Returns true when a path looks like key text pasted in its place. That is PEM armour, a JWK
@@ -209,11 +232,19 @@ export async function readSource(source: PemSource): Promise<SourceInput> {
 function readEnvironmentKey(name: string, origin: KeyOrigin): string {
   const value = process.env[name];
   if (value !== undefined) return value;
+  if (origin === hiddenEnvironmentOrigin) {
+    throw keyError(
+      'ERR_KEY_ENV_UNSET',
+      origin,
+      'no such variable is set. env: takes the name of a variable that contains the key, as in ' +
+        'env:APPLE_PRIVATE_KEY, not the key text itself.',
+    );
+  }
   throw keyError(
     'ERR_KEY_ENV_UNSET',
     origin,
-    `the variable ${name} is not set. Export it with the key's PEM text, or point the key ` +
-      'reference at a file with file:PATH.',
+    `the variable ${shortenForMessage(name)} is not set. Export it with the key's PEM text, or ` +
+      'point the key reference at a file with file:PATH.',
     { details: { variable: name } },
   );
 }
@@ -256,7 +287,7 @@ function readCapped(descriptor: number, path: string, origin: KeyOrigin): Buffer
       'ERR_KEY_FILE_TOO_LARGE',
       origin,
       `the file is larger than ${maxKeyFileBytes} bytes, far more than a P-256 key. Check the path.`,
-      { details: origin === hiddenPathOrigin ? {} : { path } },
+      { details: isHiddenPath(origin) ? {} : { path } },
     );
   }
   const content = Buffer.from(buffer.subarray(0, length));
@@ -267,7 +298,7 @@ function readCapped(descriptor: number, path: string, origin: KeyOrigin): Buffer
 function fileError(error: unknown, path: string, origin: KeyOrigin) {
   const code = (error as { code?: unknown }).code;
   // Node's own message repeats the path, so it is not kept as the cause either.
-  if (origin === hiddenPathOrigin) return hiddenPathError(code);
+  if (isHiddenPath(origin)) return hiddenPathError(code, origin);
   if (code === 'ENOENT') {
     return keyError(
       'ERR_KEY_FILE_NOT_FOUND',
@@ -314,12 +345,21 @@ function describeEnvironmentVariableHint(path: string): string {
   );
 }
 
-function hiddenPathError(code: unknown) {
+function isHiddenPath(origin: KeyOrigin): boolean {
+  return origin === hiddenPathOrigin || origin === pinPathOrigin;
+}
+
+function hiddenPathError(code: unknown, origin: KeyOrigin) {
   const found = code === 'ENOENT' ? 'no such file' : `the file could not be read (${String(code)})`;
+  const fix =
+    origin === pinPathOrigin
+      ? 'A pkcs11: reference is read as a file path when a space or a quote comes before ' +
+        '"pkcs11:". Remove it, and prefer pin-source=file:/PATH to pin-value.'
+      : 'Pass key text with env:NAME or the pem option, not where a file path belongs.';
   return keyError(
     code === 'ENOENT' ? 'ERR_KEY_FILE_NOT_FOUND' : 'ERR_KEY_FILE_UNREADABLE',
-    hiddenPathOrigin,
-    `${found}. Pass key text with env:NAME or the pem option, not where a file path belongs.`,
+    origin,
+    `${found}. ${fix}`,
     { details: { osCode: code } },
   );
 }

@@ -6,10 +6,11 @@
  * No message or event ever contains the PIN.
  */
 import { statSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KeyError, KmsJwtError } from '../../src/errors.js';
+import { shortenForMessage } from '../../src/message-text.js';
 import { emitEvent, type RuntimeOptions } from '../../src/signer.js';
 import type { Pkcs11Uri } from './uri.js';
 
@@ -70,18 +71,35 @@ function assertModuleFile(path: string, origin: string): void {
   if (!isAbsolute(path)) {
     throw new KmsJwtError(
       'ERR_PKCS11_MODULE_NOT_FOUND',
-      `The PKCS#11 module path "${path}" (from ${origin}) is not absolute. Give the absolute ` +
-        'path of the .so or .dll, so that no library search path decides which code is loaded.',
+      `The PKCS#11 module path "${shortenForMessage(path)}" (from ${origin}) is not absolute. ` +
+        'Give the absolute path of the .so or .dll, so that no library search path decides ' +
+        'which code is loaded.',
       { details: { modulePath: path } },
     );
   }
-  if (statSync(path, { throwIfNoEntry: false })?.isFile()) return;
+  const osCode = moduleFileProblem(path);
+  if (osCode === null) return;
+  const reason = osCode === undefined ? '' : ` (${osCode})`;
   throw new KmsJwtError(
     'ERR_PKCS11_MODULE_NOT_FOUND',
-    `The PKCS#11 module "${path}" (from ${origin}) does not exist or is not a file. Install the ` +
-      "HSM vendor's client or SoftHSM2 (apt-get install softhsm2), and check the path.",
-    { details: { modulePath: path } },
+    `The PKCS#11 module "${shortenForMessage(path)}" (from ${origin}) does not exist or is not ` +
+      `a file${reason}. Install the HSM vendor's client or SoftHSM2 (apt-get install softhsm2), ` +
+      'and check the path.',
+    { details: { modulePath: path, ...(osCode === undefined ? {} : { osCode }) } },
   );
+}
+
+/**
+ * Returns null when `path` is a regular file, undefined when it is missing or not a file, and
+ * the system error code when it cannot be examined, such as ENAMETOOLONG or EACCES. Node's own
+ * error is not kept, because its message repeats the whole path.
+ */
+function moduleFileProblem(path: string): string | null | undefined {
+  try {
+    return statSync(path, { throwIfNoEntry: false })?.isFile() ? null : undefined;
+  } catch (error) {
+    return String((error as NodeJS.ErrnoException).code ?? 'error');
+  }
 }
 
 /**
@@ -144,11 +162,12 @@ async function readPinSource(source: string, options: RuntimeOptions): Promise<s
   const path = pinSourcePath(source);
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = await readCapped(path);
   } catch (error) {
+    if (error instanceof KeyError) throw error;
     throw new KeyError(
       'ERR_PKCS11_PIN_SOURCE_UNREADABLE',
-      `The PIN file "${path}" named by pin-source cannot be read ` +
+      `The PIN file "${shortenForMessage(path)}" named by pin-source cannot be read ` +
         `(${(error as NodeJS.ErrnoException).code ?? 'error'}). Check the path and its permissions.`,
       { cause: error, details: { path } },
     );
@@ -159,19 +178,54 @@ async function readPinSource(source: string, options: RuntimeOptions): Promise<s
   // break inside is taken for a wrong file, because sending it would cost a PIN attempt.
   const pin = text.replace(/[\r\n]+$/, '');
   if (pin === '') {
-    throw new KeyError('ERR_PKCS11_PIN_SOURCE_UNREADABLE', `The PIN file "${path}" is empty.`, {
-      details: { path },
-    });
+    throw new KeyError(
+      'ERR_PKCS11_PIN_SOURCE_UNREADABLE',
+      `The PIN file "${shortenForMessage(path)}" is empty.`,
+      { details: { path } },
+    );
   }
   if (/[\r\n]/.test(pin)) {
     throw new KeyError(
       'ERR_PKCS11_PIN_SOURCE_UNREADABLE',
-      `The PIN file "${path}" has more than one line, so no login was tried. Put only the user ` +
-        'PIN in it, on one line.',
+      `The PIN file "${shortenForMessage(path)}" has more than one line, so no login was ` +
+        'tried. Put only the user PIN in it, on one line.',
       { details: { path } },
     );
   }
   return pin;
+}
+
+// NOTE: an estimate, not a PKCS#11 limit, because each token reports its own ulMaxPinLen. The
+// cap is meant only to stop a wrong file such as /dev/zero from being read into memory.
+const maxPinFileBytes = 4096;
+
+/** Reads a PIN file, or raises once it contains more than {@link maxPinFileBytes}. */
+async function readCapped(path: string): Promise<string> {
+  // A blocking open, because a pipe such as bash's <(...) is a fine PIN source.
+  const handle = await open(path, 'r');
+  const buffer = Buffer.alloc(maxPinFileBytes + 1);
+  try {
+    let length = 0;
+    while (length < buffer.length) {
+      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, null);
+      if (bytesRead === 0) break;
+      length += bytesRead;
+    }
+    if (length > maxPinFileBytes) throw pinFileTooLarge(path);
+    return buffer.subarray(0, length).toString('utf8');
+  } finally {
+    buffer.fill(0);
+    await handle.close();
+  }
+}
+
+function pinFileTooLarge(path: string): KeyError {
+  return new KeyError(
+    'ERR_PKCS11_PIN_SOURCE_UNREADABLE',
+    `The PIN file "${shortenForMessage(path)}" named by pin-source is larger than ` +
+      `${maxPinFileBytes} bytes, far more than a PIN, so it was not used. Check the path.`,
+    { details: { path } },
+  );
 }
 
 function pinSourcePath(source: string): string {
@@ -202,6 +256,8 @@ function warnIfShared(path: string, options: RuntimeOptions): void {
     type: 'warning',
     code: 'pin-file-permissions',
     path,
-    message: `The PIN file "${path}" can be read by group or others; run chmod 600 on it.`,
+    message:
+      `The PIN file "${shortenForMessage(path)}" can be read by group or others; run chmod 600 ` +
+      'on it.',
   });
 }

@@ -7,6 +7,7 @@
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { KeyError, KmsJwtError } from '../../src/errors.js';
+import { shortenForMessage } from '../../src/message-text.js';
 import {
   CKA_CLASS,
   CKA_EC_PARAMS,
@@ -153,8 +154,12 @@ function matchesText(wanted: string | undefined, padded: string): boolean {
 function describeFilter(filter: Pkcs11TokenFilter): string {
   const parts = Object.entries(filter)
     .filter(([, value]) => value !== undefined)
-    .map(([name, value]) => `${name}=${JSON.stringify(value)}`);
+    .map(([name, value]) => `${name}=${JSON.stringify(shortenValue(value))}`);
   return parts.length === 0 ? 'the URI (it has no token attributes)' : parts.join(', ');
+}
+
+function shortenValue(value: unknown): unknown {
+  return typeof value === 'string' ? shortenForMessage(value) : value;
 }
 
 function tokenNotFound(filter: Pkcs11TokenFilter, labels: string[]): KmsJwtError {
@@ -354,7 +359,8 @@ function assertP256SigningKey(key: DescribedKey, token: string): void {
 
 function describeObject(uri: Pick<Pkcs11Uri, 'object' | 'id'>): string {
   const parts: string[] = [];
-  if (uri.object !== undefined) parts.push(`object=${JSON.stringify(uri.object)}`);
+  if (uri.object !== undefined)
+    parts.push(`object=${JSON.stringify(shortenForMessage(uri.object))}`);
   if (uri.id !== undefined) parts.push(`id=${encodeUriId(uri.id)}`);
   return parts.join(', ');
 }

@@ -4,6 +4,7 @@
  * are percent-encoded, and `id` is a string of percent-encoded bytes (CKA_ID).
  */
 import { KmsJwtError } from '../../src/errors.js';
+import { shortenForMessage } from '../../src/message-text.js';
 import { parseKeyReference, parseReferenceAttributes } from '../../src/key-uri.js';
 
 /** The object classes a `type` attribute may name (RFC 7512 `pk11-type`). */
@@ -173,24 +174,29 @@ function applyQueryAttribute(parsed: Pkcs11Uri, name: string, value: string): vo
       // Vendor extensions (`x-...`) are ignored; any other name is most likely a typo.
       if (name.startsWith('x-')) return;
       throw invalidUri(
-        `query attribute "${name}" is unknown; the known ones are module-path, pin-source and pin-value`,
+        `query attribute "${shortenForMessage(name)}" is unknown; the known ones are ` +
+          'module-path, pin-source and pin-value',
       );
   }
 }
 
 function parseObjectType(value: string): Pkcs11ObjectType {
   if (objectTypes.has(value)) return value as Pkcs11ObjectType;
-  throw invalidUri(`type "${value}" is not one of cert, data, private, public or secret-key`);
+  const shown = shortenForMessage(value);
+  throw invalidUri(`type "${shown}" is not one of cert, data, private, public or secret-key`);
 }
 
 function parseSlotId(value: string): number {
   if (/^[0-9]{1,19}$/.test(value) && Number.isSafeInteger(Number(value))) return Number(value);
-  throw invalidUri(`slot-id "${value}" is not a decimal number`);
+  throw invalidUri(`slot-id "${shortenForMessage(value)}" is not a decimal number`);
 }
 
 function parseLibraryVersion(value: string): { major: number; minor: number } {
   const match = /^([0-9]{1,3})(?:\.([0-9]{1,3}))?$/.exec(value);
-  if (!match) throw invalidUri(`library-version "${value}" is not MAJOR or MAJOR.MINOR`);
+  if (!match) {
+    const shown = shortenForMessage(value);
+    throw invalidUri(`library-version "${shown}" is not MAJOR or MAJOR.MINOR`);
+  }
   return { major: Number(match[1]), minor: Number(match[2] ?? 0) };
 }
 

@@ -29,10 +29,17 @@ const businessClientIdPattern =
   /^(?:BUSINESSAPI|SCHOOLAPI)\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const webOriginPattern = /^https?:\/\/[^\s/?#]+$/;
 
-/** Quotes a value for a message, shortened so that a pasted blob cannot fill the screen. */
+/**
+ * Quotes a value for a message, shortened so that a pasted blob cannot fill the screen. It counts
+ * code points, so that a cut never leaves half of a surrogate pair.
+ */
 export function quote(value: unknown): string {
   const text = describeValue(value);
-  return text.length > 64 ? `${text.slice(0, 60)}…" (${text.length} characters)` : text;
+  if (text.length <= 64) return text;
+
+  const characters = Array.from(text);
+  if (characters.length <= 64) return text;
+  return `${characters.slice(0, 60).join('')}…" (${characters.length} characters)`;
 }
 
 /** Writes a value as JSON where JSON can show it, so that NaN does not read as null. */

@@ -4,6 +4,7 @@
  */
 import { escapeControlCharacters } from '../apple/identifiers.js';
 import { KmsJwtError } from '../errors.js';
+import { shortenForMessage } from '../message-text.js';
 
 /** The documented exit codes of `kms-jwt`. */
 export const exitCodes = {
@@ -40,6 +41,20 @@ export function usageError(
   return new CliError('ERR_CLI_USAGE', `${problem}. Run "${help}" for the ${helpLists}.`, {
     details: { command },
   });
+}
+
+/**
+ * Quotes `text` for a usage error when it is a lower-case word, the shape of every command and
+ * token kind name, cut to 200 characters. Returns undefined for anything else, because an
+ * argument in a name's place may be a value typed too early: a key reference with a pin-value,
+ * key text, a token or a PIN.
+ *
+ * @example
+ * quotedWord('sign-everything'); // '"sign-everything"'
+ * quotedWord('pkcs11:token=apple?pin-value=1234'); // undefined
+ */
+export function quotedWord(text: string): string | undefined {
+  return /^[a-z][a-z0-9_-]*$/.test(text) ? `"${shortenForMessage(text)}"` : undefined;
 }
 
 /** Maps an error to its exit code, by code and class name so that either build's classes match. */

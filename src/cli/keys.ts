@@ -7,11 +7,11 @@
  * material: a `PUBLIC KEY` PEM, an X.509 certificate or a public JWK.
  */
 import type { KeyObject } from 'node:crypto';
-import { closeSync, openSync, readSync } from 'node:fs';
 import { keyIdFromFileName } from '../../adapters/pem/file-checks.js';
 import { resolveKeyPath } from '../../adapters/pem/reference.js';
 import { isConventionalVariableName } from '../../adapters/pem/source.js';
 import { createSigner, parseKeyReference, type AdapterOptions } from '../key-uri.js';
+import { shortenForMessage } from '../message-text.js';
 import type { Signer, SignerEvent } from '../signer.js';
 import { CliError } from './errors.js';
 import type { ParsedArgs, FlagSpec } from './args.js';
@@ -59,7 +59,7 @@ function passphraseEnvNotSetError(name: string): CliError {
   }
   return new CliError(
     'ERR_CLI_ENV_NOT_SET',
-    `The environment variable ${name} named by --passphrase-env is not set. ` +
+    `The environment variable ${shortenForMessage(name)} named by --passphrase-env is not set. ` +
       'Export it with the passphrase of the encrypted key.',
     { details: { variable: name } },
   );
@@ -111,7 +111,8 @@ export async function openSigner(
 /**
  * Loads the public key that `--key REF` names. A `file:` or `env:` reference goes through the
  * pem adapter's `loadPublicKey`, which takes a `PUBLIC KEY` PEM, an X.509 certificate, a JWK or
- * a private key. Any other reference goes through its signer.
+ * a private key, and warns about a private key file that others can read. Any other reference
+ * goes through its signer.
  *
  * @example
  * const publicKey = await loadPublicKeyOf('./apple-siwa.cert.pem', parsed, io);
@@ -128,7 +129,6 @@ export async function loadPublicKeyOf(
     const passphraseEnv = stringValue(parsed, 'passphrase-env');
     const pem = await import('../../adapters/pem/index.js');
     const source = pem.pemSourceFromReference(target);
-    if ('path' in source) warnAboutExposure(source.path, pem.describeKeyFilePermissions, io);
     return pem.loadPublicKey(source, passphraseEnv ? { onEvent, passphraseEnv } : { onEvent });
   }
 
@@ -137,45 +137,6 @@ export async function loadPublicKeyOf(
     return await signer.getPublicKey();
   } finally {
     await closeSigner(signer);
-  }
-}
-
-/**
- * Prints the permission warning for a key file that group or others can read, unless the file
- * contains only public material, so that a certificate with mode 0644 draws no warning.
- */
-function warnAboutExposure(
-  path: string,
-  describePermissions: (path: string) => string | undefined,
-  io: CliIo,
-): void {
-  // Only a regular file draws a warning, so a pipe is never read here before the loader reads it.
-  const exposure = describePermissions(path);
-  if (exposure !== undefined && mayHoldPrivateKey(path)) io.warn(exposure);
-}
-
-// PEM labels, a JWK's private member, and the base64 start of PKCS#8 and SEC1 P-256 bodies.
-const privateMarkers = ['PRIVATE KEY', '"d"', 'MIGHAgEA', 'MIGTAgEA', 'MHcCAQEE'];
-const maxScannedBytes = 64 * 1024;
-
-/**
- * Returns true unless the regular file at `path` clearly contains only public material. It
- * scans the first 64 KiB, the maximum size of a key file, in a Buffer that it zeroes afterwards,
- * so that no string copy of a private key is left behind.
- */
-function mayHoldPrivateKey(path: string): boolean {
-  const buffer = Buffer.alloc(maxScannedBytes);
-  let descriptor: number | undefined;
-  try {
-    descriptor = openSync(path, 'r');
-    const length = readSync(descriptor, buffer, 0, buffer.length, 0);
-    const content = buffer.subarray(0, length);
-    return privateMarkers.some((marker) => content.includes(marker));
-  } catch {
-    return false; // loadPublicKey reports the unreadable file with its own coded error.
-  } finally {
-    buffer.fill(0);
-    if (descriptor !== undefined) closeSync(descriptor);
   }
 }
 

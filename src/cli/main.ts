@@ -7,7 +7,13 @@
  * stdout carries the result alone, so that it pipes. Warnings and errors go to stderr, each on
  * one line, and the exit code says what happened (docs/cli.md lists them).
  */
-import { exitCodeFor, formatDebugTrace, formatErrorLine, usageError } from './errors.js';
+import {
+  exitCodeFor,
+  formatDebugTrace,
+  formatErrorLine,
+  quotedWord,
+  usageError,
+} from './errors.js';
 import { processIo, type CliIo } from './io.js';
 import { shortenForMessage } from '../message-text.js';
 
@@ -38,7 +44,7 @@ async function runCommand(name: string, args: string[], io: CliIo): Promise<numb
   const load = Object.hasOwn(commands, name) ? commands[name] : undefined;
   if (load === undefined) {
     if (name.startsWith('-')) throw missingCommandError(name);
-    throw usageError('', `Unknown command "${shortenForMessage(name)}"`, 'commands');
+    throw usageError('', unknownCommandProblem(name), 'commands');
   }
   const command = await load();
   return command.run(args, io);
@@ -46,14 +52,29 @@ async function runCommand(name: string, args: string[], io: CliIo): Promise<numb
 
 /**
  * Builds the usage error for an option given before any command, as in `kms-jwt --team-id X`.
- * Only the flag name is shown, because `--name=value` may carry a passphrase or a token.
+ * Only a flag name of an option's shape is shown, because `--name=value` or a stray argument
+ * may carry a passphrase, a PIN or a token.
  */
-function missingCommandError(flag: string): Error {
-  const flagName = shortenForMessage(flag.split('=', 1)[0]!);
+function missingCommandError(argument: string): Error {
+  const flag = argument.split('=', 1)[0]!;
+  const shown = optionShape.test(flag) ? ` before ${shortenForMessage(flag)}` : '';
   return usageError(
     '',
-    `Missing command before ${flagName}: options follow a command, such as client-secret`,
+    `Missing command${shown}: options follow a command, such as client-secret`,
     'commands',
+  );
+}
+
+// An option before the command is quoted up to its "=" and only when it has an option's shape,
+// for the reason quotedWord gives.
+const optionShape = /^--?[A-Za-z0-9][A-Za-z0-9_-]*$/;
+
+function unknownCommandProblem(name: string): string {
+  const quoted = quotedWord(name);
+  if (quoted !== undefined) return `Unknown command ${quoted}`;
+  return (
+    'Unknown command: the first argument is not a command name. It is not shown, because it ' +
+    'may be a key, a PIN or a token given before the command'
   );
 }
 

@@ -89,6 +89,7 @@ export async function runMint(
 
   try {
     const cachePath = stringValue(parsed, 'cache');
+    if (cachePath === '') throw usageError(command, '--cache needs a file path');
     const outcome =
       cachePath === undefined
         ? fromToken(await mint())
@@ -157,9 +158,10 @@ function applyKeyIdFromFileName(
     return;
   }
   if (given !== fromName) {
+    const shown = shortenForMessage(String(given));
     io.warn(
-      `--key-id ${String(given)} differs from the key ID ${fromName} in the key file name; ` +
-        `using ${String(given)}. Apple rejects a kid that is not the key's own ID.`,
+      `--key-id ${shown} differs from the key ID ${fromName} in the key file name; ` +
+        `using ${shown}. Apple rejects a kid that is not the key's own ID.`,
     );
   }
 }

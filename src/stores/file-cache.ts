@@ -5,10 +5,13 @@
  * The file contains a secret, so it is handled like one:
  * - It is written with mode 0600 to a temporary file in the same folder, then renamed over the
  *   old one (rename(2) is atomic within a file system), so a reader never sees half a file.
- * - It is opened with O_NOFOLLOW and checked on the open descriptor: a symbolic link, a file that
- *   is not a regular file, a file owned by another user, or a file with any group or other
- *   permission bit is rejected with `ERR_CACHE_FILE_UNSAFE`. The cache does not repair the mode,
- *   because a token that others could read may already have leaked.
+ * - It is opened with O_NOFOLLOW and O_NONBLOCK and checked on the open descriptor. These are
+ *   rejected with `ERR_CACHE_FILE_UNSAFE`: a symbolic link, a file that is not a regular file
+ *   (such as a FIFO), a file owned by another user, and a file with a group or other bit. The
+ *   cache does not repair the mode, because a token that others could read may already have
+ *   leaked.
+ * - A file that is neither empty nor a cache record, such as a key file given as the cache path
+ *   by mistake, is left alone and raises `ERR_CACHE_FILE_UNRECOGNISED`.
  */
 import { randomBytes } from 'node:crypto';
 import { constants, promises as fs, type Stats } from 'node:fs';
@@ -51,6 +54,8 @@ export interface FileCacheResult extends MintedToken {
 }
 
 const fileFormatVersion = 1;
+// A record is one token and its cache key, about 1 KiB, so 64 KiB leaves ample room.
+const maxCacheFileBytes = 64 * 1024;
 const unsafeModeBits = 0o077;
 // As in the provider, a cached iat this far ahead of the clock means one of the clocks is wrong.
 const maxFutureIatSeconds = 300;
@@ -148,13 +153,20 @@ function assertOptions(options: FileCacheOptions): void {
   assertRefreshPolicy(options.policy);
 }
 
-/** Reads the cached token, or undefined when the file is missing, corrupt or for another key. */
+/**
+ * Reads the cached token, or undefined when the file is missing, empty, corrupt or for another
+ * key. A file that is not a cache record at all raises `ERR_CACHE_FILE_UNRECOGNISED` instead.
+ */
 async function readCacheFile(options: FileCacheOptions): Promise<MintedToken | undefined> {
   const text = await readSafely(options.path);
   if (text === undefined) return undefined;
 
+  // An empty file is a cache file created ahead with mode 0600, as by `touch` and `chmod 600`.
+  if (text.trim() === '') return undefined;
+
   const entry = parseEntry(text);
   if (entry === undefined) {
+    assertCacheRecordText(options.path, text);
     emit(options, { type: 'cache-corrupt', path: options.path });
     return undefined;
   }
@@ -164,24 +176,65 @@ async function readCacheFile(options: FileCacheOptions): Promise<MintedToken | u
 async function readSafely(path: string): Promise<string | undefined> {
   let handle: fs.FileHandle;
   try {
-    handle = await fs.open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    // O_NONBLOCK, because a blocking open(2) of a FIFO waits for a writer that may never come.
+    // It changes nothing for a regular file, and anything else is rejected before a read.
+    handle = await fs.open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return undefined;
-    if (code === 'ELOOP') throw unsafeFile(path, 'it is a symbolic link');
+    if (code === 'ELOOP') throw unsafeFile(path, 'it is a symbolic link', symbolicLinkFix);
     throw cacheFileIoError('read', path, error);
   }
 
   try {
     assertSafeStats(path, await handle.stat());
-    return await handle.readFile('utf8');
+    return await readCapped(handle, path);
   } finally {
     await handle.close();
   }
 }
 
+/** Reads at most {@link maxCacheFileBytes}, because a larger file cannot be a cache file. */
+async function readCapped(handle: fs.FileHandle, path: string): Promise<string> {
+  const buffer = Buffer.alloc(maxCacheFileBytes + 1);
+  let length = 0;
+  while (length < buffer.length) {
+    const { bytesRead } = await handle.read(buffer, length, buffer.length - length, length);
+    if (bytesRead === 0) break;
+    length += bytesRead;
+  }
+
+  if (length > maxCacheFileBytes)
+    throw unrecognisedFile(path, `it is larger than ${maxCacheFileBytes} bytes`);
+  return buffer.subarray(0, length).toString('utf8');
+}
+
+/**
+ * Raises `ERR_CACHE_FILE_UNRECOGNISED` unless `text` starts like a record this module writes,
+ * so that a cache path mistyped as another file, such as the `.p8` key that Apple lets a
+ * developer download only once, is never replaced by a token.
+ */
+function assertCacheRecordText(path: string, text: string): void {
+  if (/^\s*\{\s*"version"\s*:/.test(text)) return;
+  throw unrecognisedFile(path, 'it does not start like a cache record ({"version":...})');
+}
+
+function unrecognisedFile(path: string, reason: string): KmsJwtError {
+  return new KmsJwtError(
+    'ERR_CACHE_FILE_UNRECOGNISED',
+    `The cache file ${shortenForMessage(path)} is not replaced because ${reason}, so it may be ` +
+      'another file given as the cache path by mistake. Check the path, or delete the file if ' +
+      'it is an old cache file.',
+    { details: { path } },
+  );
+}
+
 function assertSafeStats(path: string, stats: Stats): void {
-  if (!stats.isFile()) throw unsafeFile(path, 'it is not a regular file');
+  // Nothing is ever cached in a directory, a FIFO or a device, so the fix is another path.
+  if (stats.isDirectory()) {
+    throw unsafeFile(path, 'it is a directory, not a regular file', notRegularFileFix);
+  }
+  if (!stats.isFile()) throw unsafeFile(path, 'it is not a regular file', notRegularFileFix);
 
   const uid = process.getuid?.();
   if (uid !== undefined && stats.uid !== uid) {
@@ -193,12 +246,19 @@ function assertSafeStats(path: string, stats: Stats): void {
   }
 }
 
-function unsafeFile(path: string, reason: string): KmsJwtError {
+const exposedFileFix =
+  'Delete it (and consider the token in it exposed), or point --cache at a regular file of ' +
+  'your own with mode 0600.';
+// Nothing is written through a link, and the link may be a system one such as /dev/stdout.
+const symbolicLinkFix =
+  'Point --cache at a regular file itself, not at a link, and leave the link as it is.';
+const notRegularFileFix =
+  'Point --cache at a regular file, such as a new file name in a folder of your own.';
+
+function unsafeFile(path: string, reason: string, fix = exposedFileFix): KmsJwtError {
   return new KmsJwtError(
     'ERR_CACHE_FILE_UNSAFE',
-    `The cache file ${shortenForMessage(path)} is not used because ${reason}. Delete it (and ` +
-      'consider the token in it exposed), or point --cache at a regular file of your own with ' +
-      'mode 0600.',
+    `The cache file ${shortenForMessage(path)} is not used because ${reason}. ${fix}`,
     { details: { path } },
   );
 }
@@ -226,6 +286,9 @@ function parseEntry(text: string): CacheEntry | undefined {
 
 async function writeCacheFile(path: string, cacheKey: string, token: MintedToken): Promise<void> {
   const body = JSON.stringify({ version: fileFormatVersion, cacheKey, ...token }) + '\n';
+  // A larger record would be rejected by the next read, and each run would fail instead of mint.
+  const size = Buffer.byteLength(body);
+  if (size > maxCacheFileBytes) throw recordTooLarge(path, size);
   const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
 
   try {
@@ -242,6 +305,16 @@ async function writeCacheFile(path: string, cacheKey: string, token: MintedToken
     await fs.rm(temporary, { force: true });
     throw cacheFileIoError('write', path, error);
   }
+}
+
+function recordTooLarge(path: string, size: number): KmsJwtError {
+  return new KmsJwtError(
+    'ERR_CACHE_FILE_IO',
+    `Cannot write the cache file ${shortenForMessage(path)}: the record is ${size} bytes, more ` +
+      `than the ${maxCacheFileBytes} bytes a cache file may hold. Shorten the token's fields, ` +
+      'such as a long origin list, or mint without --cache.',
+    { details: { path, size } },
+  );
 }
 
 function cacheFileIoError(operation: 'read' | 'write', path: string, error: unknown): KmsJwtError {

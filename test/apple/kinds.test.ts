@@ -861,6 +861,18 @@ describe('option values in error messages', () => {
     expect(String(error.message).length).toBeLessThan(500);
   });
 
+  it('keeps surrogate pairs whole when it cuts', async () => {
+    // Two ASCII characters first, so that a cut at 60 UTF-16 units falls inside a pair.
+    const teamId = `a${'\u{1F600}'.repeat(100)}`;
+    const options = { ...base['client-secret'], teamId, signer: key.signer, now };
+    const error = await rejection(() => createAppleToken('client-secret', options as never));
+
+    expect(error.code).toBe('ERR_APPLE_FIELD_INVALID');
+    const message = String(error.message);
+    expect(message).not.toMatch(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])/);
+    expect(message).toContain('\u{1F600}…" (103 characters)');
+  });
+
   it.each([
     { option: 'iatSkewSeconds', value: NaN, code: 'ERR_APPLE_SKEW_INVALID', shown: 'NaN' },
     {

@@ -141,6 +141,29 @@ describe('kms-jwt usage errors', () => {
     expect(run.stderr).not.toContain('eyJ');
   });
 
+  it.each([
+    ['a pkcs11 PIN', 'pkcs11:token=apple;object=siwa?pin-value=731954', '731954'],
+    ['a key body', 'MIGTAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBHkwdwIBAQQgN2Kx', 'MIGTAgEA'],
+    ['a bare PIN', '731954', '731954'],
+    ['a token', 'eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJ4In0.c2lnbmF0dXJl', 'c2lnbmF0dXJl'],
+  ])('hides %s given as the command', async (_name, argument, secret) => {
+    for (const args of [[argument], ['help', argument]]) {
+      const run = await runCli(args);
+      expect(run.code).toBe(2);
+      expectOneErrorLine(run, 'ERR_CLI_USAGE');
+      expect(run.stderr).toContain('the first argument is not a command name');
+      expect(run.stderr).not.toContain(secret);
+    }
+  });
+
+  it('hides a PIN in an option before the command', async () => {
+    const run = await runCli(['--key=pkcs11:token=apple?pin-value=731954', 'client-secret']);
+    expect(run.code).toBe(2);
+    expectOneErrorLine(run, 'ERR_CLI_USAGE');
+    expect(run.stderr).toContain('Missing command before --key:');
+    expect(run.stderr).not.toContain('731954');
+  });
+
   it('rejects extra positionals without echoing them', async () => {
     const run = await runCli(['verify', 'a.b.c', 'eyJsecretsecret', '--key', key.path]);
     expect(run.code).toBe(2);
@@ -216,8 +239,8 @@ describe('kms-jwt error output', () => {
     expect(run.stderr).toContain('NOT_SET_X');
   });
 
-  it.each([['hunter2-passphrase'], ['correct horse battery staple'], ['hunter2']])(
-    'hides a passphrase given as --passphrase-env %s',
+  it.each(['hunter2-passphrase', 'correct horse battery staple', 'hunter2', 'Tr0ub4dor&3'])(
+    'hides a passphrase given as --passphrase-env %#',
     async (passphrase) => {
       const run = await runCli(['public-key', '--key', key.path, '--passphrase-env', passphrase]);
       expect(run.code).toBe(2);

@@ -15,6 +15,8 @@ const awsTarget =
   'awskms:arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab';
 const gcpTarget =
   'gcpkms:projects/p/locations/global/keyRings/r/cryptoKeys/siwa?endpoint=127.0.0.1:9&plaintext=true';
+// cloudkms: is the Cloud KMS adapter's second scheme.
+const cloudKmsTarget = gcpTarget.replace(/^gcpkms:/, 'cloudkms:');
 const pkcs11Target = 'pkcs11:token=none;object=siwa;id=%01?module-path=/nonexistent/libsofthsm2.so';
 
 // Unreachable endpoints on 127.0.0.1, so that a stray backend call fails without leaving the host.
@@ -33,6 +35,13 @@ const cases = [
   {
     flags: ['--wrapping-algorithm', 'RSAES_OAEP_SHA_256'],
     target: gcpTarget,
+    reason: 'for awskms: targets only',
+  },
+  { flags: ['--alias', 'siwa'], target: cloudKmsTarget, reason: 'Cloud KMS has no key aliases' },
+  { flags: ['--overwrite'], target: cloudKmsTarget, reason: 'adds a new key version' },
+  {
+    flags: ['--wrapping-algorithm', 'RSAES_OAEP_SHA_256'],
+    target: cloudKmsTarget,
     reason: 'for awskms: targets only',
   },
   { flags: ['--alias', 'siwa'], target: pkcs11Target, reason: 'object= in --to' },

@@ -63,3 +63,51 @@ describe('kms-jwt --key with key text', () => {
     }
   });
 });
+
+describe('kms-jwt --key with a mangled pkcs11 reference', () => {
+  // A space or a quote before "pkcs11:" makes the reference a relative file path.
+  const pin = '739164';
+  const references = [
+    ` pkcs11:token=apple;object=siwa?pin-value=${pin}`,
+    `"pkcs11:token=apple;object=siwa?pin-value=${pin}"`,
+    `pkcs11 :token=apple;object=siwa?pin%2Dvalue=${pin}`,
+  ];
+
+  it('hides the PIN in client-secret and public-key', async () => {
+    for (const reference of references) {
+      const mint = await runCli([
+        'client-secret',
+        ...['--team-id', 'DEF123GHIJ', '--client-id', 'com.example.web'],
+        ...['--key-id', 'ABC123DEFG', '--key', reference],
+      ]);
+      expect(mint.code).toBe(3);
+      expectOneErrorLine(mint, 'ERR_KEY_FILE_NOT_FOUND');
+      expect(mint.stderr).toContain('contains a pin-value attribute');
+      expect(mint.stderr).not.toContain(pin);
+
+      const debug = await runCli(['public-key', '--key', reference], {
+        env: { KMS_JWT_DEBUG: '1' },
+      });
+      expect(debug.code).toBe(3);
+      expect(debug.stderr).toContain('space or a quote comes before "pkcs11:"');
+      expect(debug.stderr).not.toContain(pin);
+    }
+  });
+});
+
+describe('kms-jwt --key env: with key text', () => {
+  it('hides base64 that passes as a name', async () => {
+    // Without "+", "/" and "=", a base64 line has the shape of a variable name.
+    const body = key.pem.trim().split('\n').slice(1, -1).join('');
+    const name = body.replace(/[^A-Za-z0-9]/g, '').slice(0, 64);
+    const run = await runCli(['public-key', '--key', `env:${name}`], {
+      env: { KMS_JWT_DEBUG: '1' },
+    });
+
+    expect(run.code).toBe(3);
+    expect(run.stderr).toMatch(/^kms-jwt: error: \[ERR_KEY_ENV_UNSET\] /);
+    expect(run.stderr).toContain('not the key text itself');
+    expect(run.stderr).not.toContain(name.slice(0, 24));
+    expect(run.stderr).not.toContain(name.slice(40));
+  });
+});

@@ -1,6 +1,6 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
-import { chmodSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, exportJWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -107,6 +107,59 @@ describe('public-key from public material', () => {
     expect(run.code).toBe(0);
     expect(run.stdout).toBe(`${thumbprint}\n`);
     expect(run.stderr).toMatch(/^kms-jwt: warning: .*loose\.p8/);
+  });
+
+  it('warns about private keys without PEM text', async () => {
+    const jwk = await exportJWK(key.privateKey);
+    // JSON lets a member name be written with \u escapes, so this text contains no '"d"'.
+    const escapedJwk = JSON.stringify(jwk).replace('"d":', '"\\u0064":');
+    const der = key.privateKey.export({ type: 'pkcs8', format: 'der' });
+    const utf16 = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(key.pem, 'utf16le')]);
+    const files: Array<[string, string | Buffer]> = [
+      ['loose.der', der],
+      ['loose-utf16.pem', utf16],
+      ['loose-escaped.jwk', escapedJwk],
+    ];
+
+    for (const [name, content] of files) {
+      const loose = join(key.folder, name);
+      writeFileSync(loose, content, { mode: 0o644 });
+      chmodSync(loose, 0o644);
+      const run = await runCli(['public-key', '--key', loose, '--format', 'thumbprint']);
+      expect(run.code).toBe(0);
+      expect(run.stdout).toBe(`${thumbprint}\n`);
+      expect(run.stderr).toMatch(new RegExp(`^kms-jwt: warning: Key file .*${name}.*mode 0644`));
+    }
+  });
+
+  it('names the real file behind /dev/stdin', () => {
+    const loose = join(key.folder, 'redirected.p8');
+    writeFileSync(loose, key.pem, { mode: 0o644 });
+    chmodSync(loose, 0o644);
+    const input = openSync(loose, 'r');
+    // As after `kms-jwt public-key --key /dev/stdin < redirected.p8`.
+    const run = spawnSync(process.execPath, [cliPath, 'public-key', '--key', '/dev/stdin'], {
+      encoding: 'utf8',
+      stdio: [input, 'pipe', 'pipe'],
+    });
+    closeSync(input);
+
+    expect(run.status).toBe(0);
+    expect(run.stdout).toBe(key.publicPem);
+    const warning = run.stderr.split('\n')[0]!;
+    expect(warning).toMatch(/^kms-jwt: warning: Key file \/dev\/stdin \(.*redirected\.p8\) /);
+    expect(warning).toContain(`chmod 600 ${loose}`);
+    expect(warning).not.toContain('chmod 600 /dev/stdin');
+  });
+
+  it('does not warn about a public DER file', async () => {
+    const loose = join(key.folder, 'public.der');
+    writeFileSync(loose, key.publicKey.export({ type: 'spki', format: 'der' }), { mode: 0o644 });
+    chmodSync(loose, 0o644);
+    const run = await runCli(['public-key', '--key', loose, '--format', 'thumbprint']);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toBe(`${thumbprint}\n`);
+    expect(run.stderr).toBe('');
   });
 
   it('reads a key from a pipe', () => {

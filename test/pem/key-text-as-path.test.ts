@@ -64,3 +64,17 @@ describe('key text as a path', () => {
     expect(error.message).toContain(path.replace(/^\.\//, ''));
   });
 });
+
+describe('pkcs11 reference as a path', () => {
+  it.each([
+    ['a leading space', ' pkcs11:token=apple;object=siwa?pin-value=739164'],
+    ['quotes', '"pkcs11:token=apple?pin-value=739164"'],
+    ['an encoded name', 'pkcs11 :token=apple?%70in%2Dvalue=739164'],
+  ])('hides the PIN after %s', async (_shape, reference) => {
+    const error = await rejectionOf(createSigner(reference));
+
+    expect(error.code).toBe('ERR_KEY_FILE_NOT_FOUND');
+    expect(error.message).toContain('contains a pin-value attribute');
+    expect(errorText(error)).not.toContain('739164');
+  });
+});

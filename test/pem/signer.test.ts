@@ -4,13 +4,18 @@
  * the promise that no copy of the key text stays in memory once the key is parsed.
  */
 import { execFileSync } from 'node:child_process';
-import { createPublicKey, verify } from 'node:crypto';
+import { createPrivateKey, createPublicKey, verify } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createPemSigner, keyIdFromFileName, loadPrivateKey } from '../../adapters/pem/index.js';
+import {
+  createPemSigner,
+  keyIdFromFileName,
+  loadPrivateKey,
+  loadPublicKey,
+} from '../../adapters/pem/index.js';
 import { isTrustedLocalSigner } from '../../src/internal.js';
 import { createSigner } from '../../src/key-uri.js';
 import type { SignerEvent } from '../../src/signer.js';
@@ -125,6 +130,29 @@ describe('createPemSigner sources', () => {
     expect(events[0]).toMatchObject({ type: 'warning', reason: 'key-file-permissions' });
     expect(events[0]!.message).toMatch(/readable by group and others \(mode 0644\)/);
     expect(events[0]!.message).toContain('chmod 600');
+  });
+
+  it('warns from loadPublicKey only for private keys', async () => {
+    const privateDer = join(folder, 'exposed-private.der');
+    writeFileSync(
+      privateDer,
+      createPrivateKey(key.pkcs8Pem).export({ type: 'pkcs8', format: 'der' }),
+    );
+    const publicDer = join(folder, 'exposed-public.der');
+    writeFileSync(publicDer, createPublicKey(key.pkcs8Pem).export({ type: 'spki', format: 'der' }));
+    chmodSync(privateDer, 0o644);
+    chmodSync(publicDer, 0o644);
+
+    const privateEvents: SignerEvent[] = [];
+    await loadPublicKey({ path: privateDer }, { onEvent: (event) => privateEvents.push(event) });
+    const warnings = privateEvents.filter((event) => event.type === 'warning');
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({ reason: 'key-file-permissions' });
+    expect(warnings[0]!.message).toContain('exposed-private.der');
+
+    const publicEvents: SignerEvent[] = [];
+    await loadPublicKey({ path: publicDer }, { onEvent: (event) => publicEvents.push(event) });
+    expect(publicEvents.filter((event) => event.type === 'warning')).toEqual([]);
   });
 
   it('stays quiet for a 0600 file', async () => {

@@ -304,6 +304,18 @@ describe('module and PIN sources', () => {
     expect(error.message).not.toContain('4711-secret');
   });
 
+  it('pin-source of endless or huge content', async () => {
+    const large = join(folder, 'large-pin');
+    writeFileSync(large, 'x'.repeat(5000), { mode: 0o600 });
+    for (const path of ['/dev/zero', large]) {
+      const uri = parsePkcs11Uri(`pkcs11:object=a?pin-source=file:${path}`);
+      await expect(resolvePin(uri, {})).rejects.toMatchObject({
+        code: 'ERR_PKCS11_PIN_SOURCE_UNREADABLE',
+        message: expect.stringContaining('larger than 4096 bytes'),
+      });
+    }
+  });
+
   it('pin-source that is neither a file URI nor absolute', async () => {
     const uri = parsePkcs11Uri('pkcs11:object=a?pin-source=relative/pin');
     await expect(resolvePin(uri, {})).rejects.toMatchObject({ code: 'ERR_KEY_REFERENCE_INVALID' });

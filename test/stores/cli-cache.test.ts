@@ -270,10 +270,30 @@ describe('client-secret --cache', () => {
   }
 
   it('re-mints over a corrupt cache file', async () => {
-    writeFileSync(cache, 'not json', { mode: 0o600 });
+    writeFileSync(cache, '{"version":1,"cacheKey":', { mode: 0o600 });
 
     const run = await runCli(args());
     expect(run.code).toBe(0);
     expect(readCache().token).toBe(run.stdout.trim());
+  });
+
+  it('rejects an empty --cache as usage', async () => {
+    const run = await runCli(args().map((value) => (value === cache ? '' : value)));
+    expect(run.code).toBe(2);
+    expectOneErrorLine(run, 'ERR_CLI_USAGE');
+    expect(run.stderr).toContain('--cache needs a file path');
+  });
+
+  it('keeps other files given as the cache', async () => {
+    const notCache = join(key.folder, 'notes.txt');
+    writeFileSync(notCache, 'not json', { mode: 0o600 });
+    // The same path for --key and --cache, as after a copy-and-paste slip.
+    for (const path of [notCache, key.path]) {
+      const before = readFileSync(path, 'utf8');
+      const run = await runCli(args().map((value) => (value === cache ? path : value)));
+      expect(run.code).toBe(5);
+      expectOneErrorLine(run, 'ERR_CACHE_FILE_UNRECOGNISED');
+      expect(readFileSync(path, 'utf8')).toBe(before);
+    }
   });
 });

@@ -2,6 +2,7 @@ import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } f
 import { symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { getOrMintWithFileCache } from '../../src/stores/file-cache.js';
 import type { SignerEvent } from '../../src/signer.js';
@@ -181,7 +182,108 @@ describe('getOrMintWithFileCache', () => {
       code: 'ERR_CACHE_FILE_UNSAFE',
       message: expect.stringContaining('symbolic link'),
     });
+    await expect(run(start, secretMint(start))).rejects.toMatchObject({
+      message: expect.not.stringContaining('Delete it'),
+    });
     expect(readFileSync(target, 'utf8')).toBe('{}');
+  });
+
+  it('rejects a FIFO without waiting for a writer', async () => {
+    // A blocking open(2) of a FIFO waits until a writer opens it, which no writer ever does here.
+    execFileSync('mkfifo', ['-m', '600', path]);
+    const mint = secretMint(start);
+
+    await expect(run(start, mint)).rejects.toMatchObject({
+      code: 'ERR_CACHE_FILE_UNSAFE',
+      message: expect.stringContaining('not a regular file'),
+    });
+    expect(mint).not.toHaveBeenCalled();
+    expect(statSync(path).isFIFO()).toBe(true);
+  });
+
+  it('rejects a directory without advising deletion', async () => {
+    const mint = secretMint(start);
+    const rejection = getOrMintWithFileCache({
+      path: folder,
+      cacheKey: 'x',
+      policy: clientSecretPolicy,
+      now: clock(start),
+      mint,
+    });
+
+    await expect(rejection).rejects.toMatchObject({
+      code: 'ERR_CACHE_FILE_UNSAFE',
+      message: expect.stringContaining('it is a directory'),
+    });
+    await expect(rejection).rejects.toMatchObject({
+      message: expect.not.stringContaining('Delete it'),
+    });
+    expect(mint).not.toHaveBeenCalled();
+  });
+
+  it('keeps a file that is no cache record', async () => {
+    const pem = '-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n';
+    writeFileSync(path, pem, { mode: 0o600 });
+    const mint = secretMint(start);
+
+    await expect(run(start, mint)).rejects.toMatchObject({
+      code: 'ERR_CACHE_FILE_UNRECOGNISED',
+      message: expect.stringContaining('does not start like a cache record'),
+    });
+    expect(mint).not.toHaveBeenCalled();
+    expect(readFileSync(path, 'utf8')).toBe(pem);
+  });
+
+  it('keeps a file over 64 KiB', async () => {
+    const large = `{"version":1,"cacheKey":"${'x'.repeat(64 * 1024)}"}`;
+    writeFileSync(path, large, { mode: 0o600 });
+    const mint = secretMint(start);
+
+    await expect(run(start, mint)).rejects.toMatchObject({
+      code: 'ERR_CACHE_FILE_UNRECOGNISED',
+      message: expect.stringContaining('larger than 65536 bytes'),
+    });
+    expect(mint).not.toHaveBeenCalled();
+    expect(readFileSync(path, 'utf8')).toBe(large);
+  });
+
+  it('does not write a record over 64 KiB', async () => {
+    const events: SignerEvent[] = [];
+    const result = await getOrMintWithFileCache({
+      path,
+      cacheKey: 'x'.repeat(64 * 1024),
+      policy: clientSecretPolicy,
+      now: clock(start),
+      mint: secretMint(start),
+      onEvent: (event) => events.push(event),
+    });
+
+    expect(result.reused).toBe(false);
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({
+      type: 'failure',
+      operation: 'write',
+      code: 'ERR_CACHE_FILE_IO',
+    });
+    expect(events[0]!.message).toContain('more than the 65536 bytes');
+    expect(readdirSync(folder)).toEqual([]);
+  });
+
+  it('fills an empty file made ahead', async () => {
+    writeFileSync(path, '', { mode: 0o600 });
+    const events: SignerEvent[] = [];
+
+    const result = await getOrMintWithFileCache({
+      path,
+      cacheKey: 'x',
+      policy: clientSecretPolicy,
+      now: clock(start),
+      mint: secretMint(start),
+      onEvent: (event) => events.push(event),
+    });
+    expect(result.reused).toBe(false);
+    expect(events).toEqual([]);
+    expect(JSON.parse(readFileSync(path, 'utf8')).token).toBe(result.token);
   });
 
   it('returns the token when writing fails', async () => {

@@ -165,17 +165,21 @@ const awsOnly = 'it chooses how AWS KMS wraps the key, and is for awskms: target
  * create the key under another name than the one requested, or keep a key the caller meant to
  * replace, so the command rejects it before it reads the .p8 or contacts the backend.
  */
+const unusedFlagsOfCloudKms: Record<string, string> = {
+  alias: 'Cloud KMS has no key aliases, and the CryptoKey ID in --to names the key',
+  overwrite: 'Cloud KMS adds a new key version on every import and never replaces one',
+  'wrapping-algorithm': awsOnly,
+};
+
 const unusedFlagsByScheme: Record<string, Record<string, string>> = {
   awskms: {
     overwrite:
       'AWS KMS never replaces imported key material. Import into a new alias, or into a key ' +
       'that is still in PendingImport',
   },
-  gcpkms: {
-    alias: 'Cloud KMS has no key aliases, and the CryptoKey ID in --to names the key',
-    overwrite: 'Cloud KMS adds a new key version on every import and never replaces one',
-    'wrapping-algorithm': awsOnly,
-  },
+  // Both schemes load the Cloud KMS adapter.
+  gcpkms: unusedFlagsOfCloudKms,
+  cloudkms: unusedFlagsOfCloudKms,
   pkcs11: {
     alias: 'the object label comes from object= in --to',
     'wrapping-algorithm': awsOnly,

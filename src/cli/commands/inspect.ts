@@ -7,7 +7,7 @@ import { escapeControlCharacters } from '../../apple/identifiers.js';
 import { maxListedNames, shortName } from '../../apple/name-lists.js';
 import type { AppleTokenKind, AppleTokenProblem } from '../../apple/types.js';
 import { booleanValue, parseCommandArgs, stringValue, type FlagSpec } from '../args.js';
-import { exitCodes, formatErrorLine, registerSecret, usageError } from '../errors.js';
+import { exitCodes, formatErrorLine, quotedWord, registerSecret, usageError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { formatNumericDate, readTokenArgument } from '../token-text.js';
 
@@ -53,7 +53,8 @@ export async function run(args: string[], io: CliIo): Promise<number> {
   const kind = stringValue(parsed, 'kind');
   if (kind !== undefined && !Object.hasOwn(appleTokenProfiles, kind)) {
     const kinds = Object.keys(appleTokenProfiles).join(', ');
-    throw usageError('inspect', `Unknown token kind "${kind}"; the kinds are ${kinds}`);
+    const shown = quotedWord(kind) ?? '(not shown, because it is not a kind name)';
+    throw usageError('inspect', `Unknown token kind ${shown}; the kinds are ${kinds}`);
   }
 
   const token = await readTokenArgument('inspect', parsed.positionals[0], io);

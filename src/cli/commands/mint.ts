@@ -3,7 +3,7 @@
  * `kms-jwt mint --help` lists the kinds, and `kms-jwt mint KIND --help` lists a kind's fields.
  */
 import type { AppleTokenKind } from '../../apple/types.js';
-import { usageError } from '../errors.js';
+import { quotedWord, usageError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { runMint } from '../mint-core.js';
 
@@ -23,7 +23,8 @@ export async function run(args: string[], io: CliIo): Promise<number> {
   if (kind.startsWith('-')) throw usageError('mint', 'KIND is missing before the options', 'kinds');
   if (!Object.hasOwn(appleTokenProfiles, kind)) {
     const kinds = Object.keys(appleTokenProfiles).join(', ');
-    throw usageError('mint', `Unknown token kind "${kind}"; the kinds are ${kinds}`, 'kinds');
+    const shown = quotedWord(kind) ?? '(not shown, because it is not a kind name)';
+    throw usageError('mint', `Unknown token kind ${shown}; the kinds are ${kinds}`, 'kinds');
   }
   return runMint(kind as AppleTokenKind, `mint ${kind}`, rest, io);
 }

@@ -13,7 +13,7 @@ import {
   stringValue,
   type FlagSpec,
 } from '../args.js';
-import { exitCodes, usageError } from '../errors.js';
+import { exitCodes, quotedWord, usageError } from '../errors.js';
 import type { CliIo } from '../io.js';
 import { keyFlags, loadPublicKeyOf } from '../keys.js';
 
@@ -52,7 +52,8 @@ export async function run(args: string[], io: CliIo): Promise<number> {
   const reference = requiredValue(parsed, 'public-key', 'key');
   const format = stringValue(parsed, 'format') ?? 'pem';
   if (!formats.includes(format)) {
-    throw usageError('public-key', `--format must be pem, jwk or thumbprint, not "${format}"`);
+    const shown = quotedWord(format) ?? 'a value that is not a format name (not shown)';
+    throw usageError('public-key', `--format must be pem, jwk or thumbprint, not ${shown}`);
   }
 
   const publicKey = await loadPublicKeyOf(reference, parsed, io);

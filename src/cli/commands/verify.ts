@@ -131,7 +131,7 @@ function claimsProblem(
   for (const claim of ['iss', 'sub'] as const) {
     const expected = stringValue(parsed, claim);
     if (expected !== undefined && claims[claim] !== expected) {
-      return `${claim} is ${describeValue(claims[claim])}, but --${claim} expects ${JSON.stringify(expected)}`;
+      return `${claim} is ${describeValue(claims[claim])}, but --${claim} expects ${describeValue(expected)}`;
     }
   }
   return audienceProblem(claims.aud, stringValue(parsed, 'aud'));
@@ -141,12 +141,15 @@ function audienceProblem(aud: unknown, expected: string | undefined): string | u
   if (expected === undefined) return undefined;
   const matches = Array.isArray(aud) ? aud.includes(expected) : aud === expected;
   if (matches) return undefined;
-  return `aud is ${describeValue(aud)}, but --aud expects ${JSON.stringify(expected)}`;
+  return `aud is ${describeValue(aud)}, but --aud expects ${describeValue(expected)}`;
 }
 
 /** Shows a claim value for a message, shortened so that a pasted token never fits inside it. */
 function describeValue(value: unknown): string {
   if (value === undefined) return 'missing';
   const text = JSON.stringify(value);
-  return text.length > 120 ? `${text.slice(0, 117)}...` : text;
+  if (text.length <= 120) return text;
+  // Code points, so that the cut never leaves half of a surrogate pair.
+  const characters = Array.from(text);
+  return characters.length > 120 ? `${characters.slice(0, 117).join('')}...` : text;
 }
