@@ -11,6 +11,7 @@ import { isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KeyError, KmsJwtError } from '../../src/errors.js';
 import { shortenForMessage } from '../../src/message-text.js';
+import { readAtMost } from '../../src/read-limited.js';
 import { emitEvent, type RuntimeOptions } from '../../src/signer.js';
 import type { Pkcs11Uri } from './uri.js';
 
@@ -203,18 +204,13 @@ const maxPinFileBytes = 4096;
 async function readCapped(path: string): Promise<string> {
   // A blocking open, because a pipe such as bash's <(...) is a fine PIN source.
   const handle = await open(path, 'r');
-  const buffer = Buffer.alloc(maxPinFileBytes + 1);
   try {
-    let length = 0;
-    while (length < buffer.length) {
-      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, null);
-      if (bytesRead === 0) break;
-      length += bytesRead;
-    }
-    if (length > maxPinFileBytes) throw pinFileTooLarge(path);
-    return buffer.subarray(0, length).toString('utf8');
+    const bytes = await readAtMost(handle, maxPinFileBytes);
+    if (bytes === undefined) throw pinFileTooLarge(path);
+    const text = bytes.toString('utf8');
+    bytes.fill(0);
+    return text;
   } finally {
-    buffer.fill(0);
     await handle.close();
   }
 }

@@ -18,6 +18,7 @@ import { constants, promises as fs, type Stats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { KmsJwtError } from '../errors.js';
 import { shortenForMessage } from '../message-text.js';
+import { readAtMost } from '../read-limited.js';
 import type { SignerEvent } from '../signer.js';
 import { assertRefreshPolicy, computeRefreshWindow, type RefreshPolicy } from '../token-policy.js';
 import {
@@ -196,17 +197,10 @@ async function readSafely(path: string): Promise<string | undefined> {
 
 /** Reads at most {@link maxCacheFileBytes}, because a larger file cannot be a cache file. */
 async function readCapped(handle: fs.FileHandle, path: string): Promise<string> {
-  const buffer = Buffer.alloc(maxCacheFileBytes + 1);
-  let length = 0;
-  while (length < buffer.length) {
-    const { bytesRead } = await handle.read(buffer, length, buffer.length - length, length);
-    if (bytesRead === 0) break;
-    length += bytesRead;
-  }
-
-  if (length > maxCacheFileBytes)
+  const bytes = await readAtMost(handle, maxCacheFileBytes);
+  if (bytes === undefined)
     throw unrecognisedFile(path, `it is larger than ${maxCacheFileBytes} bytes`);
-  return buffer.subarray(0, length).toString('utf8');
+  return bytes.toString('utf8');
 }
 
 /**
