@@ -19,13 +19,26 @@ const tailLength = 120;
  * // '/tmp/aa…aa[... 828 characters cut ...]aa…aa.p8': 60 characters, the count, 120 characters
  */
 export function shortenForMessage(text: string): string {
-  if (text.length <= maxQuotedLength) return text;
-
-  // Code points, so that a cut never splits a surrogate pair.
-  const characters = Array.from(text);
-  if (characters.length <= maxQuotedLength) return text;
+  const characters = charactersIfLonger(text, maxQuotedLength);
+  if (characters === undefined) return text;
   const head = characters.slice(0, headLength).join('');
   const tail = characters.slice(-tailLength).join('');
   const cut = characters.length - headLength - tailLength;
   return `${head}[... ${cut} characters cut ...]${tail}`;
+}
+
+/**
+ * Splits `text` into its characters (code points) when it has more than `limit` of them, and
+ * returns undefined when it fits. Messages cut long values by code point, so that a cut never
+ * leaves half of a surrogate pair.
+ *
+ * @example
+ * charactersIfLonger('abc', 2); // ['a', 'b', 'c']
+ * charactersIfLonger('abc', 3); // undefined
+ */
+export function charactersIfLonger(text: string, limit: number): string[] | undefined {
+  // A string of at most `limit` UTF-16 code units has at most `limit` code points.
+  if (text.length <= limit) return undefined;
+  const characters = Array.from(text);
+  return characters.length > limit ? characters : undefined;
 }

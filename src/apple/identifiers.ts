@@ -4,6 +4,7 @@
  * Apple page says so outright. So the length and the letters-and-digits alphabet are enforced,
  * while lower case only warns. Issuer IDs and Business/School Manager key IDs are UUIDs.
  */
+import { charactersIfLonger } from '../message-text.js';
 import type { AppleRuleSource } from './types.js';
 
 /** One way a value misses its shape. */
@@ -35,10 +36,8 @@ const webOriginPattern = /^https?:\/\/[^\s/?#]+$/;
  */
 export function quote(value: unknown): string {
   const text = describeValue(value);
-  if (text.length <= 64) return text;
-
-  const characters = Array.from(text);
-  if (characters.length <= 64) return text;
+  const characters = charactersIfLonger(text, 64);
+  if (characters === undefined) return text;
   return `${characters.slice(0, 60).join('')}…" (${characters.length} characters)`;
 }
 

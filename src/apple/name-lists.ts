@@ -3,6 +3,7 @@
  * A token may carry thousands of names, each of any length, so reports list the first 20 and
  * count the rest, and cut each name to 64 characters.
  */
+import { charactersIfLonger } from '../message-text.js';
 
 /** How many names from a token a report lists one by one before it counts the rest. */
 export const maxListedNames = 20;
@@ -19,8 +20,8 @@ export const maxNameLength = 64;
  * shortName('x'.repeat(100)); // 'xxxx…x… (100 characters)', with 64 x's
  */
 export function shortName(name: string): string {
-  const characters = [...name];
-  if (characters.length <= maxNameLength) return name;
+  const characters = charactersIfLonger(name, maxNameLength);
+  if (characters === undefined) return name;
   return `${characters.slice(0, maxNameLength).join('')}… (${characters.length} characters)`;
 }
 

@@ -5,6 +5,7 @@
  * signature is accepted, because that is the only form Apple accepts.
  */
 import { isValidSignature } from '../../jws.js';
+import { charactersIfLonger } from '../../message-text.js';
 import {
   booleanValue,
   parseCommandArgs,
@@ -148,8 +149,6 @@ function audienceProblem(aud: unknown, expected: string | undefined): string | u
 function describeValue(value: unknown): string {
   if (value === undefined) return 'missing';
   const text = JSON.stringify(value);
-  if (text.length <= 120) return text;
-  // Code points, so that the cut never leaves half of a surrogate pair.
-  const characters = Array.from(text);
-  return characters.length > 120 ? `${characters.slice(0, 117).join('')}...` : text;
+  const characters = charactersIfLonger(text, 120);
+  return characters === undefined ? text : `${characters.slice(0, 117).join('')}...`;
 }
