@@ -93,8 +93,8 @@ export async function loadPublicKey(
   try {
     const normalised = normaliseKeyInput(input, origin);
     const passphrase = passphraseProvider(options, origin);
-    // The parser asks for the passphrase only to decrypt a private key, so a passphrase that was
-    // given but never requested was not needed, as with a public key or a plain private key.
+    // The parser requests the passphrase only to decrypt a private key. A passphrase that it
+    // never requested was not needed, as with a public key or a plain private key.
     let passphraseRequested = false;
     const getPassphrase = () => {
       passphraseRequested = true;
@@ -158,7 +158,7 @@ function reportLoad(
   }
 }
 
-/** Describes the passphrase that was not needed, and says when its variable is unset or empty. */
+/** Describes the unneeded passphrase, and names its variable when that is unset or empty. */
 function passphraseUnusedMessage(options: PemSignerOptions, origin: KeyOrigin): string {
   const name = options.passphraseEnv;
   if (name === undefined) {

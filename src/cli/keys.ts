@@ -125,11 +125,9 @@ export async function loadPublicKeyOf(
   const target = parseKeyReference(reference);
   if (target.scheme === 'file' || target.scheme === 'env') {
     // adapterOptionsFrom also rejects a --passphrase-env variable that is not set.
-    const { onEvent } = adapterOptionsFrom(parsed, io);
-    const passphraseEnv = stringValue(parsed, 'passphrase-env');
+    const options = adapterOptionsFrom(parsed, io);
     const pem = await import('../../adapters/pem/index.js');
-    const source = pem.pemSourceFromReference(target);
-    return pem.loadPublicKey(source, passphraseEnv ? { onEvent, passphraseEnv } : { onEvent });
+    return pem.loadPublicKey(pem.pemSourceFromReference(target), options);
   }
 
   const signer = await openSigner(reference, parsed, io);
