@@ -11,6 +11,7 @@ import {
   createTestKey,
   decodePart,
   expectOneErrorLine,
+  mintTestToken,
   runCli,
   type TestKey,
 } from './support.js';
@@ -21,11 +22,7 @@ let token: string;
 beforeAll(async () => {
   buildIfStale();
   key = createTestKey();
-  const run = await runCli([
-    'client-secret',
-    ...['--team-id', 'DEF123GHIJ', '--client-id', 'com.example.web', '--key', key.path],
-  ]);
-  token = run.stdout.trim();
+  token = await mintTestToken(key);
 });
 
 afterAll(() => key.remove());

@@ -8,6 +8,7 @@ import {
   buildIfStale,
   createTestKey,
   expectOneErrorLine,
+  mintTestToken,
   runCli,
   type TestKey,
 } from './support.js';
@@ -18,11 +19,7 @@ let token: string;
 beforeAll(async () => {
   buildIfStale();
   key = createTestKey();
-  const run = await runCli([
-    'client-secret',
-    ...['--team-id', 'DEF123GHIJ', '--client-id', 'com.example.web', '--key', key.path],
-  ]);
-  token = run.stdout.trim();
+  token = await mintTestToken(key);
 });
 
 afterAll(() => key.remove());

@@ -90,6 +90,16 @@ export function createTestKey(keyId = 'ABC123DEFG'): TestKey {
   return { folder, path, keyId, pem, privateKey, publicKey, publicPem, remove };
 }
 
+/** Mints a client secret with `key` through the CLI and returns the token, failing on any error. */
+export async function mintTestToken(key: TestKey): Promise<string> {
+  const run = await runCli([
+    'client-secret',
+    ...['--team-id', 'DEF123GHIJ', '--client-id', 'com.example.web', '--key', key.path],
+  ]);
+  if (run.code !== 0) throw new Error(`client-secret exited with ${run.code}: ${run.stderr}`);
+  return run.stdout.trim();
+}
+
 /**
  * Verifies an ES256 token with both jose and jsonwebtoken, and returns the claims jose decoded.
  */
